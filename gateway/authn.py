@@ -1,0 +1,152 @@
+"""Authenticating a request at the edge: an API key (X-API-Key) or a session cookie.
+
+Only HTTPS requests reach this code; the plain-HTTP listener never looks at credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC
+
+import grpc
+from aiohttp import web
+
+from gateway.backends import Backends
+from gateway.keycache import KeyCache
+from gateway.limiter import UnknownKeyLimiter
+from gateway.problems import Problem, unauthorized
+from gateway.usage import KeyUsageRecorder
+from scout.auth.v1 import auth_pb2
+from scout.keys.v1 import keys_pb2
+from scout_kit.clock import Clock
+from scout_kit.identity import AuthMethod, Identity, PrincipalKind
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+SESSION_COOKIE = "__Host-scout_session"
+_KEY_FORMAT = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    identity: Identity
+    # For cookie sessions: the CSRF token the session expects on unsafe methods.
+    csrf_token: str | None = None
+    session_token: str | None = None
+
+
+class Authenticator:
+    def __init__(
+        self,
+        backends: Backends,
+        cache: KeyCache,
+        limiter: UnknownKeyLimiter,
+        usage: KeyUsageRecorder,
+        clock: Clock,
+    ) -> None:
+        self._backends = backends
+        self._cache = cache
+        self._limiter = limiter
+        self._usage = usage
+        self._clock = clock
+
+    async def authenticate(self, request: web.Request, client_address: str) -> Authenticated:
+        api_key = request.headers.get(API_KEY_HEADER)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if api_key is not None and cookie is not None:
+            # Decided: one request, one principal. Guessing which one was meant would let a
+            # stray cookie or header silently change who acts.
+            raise Problem(
+                400,
+                "Ambiguous credentials",
+                "Send either an X-API-Key header or a session cookie, not both.",
+                type_="ambiguous-credentials",
+            )
+        if api_key is not None:
+            return Authenticated(await self.authenticate_key(api_key, client_address))
+        if cookie is not None:
+            return await self.authenticate_session(cookie, client_address)
+        raise unauthorized("Authentication required: send an X-API-Key header or sign in.")
+
+    async def authenticate_key(self, api_key: str, client_address: str) -> Identity:
+        if not _KEY_FORMAT.match(api_key):
+            raise unauthorized(
+                "The X-API-Key header must be exactly 64 hexadecimal characters.",
+                "malformed-api-key",
+            )
+        digest = hashlib.sha256(api_key.lower().encode("ascii")).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            self._usage.record(cached.key_id, client_address)
+            return Identity(PrincipalKind.SERVER, cached.server_id, cached.account_id,
+                            AuthMethod.API_KEY)
+        retry_after = await self._limiter.retry_after(client_address)
+        if retry_after is not None:
+            raise Problem(
+                429, "Too many unknown API keys",
+                "Too many requests with unknown API keys came from this address.",
+                type_="too-many-unknown-keys", headers={"Retry-After": str(retry_after)},
+            )
+        generation = self._cache.generation
+        response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
+            keys_pb2.ValidateKeyRequest(key_sha256=digest, client_address=client_address),
+            metadata=self._backends.service_metadata(),
+            timeout=self._backends.timeout,
+        )
+        if response.status == keys_pb2.KEY_STATUS_VALID:
+            valid_for = None
+            if response.HasField("valid_until"):
+                valid_until = response.valid_until.ToDatetime(tzinfo=UTC)
+                valid_for = (valid_until - self._clock.now()).total_seconds()
+            self._cache.put(
+                digest, response.key_id, response.server_id, response.account_id,
+                started_generation=generation, valid_for=valid_for,
+            )
+            self._usage.record(response.key_id, client_address)
+            return Identity(PrincipalKind.SERVER, response.server_id, response.account_id,
+                            AuthMethod.API_KEY)
+        if response.status == keys_pb2.KEY_STATUS_ROTATED:
+            raise unauthorized(
+                "This API key was replaced when the server's key was regenerated. Put the new "
+                "key in SCOUTAPIKEY in /opt/scout-agent/agent.env and restart the agent.",
+                "api-key-rotated",
+            )
+        if response.status == keys_pb2.KEY_STATUS_REVOKED:
+            raise unauthorized("This API key has been revoked.", "api-key-revoked")
+        await self._limiter.record_unknown(client_address)
+        raise unauthorized("Unknown API key.", "unknown-api-key")
+
+    async def authenticate_session(self, token: str, client_address: str) -> Authenticated:
+        if not token or len(token) > 200:
+            raise unauthorized("Your session is not valid; sign in again.", "session-invalid")
+        try:
+            response: auth_pb2.ValidateSessionResponse = await self._backends.auth.ValidateSession(
+                auth_pb2.ValidateSessionRequest(session_token=token, client_address=client_address),
+                metadata=self._backends.service_metadata(),
+                timeout=self._backends.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise unauthorized(
+                    "Your session is not valid; sign in again.", "session-invalid"
+                ) from None
+            raise
+        if response.status != auth_pb2.SESSION_STATUS_VALID:
+            detail = (
+                "Your session has expired; sign in again."
+                if response.status == auth_pb2.SESSION_STATUS_EXPIRED
+                else "Your session is not valid; sign in again."
+            )
+            raise unauthorized(detail, "session-invalid")
+        identity = Identity(
+            PrincipalKind.USER,
+            response.user.id,
+            response.user.account_id,
+            AuthMethod.SESSION,
+            session_id=response.session.id,
+        )
+        return Authenticated(identity, csrf_token=response.csrf_token, session_token=token)

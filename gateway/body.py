@@ -1,0 +1,60 @@
+"""Reading and writing JSON bodies with clear problems for bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.problems import Problem
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+
+async def read_json_object(request: web.Request, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:
+    """The body as a JSON object; 415 for another media type, 413 when too large, 400 when
+    not JSON or not an object."""
+    if request.content_type != "application/json":
+        raise Problem(
+            415, "Unsupported Media Type", "Send the body as application/json.",
+            type_="unsupported-media-type",
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Problem(413, "Content Too Large", f"The body must be at most {max_bytes} bytes.",
+                      type_="body-too-large")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise Problem(413, "Content Too Large", f"The body must be at most {max_bytes} bytes.",
+                      type_="body-too-large")
+    return parse_json_object(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "Bad Request", f"The body is not valid JSON: {exc}",
+                      type_="invalid-json") from None
+    if not isinstance(value, dict):
+        raise Problem(400, "Bad Request", "The body must be a JSON object.", type_="invalid-json")
+    return value
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(data).encode(), content_type="application/json"
+    )
+
+
+def iso(ts: Timestamp, present: bool = True) -> str | None:
+    """RFC 3339 UTC text of a protobuf timestamp, or None when the field is unset."""
+    if not present:
+        return None
+    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+
+
+def iso_datetime(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,1 @@
+"""HTTP handlers of the gateway's public API, one module per resource."""

@@ -1,0 +1,25 @@
+"""Liveness and readiness of a gateway replica."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.body import json_response
+from gateway.keys import KEY_CACHE
+from gateway.middlewares import public
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the event loop answers."""
+    return json_response({"status": "ok"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to serve. An untrusted key cache is not a failure (every key is then checked with
+    the key service), so it is reported, not failed on."""
+    cache = request.app[KEY_CACHE]
+    return json_response(
+        {"status": "ok", "key_cache": "trusted" if cache.trusted else "bypassed"}
+    )

@@ -1,0 +1,178 @@
+"""Servers, their API keys and key activity."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from gateway.body import iso, json_response, read_json_object
+from gateway.keys import AUTH, BACKENDS
+from gateway.problems import Problem
+from scout.ingest.v1 import ingest_pb2
+from scout.keys.v1 import keys_pb2
+from scout_kit.identity import Identity
+
+log = logging.getLogger(__name__)
+
+
+def _identity(request: web.Request) -> Identity:
+    return request[AUTH].identity
+
+
+async def _last_seen(request: web.Request, server_ids: list[str]) -> dict[str, str | None]:
+    """When each server last delivered metrics (owned by the ingest service). The listing still
+    answers if ingest is down; last_seen_at is then absent and the outage is logged."""
+    if not server_ids:
+        return {}
+    backends = request.app[BACKENDS]
+    try:
+        response = await backends.ingest.LastSeen(
+            ingest_pb2.LastSeenRequest(server_ids=server_ids),
+            metadata=backends.metadata(_identity(request)),
+            timeout=backends.timeout,
+        )
+    except grpc.aio.AioRpcError as exc:
+        log.warning("last_seen_at unavailable: %s", exc.code().name)
+        return {}
+    return {s.server_id: iso(s.last_seen_at, s.HasField("last_seen_at")) for s in response.servers}
+
+
+def server_json(server: keys_pb2.Server, last_seen: dict[str, str | None]) -> dict[str, Any]:
+    return {
+        "id": server.id,
+        "name": server.name,
+        "created_at": iso(server.created_at),
+        "key_hint": server.key_hint,
+        "key_created_at": iso(server.key_created_at),
+        "key_last_used_at": iso(server.key_last_used_at, server.HasField("key_last_used_at")),
+        "last_seen_at": last_seen.get(server.id),
+    }
+
+
+def _page_params(request: web.Request) -> tuple[int, str]:
+    raw = request.query.get("limit", "")
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= 200:
+            raise Problem(422, "Unprocessable Content", "limit must be between 1 and 200.",
+                          type_="invalid-parameter")
+    return int(raw or 0), request.query.get("page_token", "")
+
+
+async def create_server(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise Problem(422, "Unprocessable Content", "name is required and must be a string.",
+                      type_="invalid-field")
+    backends = request.app[BACKENDS]
+    response = await backends.keys.CreateServer(
+        keys_pb2.CreateServerRequest(name=name),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    location = f"/api/v1/servers/{response.server.id}"
+    result = json_response(
+        {"server": server_json(response.server, {}), "api_key": response.api_key}, status=201
+    )
+    result.headers["Location"] = location
+    return result
+
+
+async def list_servers(request: web.Request) -> web.Response:
+    limit, token = _page_params(request)
+    backends = request.app[BACKENDS]
+    response = await backends.keys.ListServers(
+        keys_pb2.ListServersRequest(page_size=limit, page_token=token),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    last_seen = await _last_seen(request, [s.id for s in response.servers])
+    return json_response(
+        {
+            "servers": [server_json(s, last_seen) for s in response.servers],
+            "next_page_token": response.next_page_token or None,
+        }
+    )
+
+
+async def get_server(request: web.Request) -> web.Response:
+    backends = request.app[BACKENDS]
+    server_id = request.match_info["server_id"]
+    response = await backends.keys.GetServer(
+        keys_pb2.GetServerRequest(server_id=server_id),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    last_seen = await _last_seen(request, [response.server.id])
+    return json_response({"server": server_json(response.server, last_seen)})
+
+
+async def delete_server(request: web.Request) -> web.Response:
+    backends = request.app[BACKENDS]
+    await backends.keys.DeleteServer(
+        keys_pb2.DeleteServerRequest(server_id=request.match_info["server_id"]),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    return web.Response(status=204)
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    grace = 0
+    if request.can_read_body:
+        body = await read_json_object(request)
+        grace = body.get("grace_seconds", 0)
+        if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 86_400:
+            raise Problem(
+                422, "Unprocessable Content",
+                "grace_seconds must be a whole number of seconds from 0 to 86400.",
+                type_="invalid-field",
+            )
+    backends = request.app[BACKENDS]
+    response = await backends.keys.RotateKey(
+        keys_pb2.RotateKeyRequest(server_id=request.match_info["server_id"], grace_seconds=grace),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    return json_response(
+        {
+            "api_key": response.api_key,
+            "server": server_json(response.server, {}),
+            "old_key_valid_until": iso(
+                response.old_key_valid_until, response.HasField("old_key_valid_until")
+            ),
+        }
+    )
+
+
+async def list_activity(request: web.Request) -> web.Response:
+    limit, token = _page_params(request)
+    backends = request.app[BACKENDS]
+    response = await backends.keys.ListActivity(
+        keys_pb2.ListActivityRequest(
+            server_id=request.match_info["server_id"], page_size=limit, page_token=token
+        ),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    return json_response(
+        {
+            "events": [
+                {
+                    "id": e.id,
+                    "type": e.type,
+                    "occurred_at": iso(e.occurred_at),
+                    "actor": e.actor or None,
+                    "client_address": e.client_address or None,
+                    "key_hint": e.key_hint or None,
+                    "details": json.loads(e.details_json or "{}"),
+                }
+                for e in response.events
+            ],
+            "next_page_token": response.next_page_token or None,
+        }
+    )

@@ -1,0 +1,86 @@
+"""The gateway's in-memory cache of validated API keys.
+
+Bounded in size (LRU) and in time (TTL, and never past a key's grace deadline). It is only a
+cache: every replica can rebuild it from the key service, and it is trusted only while the
+invalidation listener is subscribed (see `invalidation`). The generation counter closes the race
+where a validation is in flight while an invalidation arrives: a result is stored only if no
+invalidation or flush happened since the validation started.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from scout_kit.clock import Clock
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    key_id: str
+    server_id: str
+    account_id: str
+    expires_at: float  # on the clock's monotonic scale
+
+
+class KeyCache:
+    def __init__(self, clock: Clock, max_entries: int, ttl_seconds: float) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._ttl = ttl_seconds
+        self._entries: OrderedDict[bytes, CachedKey] = OrderedDict()
+        self._generation = 0
+        self.trusted = False
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: bytes) -> CachedKey | None:
+        if not self.trusted:
+            return None
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock.monotonic():
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return entry
+
+    def put(
+        self,
+        digest: bytes,
+        key_id: str,
+        server_id: str,
+        account_id: str,
+        *,
+        started_generation: int,
+        valid_for: float | None = None,
+    ) -> bool:
+        """Store a validation that began at `started_generation`; refuse it if anything was
+        invalidated since (the answer may predate the invalidation) or the cache is untrusted."""
+        if not self.trusted or started_generation != self._generation or self._max == 0:
+            return False
+        lifetime = self._ttl if valid_for is None else min(self._ttl, valid_for)
+        if lifetime <= 0:
+            return False
+        self._entries[digest] = CachedKey(
+            key_id, server_id, account_id, self._clock.monotonic() + lifetime
+        )
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return True
+
+    def invalidate(self, digests: list[bytes]) -> None:
+        self._generation += 1
+        for digest in digests:
+            self._entries.pop(digest, None)
+
+    def flush(self) -> None:
+        self._generation += 1
+        self._entries.clear()

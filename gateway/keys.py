@@ -1,0 +1,29 @@
+"""Typed application and request keys shared by the gateway's modules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.authn import Authenticated, Authenticator
+from gateway.backends import Backends
+from gateway.invalidation import InvalidationListener
+from gateway.keycache import KeyCache
+from gateway.settings import Settings
+from gateway.usage import KeyUsageRecorder
+from scout_kit.clock import Clock
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+REDIS = web.AppKey("redis", aioredis.Redis)
+BACKENDS = web.AppKey("backends", Backends)
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
+USAGE = web.AppKey("key_usage", KeyUsageRecorder)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+BACKGROUND = web.AppKey("background_tasks", list[asyncio.Task[None]])
+
+AUTH = web.RequestKey("auth", Authenticated)
+CLIENT_ADDRESS = web.RequestKey("client_address", str)

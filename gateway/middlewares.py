@@ -1,0 +1,168 @@
+"""Cross-cutting request handling, once: request id, security headers, errors, authentication."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+import grpc
+from aiohttp import web
+
+from gateway.keys import AUTH, AUTHENTICATOR, CLIENT_ADDRESS, SETTINGS
+from gateway.problems import Problem
+from scout_kit.context import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    client_address_var,
+    request_id_var,
+)
+
+log = logging.getLogger("gateway.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.NOT_FOUND: (404, "Not Found"),
+    grpc.StatusCode.INVALID_ARGUMENT: (422, "Unprocessable Content"),
+    grpc.StatusCode.OUT_OF_RANGE: (422, "Unprocessable Content"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "Conflict"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "Conflict"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "Forbidden"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (503, "Service Unavailable"),
+    grpc.StatusCode.UNAVAILABLE: (503, "Service Unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "Service Unavailable"),
+}
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler that needs no credentials (login, health, the API description)."""
+    handler.__scout_public__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def client_address(request: web.Request, trusted_hops: int) -> str:
+    """The peer address, or the address `trusted_hops` proxies in front of us saw."""
+    if trusted_hops:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if len(forwarded) >= trusted_hops:
+            return forwarded[-trusted_hops][:100]
+    return (request.remote or "")[:100]
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    address = client_address(request, settings.trusted_proxy_hops)
+    request[CLIENT_ADDRESS] = address
+    rid_token = request_id_var.set(request_id)
+    addr_token = client_address_var.set(address)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        log.info(
+            "%s %s %d",
+            request.method,
+            request.rel_url.path,
+            status,
+            extra={
+                "http_status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "client_address": address,
+            },
+        )
+        request_id_var.reset(rid_token)
+        client_address_var.reset(addr_token)
+
+
+@web.middleware
+async def security_headers_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    response = await handler(request)
+    settings = request.app[SETTINGS]
+    response.headers["Strict-Transport-Security"] = (
+        f"max-age={settings.hsts_max_age}; includeSubDomains"
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return Problem(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}"
+                       else None, headers=headers).response(request.path)
+    except grpc.aio.AioRpcError as exc:
+        return _rpc_problem(exc).response(request.path)
+    except Exception:
+        log.exception("unhandled error")
+        return Problem(500, "Internal Server Error", "Something went wrong on our side.").response(
+            request.path
+        )
+
+
+def _rpc_problem(exc: grpc.aio.AioRpcError) -> Problem:
+    code = exc.code()
+    status, title = _GRPC_TO_HTTP.get(code, (500, "Internal Server Error"))
+    if status == 503:
+        log.warning("backend unavailable: %s %s", code.name, exc.details())
+        return Problem(
+            503, title, "A service is temporarily unavailable; retry shortly.",
+            type_="service-unavailable", headers={"Retry-After": "1"},
+        )
+    if status == 500:
+        log.error("backend error: %s %s", code.name, exc.details())
+        return Problem(500, title, "Something went wrong on our side.")
+    # Services put only caller-safe text in the details of these codes.
+    return Problem(status, title, exc.details() or None)
+
+
+@web.middleware
+async def authentication_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    match_info = request.match_info
+    if match_info.http_exception is not None or getattr(
+        match_info.handler, "__scout_public__", False
+    ):
+        return await handler(request)
+    authenticated = await request.app[AUTHENTICATOR].authenticate(request, request[CLIENT_ADDRESS])
+    if authenticated.csrf_token is not None and request.method in UNSAFE_METHODS:
+        check_csrf(request, authenticated.csrf_token)
+    request[AUTH] = authenticated
+    return await handler(request)
+
+
+def check_csrf(request: web.Request, expected: str) -> None:
+    """Cookie-authenticated unsafe requests must echo the session's CSRF token, and come from
+    our own origin when the browser says where they come from."""
+    settings = request.app[SETTINGS]
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") != settings.public_url:
+        raise Problem(403, "Forbidden", "Cross-origin request refused.", type_="csrf")
+    supplied = request.headers.get("X-CSRF-Token", "")
+    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise Problem(
+            403, "Forbidden", "Missing or wrong X-CSRF-Token header.", type_="csrf"
+        )
+

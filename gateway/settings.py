@@ -1,0 +1,89 @@
+"""Gateway settings, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from scout_kit.settings import Env, Secret, SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    listen_host: str
+    https_port: int
+    # 0 disables the plain-HTTP listener (it only redirects pages and refuses the API).
+    http_port: int
+    tls_cert_file: Path
+    tls_key_file: Path
+    public_url: str
+    key_service_addr: str
+    auth_service_addr: str
+    ingest_service_addr: str
+    redis_url: Secret
+    redis_prefix: str
+    jwt_private_key: Secret
+    log_level: str
+    log_format: str
+    shutdown_grace_seconds: float
+    rpc_timeout_seconds: float
+    key_cache_size: int
+    key_cache_ttl_seconds: float
+    key_usage_flush_seconds: float
+    unknown_key_limit: int
+    unknown_key_window_seconds: int
+    trusted_proxy_hops: int
+    hsts_max_age: int
+    session_idle_seconds: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        env = Env(environ)
+        cert = Path(env.str("TLS_CERT_FILE"))
+        key = Path(env.str("TLS_KEY_FILE"))
+        for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):
+            if not path.is_file():
+                raise SettingsError(f"{name}: no such file {path}")
+        https_port = env.int("HTTPS_PORT", 8443, minimum=0, maximum=65535)
+        private_key = env.pem("INTERNAL_JWT_PRIVATE_KEY")
+        assert private_key is not None
+        public_url = env.str("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
+        if not public_url.startswith("https://"):
+            raise SettingsError("PUBLIC_URL must start with https://")
+        return cls(
+            environment=env.environment(),
+            listen_host=env.str("LISTEN_HOST", "0.0.0.0"),
+            https_port=https_port,
+            http_port=env.int("HTTP_PORT", 0, minimum=0, maximum=65535),
+            tls_cert_file=cert,
+            tls_key_file=key,
+            public_url=public_url,
+            key_service_addr=env.address("KEY_SERVICE_ADDR"),
+            auth_service_addr=env.address("AUTH_SERVICE_ADDR"),
+            ingest_service_addr=env.address("INGEST_SERVICE_ADDR"),
+            redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
+            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            jwt_private_key=private_key,
+            log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
+            shutdown_grace_seconds=env.float(
+                "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
+            ),
+            rpc_timeout_seconds=env.float("RPC_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
+            key_cache_size=env.int("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
+            key_cache_ttl_seconds=env.float(
+                "KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0
+            ),
+            key_usage_flush_seconds=env.float(
+                "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0
+            ),
+            unknown_key_limit=env.int("UNKNOWN_KEY_LIMIT", 20, minimum=1, maximum=1_000_000),
+            unknown_key_window_seconds=env.int(
+                "UNKNOWN_KEY_WINDOW_SECONDS", 60, minimum=1, maximum=86_400
+            ),
+            trusted_proxy_hops=env.int("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+            hsts_max_age=env.int("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
+            session_idle_seconds=env.int("SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400),
+        )

@@ -1,0 +1,46 @@
+"""The ingest service factory."""
+
+from __future__ import annotations
+
+import contextlib
+
+import grpc
+
+from ingest_service.repository import SCHEMA, SampleRepository
+from ingest_service.servicer import IngestServicer
+from ingest_service.settings import Settings
+from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from scout_kit.clock import Clock, SystemClock
+from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.grpc_server import GrpcService, build_grpc_service
+from scout_kit.identity import TokenVerifier
+
+SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+
+
+async def create_server(
+    settings: Settings, address: str | None = None, *, clock: Clock | None = None
+) -> GrpcService:
+    clock = clock or SystemClock()
+    resources = contextlib.AsyncExitStack()
+    try:
+        pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
+        resources.push_async_callback(close_pool, pool)
+        await migrate(pool, SCHEMA, "ingest_service.migrations")
+        servicer = IngestServicer(SampleRepository(pool), clock)
+
+        def register(server: grpc.aio.Server) -> list[str]:
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
+            return [SERVICE_NAME]
+
+        return await build_grpc_service(
+            name="ingest_service",
+            listen_addr=address or settings.common.listen_addr,
+            verifier=TokenVerifier(settings.jwt_public_key.reveal(), clock),
+            register=register,
+            resources=resources,
+            metrics_addr=settings.common.metrics_addr,
+        )
+    except BaseException:
+        await resources.aclose()
+        raise

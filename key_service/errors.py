@@ -1,0 +1,14 @@
+"""Domain errors of the key service; the servicer maps them to gRPC status codes."""
+
+
+class KeyServiceError(Exception):
+    """Base of the errors below; the message is safe to show to the caller."""
+
+
+class ServerNotFound(KeyServiceError):
+    def __init__(self) -> None:
+        super().__init__("server not found")
+
+
+class InvalidRequest(KeyServiceError):
+    """The request is malformed (a bad name, grace window, page token...)."""

@@ -1,0 +1,83 @@
+"""Values the key service works with."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KEY_BYTES = 32
+HINT_LENGTH = 4
+
+
+def generate_api_key() -> str:
+    """32 bytes from the OS CSPRNG as 64 lowercase hex characters."""
+    return secrets.token_hex(KEY_BYTES)
+
+
+def key_digest(api_key: str) -> bytes:
+    return hashlib.sha256(api_key.encode("ascii")).digest()
+
+
+def key_hint(api_key: str) -> str:
+    return api_key[-HINT_LENGTH:]
+
+
+class KeyStatus(enum.Enum):
+    VALID = "valid"
+    NOT_FOUND = "not_found"
+    ROTATED = "rotated"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Validation:
+    status: KeyStatus
+    key_id: str | None = None
+    server_id: str | None = None
+    account_id: str | None = None
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    id: str
+    account_id: str
+    name: str
+    created_at: datetime
+    key_hint: str
+    key_created_at: datetime
+    key_last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EndedKey:
+    """A key that a rotation or revocation just ended (to be invalidated on the gateways)."""
+
+    key_id: str
+    key_sha256: bytes
+    server_id: str
+    reason: str
+    valid_until: datetime
+
+
+@dataclass(frozen=True)
+class KeyUsageReport:
+    key_id: str
+    last_used_at: datetime
+    address: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ActivityEvent:
+    id: str
+    type: str
+    occurred_at: datetime
+    actor: str
+    client_address: str
+    key_hint: str
+    details: dict[str, Any] = field(default_factory=dict)

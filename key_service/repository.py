@@ -1,0 +1,326 @@
+"""PostgreSQL access for servers, keys and key activity (schema `keys`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import aiopg
+
+from key_service.errors import ServerNotFound
+from key_service.models import (
+    ActivityEvent,
+    EndedKey,
+    KeyStatus,
+    KeyUsageReport,
+    ServerRecord,
+    Validation,
+)
+from scout_kit.db import cursor, transaction
+
+SCHEMA = "keys"
+
+# How often a dead key still being tried moves its key.rejected row forward.
+REJECTION_RECORD_INTERVAL = timedelta(seconds=60)
+
+_SERVER_COLUMNS = """
+    s.id::text, s.account_id::text, s.name, s.created_at,
+    k.hint, k.created_at, k.last_used_at
+"""
+_SERVER_FROM = """
+    keys.servers s
+    JOIN keys.api_keys k ON k.server_id = s.id AND k.ended_reason IS NULL
+"""
+
+
+def _server(row: tuple[Any, ...]) -> ServerRecord:
+    return ServerRecord(*row)
+
+
+class KeyRepository(Protocol):
+    async def create_server(
+        self, *, account_id: str, name: str, key_sha256: bytes, hint: str, actor: str,
+        address: str, now: datetime,
+    ) -> ServerRecord: ...
+
+    async def list_servers(
+        self, account_id: str, only_server: str | None, after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ServerRecord]: ...
+
+    async def get_server(self, account_id: str, server_id: str) -> ServerRecord: ...
+
+    async def delete_server(
+        self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
+    ) -> list[EndedKey]: ...
+
+    async def rotate_key(
+        self, *, account_id: str, server_id: str, key_sha256: bytes, hint: str, actor: str,
+        address: str, now: datetime, grace_until: datetime,
+    ) -> tuple[ServerRecord, list[EndedKey]]: ...
+
+    async def validate(self, key_sha256: bytes, now: datetime) -> Validation: ...
+
+    async def record_rejection(self, key_id: str, address: str, now: datetime) -> None: ...
+
+    async def record_usage(self, reports: list[KeyUsageReport]) -> None: ...
+
+    async def list_activity(
+        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+    ) -> list[ActivityEvent]: ...
+
+
+class PostgresKeyRepository:
+    def __init__(self, pool: aiopg.Pool) -> None:
+        self._pool = pool
+
+    async def create_server(
+        self, *, account_id: str, name: str, key_sha256: bytes, hint: str, actor: str,
+        address: str, now: datetime,
+    ) -> ServerRecord:
+        server_id, key_id = str(uuid.uuid4()), str(uuid.uuid4())
+        async with transaction(self._pool) as cur:
+            await cur.execute(
+                "INSERT INTO keys.servers (id, account_id, name, created_at, created_by)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (server_id, account_id, name, now, actor),
+            )
+            await cur.execute(
+                "INSERT INTO keys.api_keys (id, server_id, account_id, key_sha256, hint,"
+                " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (key_id, server_id, account_id, key_sha256, hint, now, actor),
+            )
+            await _insert_activity(
+                cur, server_id, account_id, key_id, "key.created", now, actor, address, hint, {}
+            )
+        return ServerRecord(server_id, account_id, name, now, hint, now, None)
+
+    async def list_servers(
+        self, account_id: str, only_server: str | None, after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ServerRecord]:
+        conditions = ["s.account_id = %s", "s.deleted_at IS NULL"]
+        params: list[Any] = [account_id]
+        if only_server is not None:
+            conditions.append("s.id = %s")
+            params.append(only_server)
+        if after is not None:
+            conditions.append("(s.created_at, s.id) > (%s, %s)")
+            params.extend(after)
+        params.append(limit)
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed fragments
+                " ORDER BY s.created_at, s.id LIMIT %s",
+                params,
+            )
+            return [_server(row) for row in await cur.fetchall()]
+
+    async def get_server(self, account_id: str, server_id: str) -> ServerRecord:
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM}"  # noqa: S608 - fixed fragments
+                " WHERE s.id = %s AND s.account_id = %s AND s.deleted_at IS NULL",
+                (server_id, account_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise ServerNotFound()
+        return _server(row)
+
+    async def delete_server(
+        self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
+    ) -> list[EndedKey]:
+        async with transaction(self._pool) as cur:
+            await _lock_server(cur, account_id, server_id)
+            await cur.execute(
+                "UPDATE keys.servers SET deleted_at = %s WHERE id = %s", (now, server_id)
+            )
+            # Every key still accepted, the current one and any in a grace window, ends now.
+            await cur.execute(
+                "UPDATE keys.api_keys SET ended_reason = 'revoked', valid_until = %s"
+                " WHERE server_id = %s AND (ended_reason IS NULL OR valid_until > %s)"
+                " RETURNING id::text, key_sha256, hint",
+                (now, server_id, now),
+            )
+            ended = await cur.fetchall()
+            for key_id, _, hint in ended:
+                await _insert_activity(
+                    cur, server_id, account_id, key_id, "key.revoked", now, actor, address, hint,
+                    {"reason": "server.deleted"},
+                )
+        return [EndedKey(key_id, bytes(digest), server_id, "revoked", now)
+                for key_id, digest, _ in ended]
+
+    async def rotate_key(
+        self, *, account_id: str, server_id: str, key_sha256: bytes, hint: str, actor: str,
+        address: str, now: datetime, grace_until: datetime,
+    ) -> tuple[ServerRecord, list[EndedKey]]:
+        new_key_id = str(uuid.uuid4())
+        async with transaction(self._pool) as cur:
+            await _lock_server(cur, account_id, server_id)
+            # Only the key being replaced gets the grace window; one left over from an
+            # earlier rotation's window ends now, so at most two keys are ever accepted.
+            await cur.execute(
+                "UPDATE keys.api_keys SET valid_until = %s"
+                " WHERE server_id = %s AND ended_reason IS NOT NULL AND valid_until > %s"
+                " RETURNING id::text, key_sha256",
+                (now, server_id, now),
+            )
+            ended = [EndedKey(k, bytes(d), server_id, "rotated", now)
+                     for k, d in await cur.fetchall()]
+            await cur.execute(
+                "UPDATE keys.api_keys SET ended_reason = 'rotated', valid_until = %s"
+                " WHERE server_id = %s AND ended_reason IS NULL"
+                " RETURNING id::text, key_sha256, hint",
+                (grace_until, server_id),
+            )
+            old_id, old_digest, old_hint = await cur.fetchone()
+            ended.append(EndedKey(old_id, bytes(old_digest), server_id, "rotated", grace_until))
+            await cur.execute(
+                "INSERT INTO keys.api_keys (id, server_id, account_id, key_sha256, hint,"
+                " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (new_key_id, server_id, account_id, key_sha256, hint, now, actor),
+            )
+            details: dict[str, Any] = {"old_key_hint": old_hint}
+            if grace_until > now:
+                details["old_key_valid_until"] = grace_until.isoformat()
+            await _insert_activity(
+                cur, server_id, account_id, new_key_id, "key.rotated", now, actor, address, hint,
+                details,
+            )
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",  # noqa: S608
+                (server_id,),
+            )
+            server = _server(await cur.fetchone())
+        return server, ended
+
+    async def validate(self, key_sha256: bytes, now: datetime) -> Validation:
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                "SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
+                " FROM keys.api_keys WHERE key_sha256 = %s",
+                (key_sha256,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return Validation(KeyStatus.NOT_FOUND)
+        key_id, server_id, account_id, ended_reason, valid_until = row
+        if ended_reason is None:
+            status = KeyStatus.VALID
+        elif valid_until > now:
+            status = KeyStatus.VALID  # inside a rotation grace window
+        else:
+            status = KeyStatus.REVOKED if ended_reason == "revoked" else KeyStatus.ROTATED
+        return Validation(
+            status, key_id, server_id, account_id, valid_until if status is KeyStatus.VALID else None
+        )
+
+    async def record_rejection(self, key_id: str, address: str, now: datetime) -> None:
+        async with transaction(self._pool) as cur:
+            await cur.execute(
+                "UPDATE keys.api_keys SET last_rejected_at = %s, rejected_count = rejected_count + 1"
+                " WHERE id = %s AND (last_rejected_at IS NULL OR last_rejected_at < %s)"
+                " RETURNING server_id::text, account_id::text, hint, rejected_count, ended_reason",
+                (now, key_id, now - REJECTION_RECORD_INTERVAL),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return
+            server_id, account_id, hint, count, reason = row
+            await _upsert_rolling_activity(
+                cur, server_id, account_id, key_id, "key.rejected", now, address, hint,
+                {"reason": reason, "recorded_attempts": count},
+            )
+
+    async def record_usage(self, reports: list[KeyUsageReport]) -> None:
+        async with transaction(self._pool) as cur:
+            for report in sorted(reports, key=lambda r: r.key_id):  # stable lock order
+                await cur.execute(
+                    "UPDATE keys.api_keys SET"
+                    " last_used_address = CASE WHEN last_used_at IS NULL OR last_used_at <= %s"
+                    "   THEN %s ELSE last_used_address END,"
+                    " last_used_at = GREATEST(last_used_at, %s), use_count = use_count + %s"
+                    " WHERE id = %s RETURNING server_id::text, account_id::text, hint,"
+                    " last_used_at, last_used_address",
+                    (report.last_used_at, report.address, report.last_used_at, report.count,
+                     report.key_id),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    continue
+                server_id, account_id, hint, last_used_at, last_address = row
+                await _upsert_rolling_activity(
+                    cur, server_id, account_id, report.key_id, "key.used", last_used_at,
+                    last_address or "", hint, {},
+                )
+
+    async def list_activity(
+        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+    ) -> list[ActivityEvent]:
+        params: list[Any] = [server_id, account_id]
+        page = ""
+        if before is not None:
+            page = " AND (occurred_at, id) < (%s, %s)"
+            params.extend(before)
+        params.append(limit)
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                "SELECT id, type, occurred_at, actor, client_address, key_hint, details"
+                " FROM keys.activity WHERE server_id = %s AND account_id = %s"
+                f"{page} ORDER BY occurred_at DESC, id DESC LIMIT %s",  # noqa: S608
+                params,
+            )
+            rows = await cur.fetchall()
+        return [
+            ActivityEvent(str(row[0]), row[1], row[2], row[3], row[4], row[5],
+                          row[6] if isinstance(row[6], dict) else json.loads(row[6]))
+            for row in rows
+        ]
+
+    async def server_exists(self, account_id: str, server_id: str) -> bool:
+        """True for a server of the account, deleted or not (its history stays readable)."""
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s",
+                (server_id, account_id),
+            )
+            return await cur.fetchone() is not None
+
+
+async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
+    await cur.execute(
+        "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s AND deleted_at IS NULL"
+        " FOR UPDATE",
+        (server_id, account_id),
+    )
+    if await cur.fetchone() is None:
+        raise ServerNotFound()
+
+
+async def _insert_activity(
+    cur: Any, server_id: str, account_id: str, key_id: str, type_: str, at: datetime, actor: str,
+    address: str, hint: str, details: dict[str, Any],
+) -> None:
+    await cur.execute(
+        "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
+        " client_address, key_hint, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (server_id, account_id, key_id, type_, at, actor, address, hint, json.dumps(details)),
+    )
+
+
+async def _upsert_rolling_activity(
+    cur: Any, server_id: str, account_id: str, key_id: str, type_: str, at: datetime,
+    address: str, hint: str, details: dict[str, Any],
+) -> None:
+    await cur.execute(
+        "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at,"
+        " client_address, key_hint, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (key_id, type) WHERE type IN ('key.used', 'key.rejected') DO UPDATE SET"
+        " occurred_at = EXCLUDED.occurred_at, client_address = EXCLUDED.client_address,"
+        " details = EXCLUDED.details",
+        (server_id, account_id, key_id, type_, at, address, hint, json.dumps(details)),
+    )

@@ -1,0 +1,61 @@
+"""The key service factory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import grpc
+
+from key_service.domain import KeyManager
+from key_service.events import RedisInvalidationPublisher
+from key_service.repository import SCHEMA, PostgresKeyRepository
+from key_service.servicer import KeyServicer
+from key_service.settings import Settings
+from scout.keys.v1 import keys_pb2, keys_pb2_grpc
+from scout_kit.clock import Clock, SystemClock
+from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.grpc_server import GrpcService, build_grpc_service
+from scout_kit.identity import TokenVerifier
+from scout_kit.redis import Keyspace, create_redis
+
+SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
+
+
+async def create_server(
+    settings: Settings, address: str | None = None, *, clock: Clock | None = None
+) -> GrpcService:
+    """Open the pool and Redis client, migrate, and build the (not yet started) gRPC server."""
+    clock = clock or SystemClock()
+    resources = contextlib.AsyncExitStack()
+    try:
+        pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
+        resources.push_async_callback(close_pool, pool)
+        await migrate(pool, SCHEMA, "key_service.migrations")
+        redis_client = create_redis(settings.redis_url.reveal())
+        resources.push_async_callback(redis_client.aclose)
+        instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
+        publisher = RedisInvalidationPublisher(
+            redis_client, Keyspace(settings.redis_prefix), instance,
+            settings.invalidation_ack_timeout,
+        )
+        manager = KeyManager(PostgresKeyRepository(pool), publisher, clock)
+        verifier = TokenVerifier(settings.jwt_public_key.reveal(), clock)
+
+        def register(server: grpc.aio.Server) -> list[str]:
+            keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(manager), server)
+            return [SERVICE_NAME]
+
+        return await build_grpc_service(
+            name="key_service",
+            listen_addr=address or settings.common.listen_addr,
+            verifier=verifier,
+            register=register,
+            resources=resources,
+            metrics_addr=settings.common.metrics_addr,
+        )
+    except BaseException:
+        await resources.aclose()
+        raise
+

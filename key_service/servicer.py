@@ -1,0 +1,222 @@
+"""The KeyService gRPC edge: authorization from the caller's identity, errors to status codes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from key_service.domain import KeyManager
+from key_service.errors import InvalidRequest, KeyServiceError, ServerNotFound
+from key_service.models import ActivityEvent, KeyStatus, KeyUsageReport, ServerRecord
+from scout.keys.v1 import keys_pb2, keys_pb2_grpc
+from scout_kit.context import current_client_address
+from scout_kit.grpc_server import current_identity, require_service
+from scout_kit.identity import Identity, PrincipalKind
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+GATEWAY = "gateway"
+
+_STATUS = {
+    KeyStatus.VALID: keys_pb2.KEY_STATUS_VALID,
+    KeyStatus.NOT_FOUND: keys_pb2.KEY_STATUS_NOT_FOUND,
+    KeyStatus.ROTATED: keys_pb2.KEY_STATUS_ROTATED,
+    KeyStatus.REVOKED: keys_pb2.KEY_STATUS_REVOKED,
+}
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def server_message(server: ServerRecord) -> keys_pb2.Server:
+    return keys_pb2.Server(
+        id=server.id,
+        account_id=server.account_id,
+        name=server.name,
+        created_at=timestamp(server.created_at),
+        key_hint=server.key_hint,
+        key_created_at=timestamp(server.key_created_at),
+        key_last_used_at=timestamp(server.key_last_used_at),
+    )
+
+
+def event_message(event: ActivityEvent) -> keys_pb2.ActivityEvent:
+    return keys_pb2.ActivityEvent(
+        id=event.id,
+        type=event.type,
+        occurred_at=timestamp(event.occurred_at),
+        actor=event.actor,
+        client_address=event.client_address,
+        key_hint=event.key_hint,
+        details_json=json.dumps(event.details),
+    )
+
+
+async def _scope(context: Context) -> tuple[Identity, str]:
+    """The caller and the account it acts in; only users and servers act in an account."""
+    identity = current_identity()
+    if identity.kind is PrincipalKind.SERVICE or not identity.account_id:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "an account principal is required")
+    assert identity.account_id is not None
+    return identity, identity.account_id
+
+
+async def _require_user(context: Context) -> tuple[Identity, str]:
+    identity, account = await _scope(context)
+    if identity.kind is not PrincipalKind.USER:
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED, "this action needs a signed-in user, not an API key"
+        )
+    return identity, account
+
+
+async def _visible(context: Context, identity: Identity, server_id: str) -> None:
+    """A key sees only its own server; anything else is not found (never forbidden)."""
+    if identity.kind is PrincipalKind.SERVER and server_id != identity.subject:
+        await context.abort(grpc.StatusCode.NOT_FOUND, "server not found")
+
+
+class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
+    def __init__(self, manager: KeyManager) -> None:
+        self._keys = manager
+
+    async def _run(self, context: Context, coro: Any) -> Any:
+        try:
+            return await coro
+        except ServerNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except KeyServiceError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    async def ValidateKey(
+        self, request: keys_pb2.ValidateKeyRequest, context: Context
+    ) -> keys_pb2.ValidateKeyResponse:
+        await require_service(context, GATEWAY)
+        result = await self._run(
+            context, self._keys.validate(request.key_sha256, request.client_address)
+        )
+        return keys_pb2.ValidateKeyResponse(
+            status=_STATUS[result.status],
+            key_id=result.key_id or "",
+            server_id=result.server_id or "",
+            account_id=result.account_id or "",
+            valid_until=timestamp(result.valid_until),
+        )
+
+    async def RecordKeyUsage(
+        self, request: keys_pb2.RecordKeyUsageRequest, context: Context
+    ) -> keys_pb2.RecordKeyUsageResponse:
+        await require_service(context, GATEWAY)
+        reports = []
+        for usage in request.usages:
+            try:
+                key_id = str(uuid.UUID(usage.key_id))
+            except ValueError:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key_id must be a UUID")
+            reports.append(
+                KeyUsageReport(
+                    key_id=key_id,
+                    last_used_at=usage.last_used_at.ToDatetime(tzinfo=UTC),
+                    address=usage.last_used_address[:100],
+                    count=usage.request_count,
+                )
+            )
+        await self._run(context, self._keys.record_usage(reports))
+        return keys_pb2.RecordKeyUsageResponse()
+
+    async def CreateServer(
+        self, request: keys_pb2.CreateServerRequest, context: Context
+    ) -> keys_pb2.CreateServerResponse:
+        identity, account = await _require_user(context)
+        created = await self._run(
+            context,
+            self._keys.create_server(
+                account, request.name, actor=identity.principal, address=current_client_address()
+            ),
+        )
+        return keys_pb2.CreateServerResponse(
+            server=server_message(created.server), api_key=created.api_key
+        )
+
+    async def ListServers(
+        self, request: keys_pb2.ListServersRequest, context: Context
+    ) -> keys_pb2.ListServersResponse:
+        identity, account = await _scope(context)
+        only = identity.subject if identity.kind is PrincipalKind.SERVER else None
+        servers, token = await self._run(
+            context,
+            self._keys.list_servers(
+                account, only_server=only, size=request.page_size, token=request.page_token
+            ),
+        )
+        return keys_pb2.ListServersResponse(
+            servers=[server_message(s) for s in servers], next_page_token=token
+        )
+
+    async def GetServer(
+        self, request: keys_pb2.GetServerRequest, context: Context
+    ) -> keys_pb2.GetServerResponse:
+        identity, account = await _scope(context)
+        await _visible(context, identity, request.server_id)
+        server = await self._run(context, self._keys.get_server(account, request.server_id))
+        return keys_pb2.GetServerResponse(server=server_message(server))
+
+    async def DeleteServer(
+        self, request: keys_pb2.DeleteServerRequest, context: Context
+    ) -> keys_pb2.DeleteServerResponse:
+        identity, account = await _require_user(context)
+        await self._run(
+            context,
+            self._keys.delete_server(
+                account, request.server_id, actor=identity.principal, address=current_client_address()
+            ),
+        )
+        return keys_pb2.DeleteServerResponse()
+
+    async def RotateKey(
+        self, request: keys_pb2.RotateKeyRequest, context: Context
+    ) -> keys_pb2.RotateKeyResponse:
+        identity, account = await _require_user(context)
+        rotated = await self._run(
+            context,
+            self._keys.rotate_key(
+                account,
+                request.server_id,
+                grace_seconds=request.grace_seconds,
+                actor=identity.principal,
+                address=current_client_address(),
+            ),
+        )
+        return keys_pb2.RotateKeyResponse(
+            server=server_message(rotated.server),
+            api_key=rotated.api_key,
+            old_key_valid_until=timestamp(rotated.old_key_valid_until),
+        )
+
+    async def ListActivity(
+        self, request: keys_pb2.ListActivityRequest, context: Context
+    ) -> keys_pb2.ListActivityResponse:
+        identity, account = await _scope(context)
+        await _visible(context, identity, request.server_id)
+        events, token = await self._run(
+            context,
+            self._keys.list_activity(
+                account, request.server_id, size=request.page_size, token=request.page_token
+            ),
+        )
+        return keys_pb2.ListActivityResponse(
+            events=[event_message(e) for e in events], next_page_token=token
+        )
+

@@ -1,0 +1,38 @@
+"""Key service settings, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scout_kit.settings import CommonSettings, Env, Secret
+
+DEFAULT_PORT = 50052
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: CommonSettings
+    database_url: Secret
+    redis_url: Secret
+    redis_prefix: str
+    jwt_public_key: Secret
+    db_pool_size: int
+    invalidation_ack_timeout: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        env = Env(environ)
+        public_key = env.pem("INTERNAL_JWT_PUBLIC_KEY")
+        assert public_key is not None
+        return cls(
+            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
+            database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
+            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            jwt_public_key=public_key,
+            db_pool_size=env.int("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            invalidation_ack_timeout=env.float(
+                "KEY_INVALIDATION_ACK_TIMEOUT", 1.0, minimum=0.0, maximum=1.5
+            ),
+        )

@@ -1,0 +1,76 @@
+"""scout-admin: operator commands. Passwords come from stdin or a prompt, never from argv."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from auth_service.errors import AuthError
+from key_service.errors import KeyServiceError
+from scout_admin.commands import open_admin
+from scout_admin.settings import Settings
+from scout_kit.settings import SettingsError
+
+
+def read_password(prompt: str = "Password: ") -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Repeat password: ") != first:
+            raise SystemExit("scout-admin: the passwords did not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scout-admin",
+        description="Server Scout operator commands (DATABASE_URL, REDIS_URL, REDIS_PREFIX).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply every service's database migrations")
+    user = sub.add_parser(
+        "create-user", help="create a user (password from stdin, or prompted on a terminal)"
+    )
+    user.add_argument("--email", required=True)
+    user.add_argument("--account-name", help="name of the new account (default: the email)")
+    server = sub.add_parser("create-server", help="add a server and print its API key once")
+    server.add_argument("--email", required=True, help="a user of the account that owns it")
+    server.add_argument("--name", required=True)
+    return parser
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_admin(settings) as admin:
+        if args.command == "migrate":
+            applied = await admin.migrate()
+            print("applied: " + ", ".join(applied) if applied else "database is up to date")
+        elif args.command == "create-user":
+            await admin.migrate()
+            user = await admin.create_user(args.email, read_password(), args.account_name)
+            print(f"created user {user.email} (id {user.id}) in account {user.account_id}")
+        elif args.command == "create-server":
+            await admin.migrate()
+            created = await admin.create_server(args.email, args.name)
+            print(f"created server {created.server.name} (id {created.server.id})", file=sys.stderr)
+            print("API key (shown once; store it in /opt/scout-agent/agent.env):", file=sys.stderr)
+            print(created.api_key)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        raise SystemExit(f"scout-admin: configuration error: {exc}") from None
+    try:
+        sys.exit(asyncio.run(run(args, settings)))
+    except (AuthError, KeyServiceError) as exc:
+        raise SystemExit(f"scout-admin: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""What scout-admin does, as functions that `make run`'s seeding and the tests call too."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiopg
+import redis.asyncio as aioredis
+
+from auth_service.passwords import Passwords
+from auth_service.users import SCHEMA as AUTH_SCHEMA
+from auth_service.users import UserDirectory, UserRecord
+from ingest_service.repository import SCHEMA as INGEST_SCHEMA
+from key_service.domain import Created, KeyManager
+from key_service.events import RedisInvalidationPublisher
+from key_service.repository import SCHEMA as KEYS_SCHEMA
+from key_service.repository import PostgresKeyRepository
+from scout_admin.settings import Settings
+from scout_kit.clock import SystemClock
+from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.redis import Keyspace, create_redis
+
+MIGRATIONS = (
+    (AUTH_SCHEMA, "auth_service.migrations"),
+    (KEYS_SCHEMA, "key_service.migrations"),
+    (INGEST_SCHEMA, "ingest_service.migrations"),
+)
+
+
+def admin_actor() -> str:
+    try:
+        return f"admin:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "admin:unknown"
+
+
+@dataclass
+class Admin:
+    pool: aiopg.Pool
+    redis: aioredis.Redis
+    keyspace: Keyspace
+
+    @property
+    def users(self) -> UserDirectory:
+        return UserDirectory(self.pool, Passwords(), SystemClock())
+
+    @property
+    def keys(self) -> KeyManager:
+        publisher = RedisInvalidationPublisher(
+            self.redis, self.keyspace, admin_actor(), ack_timeout=1.0
+        )
+        return KeyManager(PostgresKeyRepository(self.pool), publisher, SystemClock())
+
+    async def migrate(self) -> list[str]:
+        applied = []
+        for schema, package in MIGRATIONS:
+            applied += [f"{schema}.{name}" for name in await migrate(self.pool, schema, package)]
+        return applied
+
+    async def create_user(self, email: str, password: str, account_name: str | None) -> UserRecord:
+        return await self.users.create_user(email, password, account_name=account_name)
+
+    async def create_server(self, email: str, name: str) -> Created:
+        user = await self.users.by_email(email)
+        return await self.keys.create_server(user.account_id, name, actor=admin_actor())
+
+
+@asynccontextmanager
+async def open_admin(settings: Settings) -> AsyncIterator[Admin]:
+    pool = await create_pool(settings.database_url.reveal(), maxsize=2)
+    client = create_redis(settings.redis_url.reveal())
+    try:
+        yield Admin(pool, client, Keyspace(settings.redis_prefix))
+    finally:
+        await client.aclose()
+        await close_pool(pool)

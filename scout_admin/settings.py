@@ -1,0 +1,24 @@
+"""scout-admin settings: the same variables the services read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scout_kit.settings import Env, Secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: Secret
+    redis_url: Secret
+    redis_prefix: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        env = Env(environ)
+        return cls(
+            database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
+            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+        )

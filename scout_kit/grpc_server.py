@@ -1,0 +1,274 @@
+"""gRPC server bootstrap: health service, request id, internal identity, metrics, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
+
+import grpc
+import psycopg2
+import redis.exceptions
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from scout_kit.context import (
+    AUTHORIZATION_METADATA,
+    CLIENT_ADDRESS_METADATA,
+    REQUEST_ID_METADATA,
+    accept_request_id,
+    client_address_var,
+    request_id_var,
+)
+from scout_kit.identity import Identity, InvalidToken, PrincipalKind, TokenVerifier
+from scout_kit.logging import configure_logging
+from scout_kit.settings import CommonSettings, SettingsError
+
+log = logging.getLogger(__name__)
+
+identity_var: ContextVar[Identity | None] = ContextVar("scout_identity", default=None)
+
+# Methods anyone may call without an identity token: probes must work without credentials.
+_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# Failures of a dependency we recover from by ourselves: the caller may retry (UNAVAILABLE).
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def current_identity() -> Identity:
+    """The verified caller of the RPC being served (the interceptor guarantees one)."""
+    identity = identity_var.get()
+    if identity is None:
+        raise RuntimeError("current_identity() outside an authenticated RPC")
+    return identity
+
+
+async def require_service(context: grpc.aio.ServicerContext[Any, Any], *names: str) -> Identity:
+    """Only the named internal services (usually the gateway) may call this RPC."""
+    identity = current_identity()
+    if identity.kind is not PrincipalKind.SERVICE or identity.subject not in names:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this method is for internal services")
+    return identity
+
+
+class RpcMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.handled = Counter(
+            "scout_grpc_server_handled",
+            "RPCs completed, by method and status code",
+            ["service", "method", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "scout_grpc_server_handling_seconds",
+            "RPC handling time",
+            ["service", "method"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.service = service
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Per call: adopt the request id, verify the identity token, map stray errors, count."""
+
+    def __init__(self, verifier: TokenVerifier, metrics: RpcMetrics) -> None:
+        self._verifier = verifier
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
+            return handler
+        inner = handler.unary_unary
+        verifier, metrics = self._verifier, self._metrics
+
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            metadata = {key: value for key, value in context.invocation_metadata() or ()}
+            request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
+            rid_token = request_id_var.set(request_id)
+            address = _text(metadata.get(CLIENT_ADDRESS_METADATA)) or ""
+            addr_token = client_address_var.set(address[:100])
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+                identity = _verify(verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
+                if identity is None:
+                    code = grpc.StatusCode.UNAUTHENTICATED
+                    await context.abort(code, "a valid internal identity token is required")
+                id_token = identity_var.set(identity)
+                try:
+                    return await inner(request, context)
+                finally:
+                    identity_var.reset(id_token)
+            except grpc.aio.AbortError:
+                code = context.code() or code
+                raise
+            except DEPENDENCY_ERRORS as exc:
+                code = grpc.StatusCode.UNAVAILABLE
+                log.warning("dependency unavailable in %s: %r", method, exc)
+                await context.abort(code, "a dependency is unavailable; retry later")
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method)
+                await context.abort(code, "internal error")
+            finally:
+                name = method.rsplit("/", 1)[-1]
+                metrics.handled.labels(metrics.service, name, code.name).inc()
+                metrics.latency.labels(metrics.service, name).observe(time.perf_counter() - started)
+                request_id_var.reset(rid_token)
+                client_address_var.reset(addr_token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _text(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
+def _verify(verifier: TokenVerifier, header: str | None) -> Identity | None:
+    if not header or not header.startswith("Bearer "):
+        return None
+    try:
+        return verifier.verify(header.removeprefix("Bearer "))
+    except InvalidToken as exc:
+        log.info("rejected internal token: %s", exc)
+        return None
+
+
+class GrpcService:
+    """A built gRPC service: its server, bound port, health state and the resources it owns."""
+
+    def __init__(
+        self,
+        name: str,
+        server: grpc.aio.Server,
+        port: int,
+        health: health_aio.HealthServicer,
+        resources: contextlib.AsyncExitStack,
+        service_names: Iterable[str],
+        metrics_addr: str | None,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.server = server
+        self.port = port
+        self.health = health
+        self._resources = resources
+        self._service_names = list(service_names)
+        self._metrics_addr = metrics_addr
+        self.registry = registry
+        self._metrics_server: Any = None
+
+    async def start(self) -> None:
+        await self.server.start()
+        for service_name in ["", *self._service_names]:
+            await self.health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        if self._metrics_addr:
+            host, _, port = self._metrics_addr.rpartition(":")
+            self._metrics_server, _ = start_http_server(int(port), host, registry=self.registry)
+        log.info("%s serving gRPC on port %d", self.name, self.port)
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, let in-flight RPCs finish within `grace`, then release resources."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        await self._resources.aclose()
+        log.info("%s stopped", self.name)
+
+
+async def build_grpc_service(
+    *,
+    name: str,
+    listen_addr: str,
+    verifier: TokenVerifier,
+    register: Callable[[grpc.aio.Server], list[str]],
+    resources: contextlib.AsyncExitStack,
+    metrics_addr: str | None = None,
+) -> GrpcService:
+    """Create the server with interceptors and health; `register` adds servicers and returns
+    their full service names (reported in the health service)."""
+    registry = CollectorRegistry()
+    metrics = RpcMetrics(registry, name)
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor(verifier, metrics)],
+        options=[
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    service_names = register(server)
+    port = server.add_insecure_port(listen_addr)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen_addr}")
+    return GrpcService(name, server, port, health, resources, service_names, metrics_addr, registry)
+
+
+async def serve_until_signalled(service: GrpcService, grace: float) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs and stop."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await service.start()
+    await stopping.wait()
+    log.info("%s received a stop signal; draining for up to %.0fs", service.name, grace)
+    await service.stop(grace)
+
+
+class _ServiceSettings(Protocol):
+    @property
+    def common(self) -> CommonSettings: ...
+
+
+S = TypeVar("S", bound=_ServiceSettings)
+
+
+def run_service_main(
+    name: str,
+    from_env: Callable[[Mapping[str, str]], S],
+    create_server: Callable[[S], Awaitable[GrpcService]],
+) -> None:
+    """What every service's `__main__` does: settings from the environment (exit with a message
+    naming the bad variable), logging, build, serve until SIGTERM."""
+    try:
+        settings = from_env(os.environ)
+    except SettingsError as exc:
+        raise SystemExit(f"{name}: configuration error: {exc}") from None
+    configure_logging(name, settings.common.log_level, settings.common.log_format)
+
+    async def run() -> None:
+        service = await create_server(settings)
+        await serve_until_signalled(service, settings.common.shutdown_grace_seconds)
+
+    asyncio.run(run())

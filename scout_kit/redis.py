@@ -1,0 +1,32 @@
+"""Redis: one client per service, and a key space so runs and deployments never collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+
+def create_redis(url: str) -> aioredis.Redis:
+    """A client with short timeouts: a down Redis must fail a call fast, not hang it."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+        retry_on_timeout=False,
+        decode_responses=False,
+    )
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Every Redis key and channel a service uses, under one prefix (REDIS_PREFIX)."""
+
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def channel(self, name: str) -> str:
+        return self.key("events", name)
