@@ -23,3 +23,8 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(
         {"status": "ok", "key_cache": "trusted" if cache.trusted else "bypassed"}
     )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

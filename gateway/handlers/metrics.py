@@ -104,3 +104,7 @@ async def post_metrics(request: web.Request) -> web.Response:
         timeout=backends.timeout,
     )
     return json_response({"accepted": response.accepted}, status=202)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/metrics", post_metrics)

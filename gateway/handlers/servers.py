@@ -176,3 +176,12 @@ async def list_activity(request: web.Request) -> web.Response:
             "next_page_token": response.next_page_token or None,
         }
     )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/servers", create_server)
+    app.router.add_get("/api/v1/servers", list_servers)
+    app.router.add_get("/api/v1/servers/{server_id}", get_server)
+    app.router.add_delete("/api/v1/servers/{server_id}", delete_server)
+    app.router.add_post("/api/v1/servers/{server_id}/api-key/rotate", rotate_key)
+    app.router.add_get("/api/v1/servers/{server_id}/activity", list_activity)

@@ -1,0 +1,159 @@
+"""Starting the real services for tests: gRPC servers on port 0, gateways on real TLS sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from auth_service.server import create_server as create_auth_server
+from auth_service.settings import Settings as AuthSettings
+from gateway.app import create_app, create_ssl_context
+from gateway.keys import KEY_CACHE, LISTENER, USAGE
+from gateway.settings import Settings as GatewaySettings
+from ingest_service.server import create_server as create_ingest_server
+from ingest_service.settings import Settings as IngestSettings
+from key_service.server import create_server as create_key_server
+from key_service.settings import Settings as KeySettings
+from scout_kit.clock import Clock
+from scout_kit.grpc_server import GrpcService
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What one test run owns: its database, Redis key prefix, signing keys and certificates."""
+
+    database_url: str
+    redis_url: str
+    redis_prefix: str
+    jwt_private_pem: str
+    jwt_public_pem: str
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    def service_env(self, **overrides: str) -> dict[str, str]:
+        return {
+            "SCOUT_ENV": "development",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "REDIS_PREFIX": self.redis_prefix,
+            "INTERNAL_JWT_PUBLIC_KEY": self.jwt_public_pem,
+            "LISTEN_ADDR": "127.0.0.1:0",
+            "LOG_FORMAT": "text",
+            "SHUTDOWN_GRACE_SECONDS": "1",
+            **overrides,
+        }
+
+    def gateway_env(self, backends: Mapping[str, str], **overrides: str) -> dict[str, str]:
+        return {
+            "SCOUT_ENV": "development",
+            "TLS_CERT_FILE": self.cert_file,
+            "TLS_KEY_FILE": self.key_file,
+            "HTTPS_PORT": "0",
+            "PUBLIC_URL": "https://localhost",
+            "REDIS_URL": self.redis_url,
+            "REDIS_PREFIX": self.redis_prefix,
+            "INTERNAL_JWT_PRIVATE_KEY": self.jwt_private_pem,
+            "LOG_FORMAT": "text",
+            **backends,
+            **overrides,
+        }
+
+    def client_ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+@dataclass
+class Gateway:
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+
+    @property
+    def key_cache(self) -> Any:
+        return self.app[KEY_CACHE]
+
+    @property
+    def listener(self) -> Any:
+        return self.app[LISTENER]
+
+    @property
+    def usage(self) -> Any:
+        return self.app[USAGE]
+
+
+@dataclass
+class Stack:
+    env: Environment
+    auth: GrpcService
+    keys: GrpcService
+    ingest: GrpcService
+    gateways: list[Gateway] = field(default_factory=list)
+
+    @property
+    def backends(self) -> dict[str, str]:
+        return {
+            "AUTH_SERVICE_ADDR": f"127.0.0.1:{self.auth.port}",
+            "KEY_SERVICE_ADDR": f"127.0.0.1:{self.keys.port}",
+            "INGEST_SERVICE_ADDR": f"127.0.0.1:{self.ingest.port}",
+        }
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.gateways[0]
+
+
+async def start_gateway(
+    env: Environment, backends: Mapping[str, str], *, clock: Clock | None = None, **overrides: str
+) -> Gateway:
+    settings = GatewaySettings.from_env(env.gateway_env(backends, **overrides))
+    app = create_app(settings, clock=clock)
+    runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=create_ssl_context(settings))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    gateway = Gateway(app, runner, f"https://localhost:{port}")
+    await app[LISTENER].subscribed.wait()
+    return gateway
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: Environment,
+    *,
+    gateways: int = 1,
+    clock: Clock | None = None,
+    gateway_overrides: Mapping[str, str] | None = None,
+    key_overrides: Mapping[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    async with contextlib.AsyncExitStack() as stack:
+        services = []
+        for create, settings_cls, overrides in (
+            (create_auth_server, AuthSettings, {}),
+            (create_key_server, KeySettings, dict(key_overrides or {})),
+            (create_ingest_server, IngestSettings, {}),
+        ):
+            settings = settings_cls.from_env(env.service_env(**overrides))  # type: ignore[attr-defined]
+            service = await create(settings, clock=clock)  # type: ignore[operator]
+            await service.start()
+            stack.push_async_callback(service.stop, 0.5)
+            services.append(service)
+        result = Stack(env, *services)
+        for _ in range(gateways):
+            gateway = await start_gateway(
+                env, result.backends, clock=clock, **dict(gateway_overrides or {})
+            )
+            stack.push_async_callback(gateway.runner.cleanup)
+            result.gateways.append(gateway)
+        yield result
+
+
+def client_session(env: Environment, **kwargs: Any) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl()), **kwargs)
