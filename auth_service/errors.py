@@ -21,3 +21,21 @@ class EmailTaken(AuthError):
 class UserNotFound(AuthError):
     def __init__(self) -> None:
         super().__init__("user not found")
+
+
+class SessionNotFound(AuthError):
+    def __init__(self) -> None:
+        super().__init__("session not found")
+
+
+class WrongPassword(AuthError):
+    def __init__(self) -> None:
+        super().__init__("the current password is wrong")
+
+
+class Throttled(AuthError):
+    """Too many failed attempts; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; retry in {retry_after} seconds")
+        self.retry_after = retry_after

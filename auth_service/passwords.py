@@ -23,8 +23,10 @@ DEFAULT_PARALLELISM = 1
 
 @cache
 def common_passwords() -> frozenset[str]:
-    text = resources.files("auth_service").joinpath("common_passwords.txt").read_text()
-    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+    """The shipped list (see its header for the source), lower-cased; '#' lines are comments."""
+    text = resources.files("auth_service").joinpath("common_passwords.txt").read_text("utf-8")
+    entries = (line.strip() for line in text.splitlines())
+    return frozenset(entry.lower() for entry in entries if entry and not entry.startswith("#"))
 
 
 def normalize(password: str) -> str:

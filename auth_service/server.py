@@ -6,16 +6,20 @@ import contextlib
 
 import grpc
 
+from auth_service.activity import ActivityLog
+from auth_service.domain import Authentication
 from auth_service.passwords import Passwords
 from auth_service.servicer import AuthServicer
+from auth_service.sessions import SessionStore
 from auth_service.settings import Settings
+from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA, UserDirectory
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
 from scout_kit.db import close_pool, create_pool, migrate
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
-from scout_kit.redis import create_redis
+from scout_kit.redis import Keyspace, create_redis
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
@@ -31,11 +35,26 @@ async def create_server(
         await migrate(pool, SCHEMA, "auth_service.migrations")
         redis_client = create_redis(settings.redis_url.reveal())
         resources.push_async_callback(redis_client.aclose)
-        users = UserDirectory(pool, Passwords(), clock)
-        servicer = AuthServicer(users)
+        keyspace = Keyspace(settings.redis_prefix)
+        passwords = Passwords()
+        sessions = SessionStore(
+            redis_client,
+            keyspace,
+            clock,
+            idle_seconds=settings.session_idle_seconds,
+            absolute_seconds=settings.session_absolute_seconds,
+        )
+        auth = Authentication(
+            UserDirectory(pool, passwords, clock),
+            passwords,
+            sessions,
+            LoginThrottle(redis_client, keyspace, clock, settings.throttle),
+            ActivityLog(pool, clock),
+        )
+        servicer = AuthServicer(auth)
 
         def register(server: grpc.aio.Server) -> list[str]:
-            auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
+            auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
             return [SERVICE_NAME]
 
         return await build_grpc_service(

@@ -1,11 +1,227 @@
-"""The AuthService gRPC edge."""
+"""The AuthService gRPC edge: authorization from the caller's identity, errors to status codes.
+
+Login, ValidateSession and Logout are for the gateway (service identity); the rest act for the
+signed-in user named by the identity token, in the session the token names (`sid`).
+"""
 
 from __future__ import annotations
 
-from auth_service.users import UserDirectory
-from scout.auth.v1 import auth_pb2_grpc
+import json
+from datetime import datetime
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from auth_service.activity import ActivityEvent, InvalidPageToken
+from auth_service.domain import Authentication, Caller, LoginOutcome
+from auth_service.errors import (
+    AuthError,
+    InvalidEmail,
+    SessionNotFound,
+    Throttled,
+    UserNotFound,
+    WeakPassword,
+    WrongPassword,
+)
+from auth_service.sessions import SessionRecord, SessionState
+from scout.auth.v1 import auth_pb2, auth_pb2_grpc
+from scout_kit.context import current_client_address
+from scout_kit.grpc_server import current_identity, require_service
+from scout_kit.identity import AuthMethod, PrincipalKind
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+GATEWAY = "gateway"
+# Trailing metadata carrying the seconds to wait when an action is throttled.
+RETRY_AFTER_METADATA = "retry-after"
+
+_LOGIN_STATUS = {
+    LoginOutcome.OK: auth_pb2.LOGIN_STATUS_OK,
+    LoginOutcome.INVALID_CREDENTIALS: auth_pb2.LOGIN_STATUS_INVALID_CREDENTIALS,
+    LoginOutcome.THROTTLED: auth_pb2.LOGIN_STATUS_THROTTLED,
+    LoginOutcome.DISABLED: auth_pb2.LOGIN_STATUS_DISABLED,
+}
+_SESSION_STATUS = {
+    SessionState.VALID: auth_pb2.SESSION_STATUS_VALID,
+    SessionState.NOT_FOUND: auth_pb2.SESSION_STATUS_NOT_FOUND,
+    SessionState.EXPIRED: auth_pb2.SESSION_STATUS_EXPIRED,
+}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def user_message(session: SessionRecord) -> auth_pb2.User:
+    return auth_pb2.User(
+        id=session.user_id,
+        account_id=session.account_id,
+        email=session.email,
+        display_name=session.display_name,
+        created_at=timestamp(session.user_created_at),
+    )
+
+
+def session_message(session: SessionRecord, current_id: str | None = None) -> auth_pb2.Session:
+    return auth_pb2.Session(
+        id=session.id,
+        created_at=timestamp(session.created_at),
+        last_seen_at=timestamp(session.last_seen_at),
+        idle_expires_at=timestamp(session.idle_expires_at),
+        absolute_expires_at=timestamp(session.absolute_expires_at),
+        client_address=session.client_address,
+        user_agent=session.user_agent,
+        current=session.id == current_id,
+    )
+
+
+def event_message(event: ActivityEvent) -> auth_pb2.ActivityEvent:
+    return auth_pb2.ActivityEvent(
+        id=str(event.id),
+        type=event.type,
+        occurred_at=timestamp(event.occurred_at),
+        client_address=event.client_address,
+        user_agent=event.user_agent,
+        details_json=json.dumps(event.details),
+        actor=event.actor,
+    )
+
+
+async def _caller(context: Context, client_address: str = "") -> Caller:
+    """The signed-in user and session the identity token names; nobody else acts here."""
+    identity = current_identity()
+    if (
+        identity.kind is not PrincipalKind.USER
+        or identity.method is not AuthMethod.SESSION
+        or not identity.session_id
+        or not identity.account_id
+    ):
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED, "this action needs a signed-in user's session"
+        )
+    assert identity.account_id is not None
+    assert identity.session_id is not None
+    return Caller(
+        identity.subject,
+        identity.account_id,
+        identity.session_id,
+        (client_address or current_client_address())[:100],
+    )
+
+
+async def _abort(context: Context, exc: AuthError) -> NoReturn:
+    if isinstance(exc, Throttled):
+        context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(exc.retry_after)),))
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, SessionNotFound | UserNotFound):
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, WrongPassword):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    if isinstance(exc, WeakPassword | InvalidEmail):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, users: UserDirectory) -> None:
-        self._users = users
+    def __init__(self, auth: Authentication) -> None:
+        self._auth = auth
+
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: Context
+    ) -> auth_pb2.LoginResponse:
+        await require_service(context, GATEWAY)
+        result = await self._auth.login(
+            request.email,
+            request.password,
+            (request.client_address or current_client_address())[:100],
+            request.user_agent[:256],
+        )
+        response = auth_pb2.LoginResponse(
+            status=_LOGIN_STATUS[result.outcome], retry_after_seconds=result.retry_after
+        )
+        if result.session is not None:
+            record = result.session.record
+            response.session_token = result.session.token
+            response.csrf_token = record.csrf_token
+            response.user.CopyFrom(user_message(record))
+            response.session.CopyFrom(session_message(record, record.id))
+        return response
+
+    async def ValidateSession(
+        self, request: auth_pb2.ValidateSessionRequest, context: Context
+    ) -> auth_pb2.ValidateSessionResponse:
+        await require_service(context, GATEWAY)
+        result = await self._auth.validate(
+            request.session_token, (request.client_address or current_client_address())[:100]
+        )
+        response = auth_pb2.ValidateSessionResponse(status=_SESSION_STATUS[result.state])
+        if result.session is not None:
+            response.user.CopyFrom(user_message(result.session))
+            response.session.CopyFrom(session_message(result.session, result.session.id))
+            response.csrf_token = result.session.csrf_token
+        return response
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: Context
+    ) -> auth_pb2.LogoutResponse:
+        await require_service(context, GATEWAY)
+        await self._auth.logout(
+            request.session_token, (request.client_address or current_client_address())[:100]
+        )
+        return auth_pb2.LogoutResponse()
+
+    async def ListSessions(
+        self, request: auth_pb2.ListSessionsRequest, context: Context
+    ) -> auth_pb2.ListSessionsResponse:
+        caller = await _caller(context)
+        sessions = await self._auth.list_sessions(caller)
+        return auth_pb2.ListSessionsResponse(
+            sessions=[session_message(s, caller.session_id) for s in sessions]
+        )
+
+    async def RevokeSession(
+        self, request: auth_pb2.RevokeSessionRequest, context: Context
+    ) -> auth_pb2.RevokeSessionResponse:
+        caller = await _caller(context, request.client_address)
+        try:
+            await self._auth.revoke_session(caller, request.session_id)
+        except AuthError as exc:
+            await _abort(context, exc)
+        return auth_pb2.RevokeSessionResponse()
+
+    async def RevokeOtherSessions(
+        self, request: auth_pb2.RevokeOtherSessionsRequest, context: Context
+    ) -> auth_pb2.RevokeOtherSessionsResponse:
+        # The session kept is the caller's own (from the token), whatever the request says.
+        caller = await _caller(context, request.client_address)
+        revoked = await self._auth.revoke_other_sessions(caller)
+        return auth_pb2.RevokeOtherSessionsResponse(revoked=revoked)
+
+    async def ChangePassword(
+        self, request: auth_pb2.ChangePasswordRequest, context: Context
+    ) -> auth_pb2.ChangePasswordResponse:
+        caller = await _caller(context, request.client_address)
+        try:
+            ended = await self._auth.change_password(
+                caller, request.current_password, request.new_password
+            )
+        except AuthError as exc:
+            await _abort(context, exc)
+        return auth_pb2.ChangePasswordResponse(sessions_ended=ended)
+
+    async def ListActivity(
+        self, request: auth_pb2.ListActivityRequest, context: Context
+    ) -> auth_pb2.ListActivityResponse:
+        caller = await _caller(context)
+        try:
+            events, next_token = await self._auth.list_activity(
+                caller, request.page_size, request.page_token
+            )
+        except InvalidPageToken as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return auth_pb2.ListActivityResponse(
+            events=[event_message(e) for e in events], next_page_token=next_token
+        )

@@ -1,4 +1,4 @@
-"""Accounts and users in PostgreSQL (schema `auth`): creation and lookup."""
+"""Accounts and users in PostgreSQL (schema `auth`): creation, lookup, passwords, disabling."""
 
 from __future__ import annotations
 
@@ -88,3 +88,74 @@ class UserDirectory:
         if row is None:
             raise UserNotFound()
         return UserRecord(*row)
+
+    async def by_id(self, user_id: str) -> UserRecord:
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                f"SELECT {_USER_COLUMNS} FROM auth.users WHERE id = %s",  # noqa: S608
+                (user_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise UserNotFound()
+        return UserRecord(*row)
+
+    async def credentials(self, email: str) -> tuple[UserRecord, str] | None:
+        """The user and their password hash, or None for an unknown (or malformed) email."""
+        try:
+            email = normalize_email(email)
+        except InvalidEmail:
+            return None
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                f"SELECT {_USER_COLUMNS}, password_hash FROM auth.users"  # noqa: S608
+                " WHERE lower(email) = lower(%s)",
+                (email,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return UserRecord(*row[:-1]), row[-1]
+
+    async def password_hash(self, user_id: str) -> str:
+        async with cursor(self._pool) as cur:
+            await cur.execute("SELECT password_hash FROM auth.users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise UserNotFound()
+        return str(row[0])
+
+    async def store_password_hash(self, user_id: str, password_hash: str, *, changed: bool) -> None:
+        """Replace the hash: a new password (`changed`), or the same one rehashed at login with
+        the current argon2 parameters, which is not a password change."""
+        async with cursor(self._pool) as cur:
+            if changed:
+                await cur.execute(
+                    "UPDATE auth.users SET password_hash = %s, password_changed_at = %s"
+                    " WHERE id = %s",
+                    (password_hash, self._clock.now(), user_id),
+                )
+            else:
+                await cur.execute(
+                    "UPDATE auth.users SET password_hash = %s WHERE id = %s",
+                    (password_hash, user_id),
+                )
+
+    async def set_disabled(self, email: str, disabled: bool) -> UserRecord:
+        """Disable (or enable again) a user; a disabled user cannot sign in."""
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                "UPDATE auth.users SET disabled_at = CASE WHEN %s THEN coalesce(disabled_at, %s)"  # noqa: S608
+                f" END WHERE lower(email) = lower(%s) RETURNING {_USER_COLUMNS}",
+                (disabled, self._clock.now(), email.strip()),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise UserNotFound()
+        return UserRecord(*row)
+
+    async def is_disabled(self, user_id: str) -> bool:
+        async with cursor(self._pool) as cur:
+            await cur.execute("SELECT disabled_at FROM auth.users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        return row is None or row[0] is not None

@@ -50,6 +50,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             authentication_middleware,
         ],
         client_max_size=2 * 1024 * 1024,
+        # Bodies arrive as sent: handlers that take Content-Encoding (metrics) inflate with
+        # their own cap on both the compressed and the inflated size.
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
@@ -80,7 +83,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = create_redis(settings.redis_url.reveal())
     keyspace = Keyspace(settings.redis_prefix)
     cache = KeyCache(clock, settings.key_cache_size, settings.key_cache_ttl_seconds)
-    listener = InvalidationListener(client, keyspace, cache)
+    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
+    listener = InvalidationListener(subscriber, client, keyspace, cache)
     usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
     limiter = UnknownKeyLimiter(
         client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
@@ -102,6 +106,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await usage.flush()
+    await subscriber.aclose()
     await client.aclose()
 
 

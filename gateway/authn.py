@@ -37,6 +37,8 @@ class Authenticated:
     # For cookie sessions: the CSRF token the session expects on unsafe methods.
     csrf_token: str | None = None
     session_token: str | None = None
+    # For cookie sessions: the user and session as the auth service validated them.
+    session: auth_pb2.ValidateSessionResponse | None = None
 
 
 class Authenticator:
@@ -149,4 +151,6 @@ class Authenticator:
             AuthMethod.SESSION,
             session_id=response.session.id,
         )
-        return Authenticated(identity, csrf_token=response.csrf_token, session_token=token)
+        return Authenticated(
+            identity, csrf_token=response.csrf_token, session_token=token, session=response
+        )

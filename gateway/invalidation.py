@@ -29,7 +29,15 @@ PING_TIMEOUT = 3.0
 
 
 class InvalidationListener:
-    def __init__(self, client: aioredis.Redis, keyspace: Keyspace, cache: KeyCache) -> None:
+    def __init__(
+        self,
+        subscriber: aioredis.Redis,
+        client: aioredis.Redis,
+        keyspace: Keyspace,
+        cache: KeyCache,
+    ) -> None:
+        # `subscriber` must not reconnect by itself (see scout_kit.redis.create_redis).
+        self._subscriber = subscriber
         self._redis = client
         self._keyspace = keyspace
         self._cache = cache
@@ -59,7 +67,7 @@ class InvalidationListener:
         self.subscribed.clear()
 
     async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = self._subscriber.pubsub()
         try:
             await pubsub.subscribe(self._keyspace.channel(KEYS_CHANNEL))
             # Wait for the subscribe confirmation: only then can no invalidation slip past.
@@ -80,6 +88,9 @@ class InvalidationListener:
                     awaiting_pong_since = None
                     if message["type"] == "message":
                         await self._apply(message["data"])
+                    elif message["type"] == "subscribe":
+                        # Only a silent reconnect resubscribes: messages may have been lost.
+                        raise redis.exceptions.ConnectionError("subscription was re-established")
                 if awaiting_pong_since is not None and now - awaiting_pong_since > PING_TIMEOUT:
                     raise redis.exceptions.ConnectionError("subscription ping timed out")
                 if now - last_ping >= PING_INTERVAL:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.handlers import health, metrics, servers
+from gateway.handlers import auth, health, identity, metrics, openapi, servers
 
 
 def setup_routes(app: web.Application) -> None:
     health.setup_routes(app)
+    auth.setup_routes(app)
+    identity.setup_routes(app)
     servers.setup_routes(app)
     metrics.setup_routes(app)
+    openapi.setup_routes(app)

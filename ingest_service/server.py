@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from datetime import timedelta
 
 import grpc
 
+from ingest_service.committer import GroupCommitter
 from ingest_service.repository import SCHEMA, SampleRepository
+from ingest_service.retention import RetentionJob
 from ingest_service.servicer import IngestServicer
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -18,19 +22,42 @@ from scout_kit.identity import TokenVerifier
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def create_server(
     settings: Settings, address: str | None = None, *, clock: Clock | None = None
 ) -> GrpcService:
     clock = clock or SystemClock()
+    retention = timedelta(days=settings.retention_days)
     resources = contextlib.AsyncExitStack()
     try:
         pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
         resources.push_async_callback(close_pool, pool)
         await migrate(pool, SCHEMA, "ingest_service.migrations")
-        servicer = IngestServicer(SampleRepository(pool), clock)
+        repository = SampleRepository(pool)
+        committer = GroupCommitter(
+            repository,
+            clock,
+            max_queued_values=settings.max_queued_values,
+            max_batch_values=settings.max_batch_values,
+            writers=settings.writers,
+        )
+        # Closed in reverse order after server.stop(grace): the committer commits everything
+        # it accepted while the pool is still open.
+        resources.push_async_callback(committer.close)
+        job = RetentionJob(repository, clock, retention, settings.retention_batch_size)
+        retention_task = asyncio.create_task(
+            job.run(settings.retention_interval_seconds), name="ingest-retention"
+        )
+        resources.push_async_callback(_cancel, retention_task)
+        servicer = IngestServicer(repository, committer, clock, retention)
 
         def register(server: grpc.aio.Server) -> list[str]:
-            ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
             return [SERVICE_NAME]
 
         return await build_grpc_service(

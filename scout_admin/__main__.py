@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     user.add_argument("--email", required=True)
     user.add_argument("--account-name", help="name of the new account (default: the email)")
+    disable = sub.add_parser(
+        "disable-user", help="stop a user signing in and end all their sessions at once"
+    )
+    disable.add_argument("--email", required=True)
+    enable = sub.add_parser("enable-user", help="let a disabled user sign in again")
+    enable.add_argument("--email", required=True)
     server = sub.add_parser("create-server", help="add a server and print its API key once")
     server.add_argument("--email", required=True, help="a user of the account that owns it")
     server.add_argument("--name", required=True)
@@ -51,6 +57,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             await admin.migrate()
             user = await admin.create_user(args.email, read_password(), args.account_name)
             print(f"created user {user.email} (id {user.id}) in account {user.account_id}")
+        elif args.command == "disable-user":
+            user, ended = await admin.disable_user(args.email)
+            print(f"disabled user {user.email} (id {user.id}); ended {ended} session(s)")
+        elif args.command == "enable-user":
+            user = await admin.enable_user(args.email)
+            print(f"enabled user {user.email} (id {user.id})")
         elif args.command == "create-server":
             await admin.migrate()
             created = await admin.create_server(args.email, args.name)

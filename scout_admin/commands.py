@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import aiopg
 import redis.asyncio as aioredis
 
+from auth_service.activity import ActivityLog
+from auth_service.domain import Authentication
 from auth_service.passwords import Passwords
+from auth_service.sessions import SessionStore
+from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA as AUTH_SCHEMA
 from auth_service.users import UserDirectory, UserRecord
 from ingest_service.repository import SCHEMA as INGEST_SCHEMA
@@ -62,6 +66,25 @@ class Admin:
 
     async def create_user(self, email: str, password: str, account_name: str | None) -> UserRecord:
         return await self.users.create_user(email, password, account_name=account_name)
+
+    @property
+    def authentication(self) -> Authentication:
+        clock = SystemClock()
+        passwords = Passwords()
+        return Authentication(
+            UserDirectory(self.pool, passwords, clock),
+            passwords,
+            SessionStore(self.redis, self.keyspace, clock),
+            LoginThrottle(self.redis, self.keyspace, clock),
+            ActivityLog(self.pool, clock),
+        )
+
+    async def disable_user(self, email: str) -> tuple[UserRecord, int]:
+        """Disable the user and end all their sessions at once (how many were ended)."""
+        return await self.authentication.disable_user(email, admin_actor())
+
+    async def enable_user(self, email: str) -> UserRecord:
+        return await self.authentication.enable_user(email)
 
     async def create_server(self, email: str, name: str) -> Created:
         user = await self.users.by_email(email)

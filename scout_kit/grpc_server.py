@@ -134,8 +134,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await context.abort(code, "internal error")
             finally:
                 name = method.rsplit("/", 1)[-1]
+                elapsed = time.perf_counter() - started
                 metrics.handled.labels(metrics.service, name, code.name).inc()
-                metrics.latency.labels(metrics.service, name).observe(time.perf_counter() - started)
+                metrics.latency.labels(metrics.service, name).observe(elapsed)
+                log.debug(
+                    "rpc %s %s",
+                    name,
+                    code.name,
+                    extra={"rpc": name, "code": code.name, "duration_ms": round(elapsed * 1000, 2)},
+                )
                 request_id_var.reset(rid_token)
                 client_address_var.reset(addr_token)
 

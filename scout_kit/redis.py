@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 
-def create_redis(url: str) -> aioredis.Redis:
-    """A client with short timeouts: a down Redis must fail a call fast, not hang it."""
+def create_redis(url: str, *, reconnect: bool = True) -> aioredis.Redis:
+    """A client with short timeouts: a down Redis must fail a call fast, not hang it.
+
+    `reconnect=False` is for subscriptions whose owner must see every disconnection: redis-py
+    otherwise reconnects and resubscribes silently, and messages published in the gap are lost
+    without anyone knowing."""
+    extra = {} if reconnect else {"retry": Retry(NoBackoff(), 0)}
     return aioredis.Redis.from_url(
         url,
         socket_timeout=2.0,
@@ -16,6 +23,7 @@ def create_redis(url: str) -> aioredis.Redis:
         health_check_interval=10,
         retry_on_timeout=False,
         decode_responses=False,
+        **extra,
     )
 
 

@@ -132,13 +132,14 @@ async def running_stack(
     clock: Clock | None = None,
     gateway_overrides: Mapping[str, str] | None = None,
     key_overrides: Mapping[str, str] | None = None,
+    ingest_overrides: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as stack:
         services = []
         for create, settings_cls, overrides in (
             (create_auth_server, AuthSettings, {}),
             (create_key_server, KeySettings, dict(key_overrides or {})),
-            (create_ingest_server, IngestSettings, {}),
+            (create_ingest_server, IngestSettings, dict(ingest_overrides or {})),
         ):
             settings = settings_cls.from_env(env.service_env(**overrides))  # type: ignore[attr-defined]
             service = await create(settings, clock=clock)  # type: ignore[operator]

@@ -1,110 +1,502 @@
-"""Agent metrics: posting samples (API key of the server) into the ingest service."""
+"""Agent metrics: posting samples (the server's API key) and reading them back (key or session).
+
+Posting is the hot path, so it does little per request: the body is read once (gzip inflated
+with a cap), validated into flat columns (names and values as lists, one time per sample) and
+handed to the `IngestBatcher`, which shares one WriteBatch call among concurrent posts. 202 is
+answered only when the ingest service reports the group transaction committed.
+
+Reading: a key sees only its own server; a user sees the servers of their account, which the key
+service confirms (GetServer with the caller's identity; deleted or foreign servers are NOT_FOUND)
+before the ingest service, which filters by account again, is asked. Anything else is 404.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+import uuid
+import zlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.body import json_response, read_json_object
+from gateway.body import json_response, parse_json_object
+from gateway.ingest_batcher import BatcherClosed, BatcherFull, IngestBatcher
 from gateway.keys import AUTH, BACKENDS, CLOCK
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
-from scout_kit.identity import PrincipalKind
+from scout.keys.v1 import keys_pb2
+from scout_kit.identity import Identity, PrincipalKind
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SAMPLES = 1000
 MAX_METRICS_PER_SAMPLE = 500
 MAX_FUTURE = timedelta(minutes=5)
-METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
+# The longest retention the ingest service can be configured with; it checks its own, shorter
+# one itself (the answer is the same 422).
+MAX_RETENTION = timedelta(days=3650)
+METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+MAX_POINTS_PER_SERIES = 1000
+MAX_NAMES_PER_QUERY = 50
+MAX_POINTS_PER_QUERY = 20_000
+DEFAULT_RANGE = timedelta(hours=1)
+# The default step gives about this many points, rounded up to a step a person would choose.
+DEFAULT_POINTS = 300
+NICE_STEPS = (
+    1,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+)
+STEP = re.compile(r"(\d{1,9})([smhd]?)")
+STEP_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+RETRY_AFTER_SECONDS = 1
+
+BATCHER = web.AppKey("ingest_batcher", IngestBatcher)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _invalid(detail: str, **extensions: Any) -> Problem:
-    return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", **extensions)
+def _invalid(detail: str, pointer: str) -> Problem:
+    return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", pointer=pointer)
 
 
-def parse_timestamp(value: Any, where: str) -> datetime:
-    if isinstance(value, bool):
-        raise _invalid(f"{where}.ts must be RFC 3339 text or unix seconds.", pointer=where)
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise _invalid(f"{where}.ts must be a finite number.", pointer=where)
+def _invalid_query(detail: str, parameter: str) -> Problem:
+    return Problem(422, "Unprocessable Content", detail, type_="invalid-query", parameter=parameter)
+
+
+def _too_large(detail: str) -> Problem:
+    return Problem(413, "Content Too Large", detail, type_="body-too-large")
+
+
+def _busy(detail: str) -> Problem:
+    return Problem(
+        503,
+        "Service Unavailable",
+        detail,
+        type_="ingest-busy",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+# Posting
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The JSON body, inflated if gzip-encoded; 413 when over MAX_BODY_BYTES as sent or as
+    inflated (inflation stops at the cap, so a small bomb costs at most that much), 415 for a
+    media type or encoding we do not take, 400 for broken gzip."""
+    if request.content_type != "application/json":
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            "Send the samples as application/json.",
+            type_="unsupported-media-type",
+        )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            "Content-Encoding must be gzip or absent.",
+            type_="unsupported-content-encoding",
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding != "identity" else None
+    received = 0
+    parts: list[bytes] = []
+    inflated = 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > MAX_BODY_BYTES:
+            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
+        if inflater is None:
+            parts.append(chunk)
+            continue
+        if inflater.eof:
+            raise _bad_gzip("data follows the end of the gzip stream")
         try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise _invalid(f"{where}.ts is out of range.", pointer=where) from None
+            # At most one byte over the cap is inflated: enough to know it is too large.
+            out = inflater.decompress(chunk, MAX_BODY_BYTES + 1 - inflated)
+        except zlib.error:
+            raise _bad_gzip("the body is not valid gzip") from None
+        inflated += len(out)
+        if inflated > MAX_BODY_BYTES or inflater.unconsumed_tail:
+            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes uncompressed.")
+        parts.append(out)
+    if inflater is not None and (not inflater.eof or inflater.unused_data):
+        raise _bad_gzip("the gzip stream is truncated or followed by other data")
+    return b"".join(parts)
+
+
+def _bad_gzip(detail: str) -> Problem:
+    return Problem(
+        400, "Bad Request", f"Content-Encoding is gzip but {detail}.", type_="invalid-gzip"
+    )
+
+
+def parse_timestamp_micros(value: Any, where: str) -> int:
+    """Microseconds since the epoch from RFC 3339 text or unix seconds."""
     if isinstance(value, str):
+        if not RFC3339.fullmatch(value):
+            raise _invalid(f"{where}/ts is not an RFC 3339 timestamp.", f"{where}/ts")
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         except ValueError:
-            raise _invalid(f"{where}.ts is not an RFC 3339 timestamp.", pointer=where) from None
-        if parsed.tzinfo is None:
-            raise _invalid(f"{where}.ts must include a time zone offset.", pointer=where)
-        return parsed.astimezone(UTC)
-    raise _invalid(f"{where}.ts must be RFC 3339 text or unix seconds.", pointer=where)
+            raise _invalid(f"{where}/ts is not a valid date and time.", f"{where}/ts") from None
+        delta = parsed - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if type(value) is int:
+        if abs(value) > 10**12:
+            raise _invalid(f"{where}/ts is out of range.", f"{where}/ts")
+        return value * 1_000_000
+    if type(value) is float:
+        if not math.isfinite(value) or abs(value) > 1e12:
+            raise _invalid(f"{where}/ts is out of range.", f"{where}/ts")
+        return round(value * 1_000_000)
+    raise _invalid(f"{where}/ts must be RFC 3339 text or unix seconds.", f"{where}/ts")
 
 
-def parse_samples(body: dict[str, Any], now: datetime, retention: timedelta) -> list[ingest_pb2.Sample]:
+def parse_samples(
+    body: dict[str, Any], now: datetime, server_id: str, account_id: str
+) -> ingest_pb2.SampleColumns:
+    """Validate a post into the columns the ingest service stores; any violation is a 422 that
+    names the sample and the rule, and then nothing of the post is written."""
     samples = body.get("samples")
     if not isinstance(samples, list) or not samples:
-        raise _invalid("samples must be a non-empty array.", pointer="/samples")
+        raise _invalid("samples must be a non-empty array.", "/samples")
     if len(samples) > MAX_SAMPLES:
-        raise _invalid(f"At most {MAX_SAMPLES} samples per request.", pointer="/samples")
-    parsed = []
+        raise _invalid(
+            f"At most {MAX_SAMPLES} samples per request; this one has {len(samples)}.", "/samples"
+        )
+    now_us = _micros(now)
+    newest = now_us + _micros_of(MAX_FUTURE)
+    oldest = now_us - _micros_of(MAX_RETENTION)
+    stamps: list[int] = []
+    sizes: list[int] = []
+    names: list[str] = []
+    values: list[float] = []
     for index, sample in enumerate(samples):
         where = f"/samples/{index}"
         if not isinstance(sample, dict):
-            raise _invalid(f"{where} must be an object.", pointer=where)
-        ts = parse_timestamp(sample.get("ts"), where)
-        if ts > now + MAX_FUTURE:
-            raise _invalid(f"{where}.ts is more than 5 minutes in the future.", pointer=where)
-        if ts < now - retention:
-            raise _invalid(f"{where}.ts is older than the retention period.", pointer=where)
+            raise _invalid(f"{where} must be an object.", where)
+        ts = parse_timestamp_micros(sample.get("ts"), where)
+        if ts > newest:
+            raise _invalid(f"{where}/ts is more than 5 minutes in the future.", f"{where}/ts")
+        if ts < oldest:
+            raise _invalid(f"{where}/ts is older than the retention period.", f"{where}/ts")
         metrics = sample.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
-            raise _invalid(f"{where}.metrics must be a non-empty object.", pointer=where)
+            raise _invalid(f"{where}/metrics must be a non-empty object.", f"{where}/metrics")
         if len(metrics) > MAX_METRICS_PER_SAMPLE:
             raise _invalid(
-                f"{where}.metrics has more than {MAX_METRICS_PER_SAMPLE} metrics.", pointer=where
+                f"{where}/metrics has {len(metrics)} metrics; at most "
+                f"{MAX_METRICS_PER_SAMPLE} per sample.",
+                f"{where}/metrics",
             )
-        values = []
         for name, value in metrics.items():
-            if not METRIC_NAME.match(name):
+            if not METRIC_NAME.fullmatch(name):
                 raise _invalid(
-                    f"{where}.metrics: metric name {name[:60]!r} must match "
+                    f"{where}/metrics: the metric name {name[:60]!r} must match "
                     "[A-Za-z0-9_.:/-]{1,200}.",
-                    pointer=where,
+                    f"{where}/metrics",
                 )
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _invalid(f"{where}.metrics.{name} must be a number.", pointer=where)
-            if not math.isfinite(value):
-                raise _invalid(f"{where}.metrics.{name} must be a finite number.", pointer=where)
-            values.append(ingest_pb2.MetricValue(name=name, value=float(value)))
-        stamp = Timestamp()
-        stamp.FromDatetime(ts)
-        parsed.append(ingest_pb2.Sample(ts=stamp, metrics=values))
-    return parsed
+            kind = type(value)
+            if kind is float:
+                if not math.isfinite(value):
+                    raise _invalid(
+                        f"{where}/metrics/{name} must be a finite number.",
+                        f"{where}/metrics/{name}",
+                    )
+            elif kind is int:
+                if abs(value) > 1e308:
+                    raise _invalid(
+                        f"{where}/metrics/{name} must be a finite number.",
+                        f"{where}/metrics/{name}",
+                    )
+            else:
+                raise _invalid(
+                    f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}"
+                )
+        stamps.append(ts)
+        sizes.append(len(metrics))
+        names.extend(metrics)
+        values.extend(metrics.values())
+    return ingest_pb2.SampleColumns(
+        server_id=server_id,
+        account_id=account_id,
+        sample_ts_micros=stamps,
+        sample_sizes=sizes,
+        names=names,
+        values=values,
+    )
+
+
+def _micros(moment: datetime) -> int:
+    return _micros_of(moment - _EPOCH)
+
+
+def _micros_of(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 async def post_metrics(request: web.Request) -> web.Response:
     identity = request[AUTH].identity
-    if identity.kind is not PrincipalKind.SERVER:
-        raise Problem(403, "Forbidden", "Posting metrics needs the server's API key.",
-                      type_="api-key-required")
-    body = await read_json_object(request, MAX_BODY_BYTES)
-    samples = parse_samples(body, request.app[CLOCK].now(), timedelta(days=30))
+    if identity.kind is not PrincipalKind.SERVER or identity.account_id is None:
+        raise Problem(
+            403,
+            "Forbidden",
+            "Posting metrics needs the server's API key.",
+            type_="api-key-required",
+        )
+    body = parse_json_object(await read_body(request))
+    columns = parse_samples(body, request.app[CLOCK].now(), identity.subject, identity.account_id)
+    try:
+        result = await request.app[BATCHER].write(columns)
+    except BatcherFull:
+        raise _busy("The gateway has too many posts waiting for storage; retry shortly.") from None
+    except BatcherClosed:
+        raise _busy("This gateway is shutting down; retry.") from None
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise _busy(
+                "Metric storage cannot keep up right now; nothing of this post was stored. "
+                "Retry shortly."
+            ) from None
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise _busy(
+                "Metric storage is unavailable; this post may not have been stored. Retrying "
+                "it is safe: samples already stored are not duplicated."
+            ) from None
+        raise
+    if result.error:
+        raise Problem(422, "Unprocessable Content", result.error[:300], type_="invalid-metrics")
+    return json_response({"accepted": result.accepted}, status=202)
+
+
+# Reading
+
+
+async def _readable_server(request: web.Request) -> tuple[Identity, str]:
+    """The caller and the server id, if the caller may read that server; 404 otherwise."""
+    identity = request[AUTH].identity
+    try:
+        server_id = str(uuid.UUID(request.match_info["server_id"]))
+    except ValueError:
+        raise _not_found() from None
+    if identity.kind is PrincipalKind.SERVER:
+        if identity.subject != server_id:
+            raise _not_found()
+    elif identity.kind is PrincipalKind.USER:
+        backends = request.app[BACKENDS]
+        # NOT_FOUND (deleted, another account's, never existed) becomes 404 in the middleware.
+        await backends.keys.GetServer(
+            keys_pb2.GetServerRequest(server_id=server_id),
+            metadata=backends.metadata(identity),
+            timeout=backends.timeout,
+        )
+    else:
+        raise _not_found()
+    return identity, server_id
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Not Found", "server not found")
+
+
+def _iso(ts: Timestamp) -> str:
+    return ts.ToDatetime().isoformat() + "Z"
+
+
+def _iso_datetime(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _query_time(request: web.Request, parameter: str) -> datetime | None:
+    raw = request.query.get(parameter)
+    if raw is None or raw == "":
+        return None
+    value: Any = raw
+    try:
+        value = float(raw) if not RFC3339.fullmatch(raw) else raw
+    except ValueError:
+        raise _invalid_query(
+            f"{parameter} must be RFC 3339 text or unix seconds.", parameter
+        ) from None
+    try:
+        us = parse_timestamp_micros(value, parameter)
+    except Problem:
+        raise _invalid_query(
+            f"{parameter} must be RFC 3339 text or unix seconds.", parameter
+        ) from None
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _step(raw: str) -> int:
+    match = STEP.fullmatch(raw.strip().lower())
+    if not match:
+        raise _invalid_query(
+            "step must be a whole number of seconds, optionally with a unit: 30s, 5m, 1h, 1d.",
+            "step",
+        )
+    seconds = int(match.group(1)) * STEP_UNITS[match.group(2)]
+    if seconds < 1:
+        raise _invalid_query("step must be at least 1 second.", "step")
+    return seconds
+
+
+def default_step(span_seconds: float) -> int:
+    wanted = span_seconds / DEFAULT_POINTS
+    for step in NICE_STEPS:
+        if step >= wanted:
+            return step
+    return math.ceil(wanted / 86400) * 86400
+
+
+def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
+    step = step_seconds * 1_000_000
+    return (_micros(end) - 1) // step - _micros(start) // step + 1
+
+
+def _names(request: web.Request) -> list[str]:
+    names: list[str] = []
+    for raw in request.query.getall("names", []):
+        names.extend(n.strip() for n in raw.split(",") if n.strip())
+    names = list(dict.fromkeys(names))
+    for name in names:
+        if not METRIC_NAME.fullmatch(name):
+            raise _invalid_query(
+                f"The metric name {name[:60]!r} must match [A-Za-z0-9_.:/-]{{1,200}}.", "names"
+            )
+    if len(names) > MAX_NAMES_PER_QUERY:
+        raise _invalid_query(f"At most {MAX_NAMES_PER_QUERY} names per query.", "names")
+    return names
+
+
+async def query_metrics(request: web.Request) -> web.Response:
+    identity, server_id = await _readable_server(request)
+    names = _names(request)
+    end = _query_time(request, "to") or request.app[CLOCK].now()
+    start = _query_time(request, "from") or end - DEFAULT_RANGE
+    if start >= end:
+        raise _invalid_query("from must be before to.", "from")
+    raw_step = request.query.get("step", "")
+    step = _step(raw_step) if raw_step else default_step((end - start).total_seconds())
+    points = bucket_count(start, end, step)
+    if points > MAX_POINTS_PER_SERIES:
+        raise _invalid_query(
+            f"This query asks for {points} points per series; at most {MAX_POINTS_PER_SERIES}. "
+            "Use a larger step or a shorter range.",
+            "step",
+        )
+    if len(names) * points > MAX_POINTS_PER_QUERY:
+        raise _invalid_query(
+            f"This query asks for {len(names) * points} points; at most "
+            f"{MAX_POINTS_PER_QUERY}. Use a larger step, a shorter range or fewer names.",
+            "names",
+        )
+    request_message = ingest_pb2.QueryMetricsRequest(
+        server_id=server_id, names=names, to=_timestamp(end), step_seconds=step
+    )
+    getattr(request_message, "from").CopyFrom(_timestamp(start))
     backends = request.app[BACKENDS]
-    response = await backends.ingest.WriteSamples(
-        ingest_pb2.WriteSamplesRequest(server_id=identity.subject, samples=samples),
+    response = await backends.ingest.QueryMetrics(
+        request_message, metadata=backends.metadata(identity), timeout=backends.timeout
+    )
+    return json_response(
+        {
+            "server_id": server_id,
+            "from": _iso_datetime(start),
+            "to": _iso_datetime(end),
+            "step_seconds": response.step_seconds,
+            "series": [
+                {
+                    "name": series.name,
+                    "points": [
+                        {
+                            "ts": _iso(p.ts),
+                            "avg": p.avg,
+                            "min": p.min,
+                            "max": p.max,
+                            "count": p.count,
+                        }
+                        for p in series.points
+                    ],
+                }
+                for series in response.series
+            ],
+        }
+    )
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+async def latest_metrics(request: web.Request) -> web.Response:
+    identity, server_id = await _readable_server(request)
+    backends = request.app[BACKENDS]
+    response = await backends.ingest.LatestMetrics(
+        ingest_pb2.LatestMetricsRequest(server_id=server_id),
         metadata=backends.metadata(identity),
         timeout=backends.timeout,
     )
-    return json_response({"accepted": response.accepted}, status=202)
+    return json_response(
+        {
+            "server_id": server_id,
+            "metrics": [
+                {"name": v.name, "value": v.value, "ts": _iso(v.ts)} for v in response.values
+            ],
+        }
+    )
+
+
+async def metric_names(request: web.Request) -> web.Response:
+    identity, server_id = await _readable_server(request)
+    backends = request.app[BACKENDS]
+    response = await backends.ingest.ListMetricNames(
+        ingest_pb2.ListMetricNamesRequest(server_id=server_id),
+        metadata=backends.metadata(identity),
+        timeout=backends.timeout,
+    )
+    return json_response({"server_id": server_id, "names": list(response.names)})
+
+
+async def _batcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The batcher lives inside the backends' context: it is closed (its accepted posts
+    answered) before the channels are."""
+    batcher = IngestBatcher(app[BACKENDS])
+    app[BATCHER] = batcher
+    yield
+    await batcher.close()
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/metrics", post_metrics)
+    app.router.add_get("/api/v1/servers/{server_id}/metrics", query_metrics)
+    app.router.add_get("/api/v1/servers/{server_id}/metrics/latest", latest_metrics)
+    app.router.add_get("/api/v1/servers/{server_id}/metric-names", metric_names)
+    # Registered after create_app's backends context, so it starts after and stops before it.
+    app.cleanup_ctx.append(_batcher_ctx)

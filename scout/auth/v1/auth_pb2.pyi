@@ -193,20 +193,22 @@ class ListActivityRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ActivityEvent(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "client_address", "user_agent", "details_json")
+    __slots__ = ("id", "type", "occurred_at", "client_address", "user_agent", "details_json", "actor")
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     USER_AGENT_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
     client_address: str
     user_agent: str
     details_json: str
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., details_json: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ListActivityResponse(_message.Message):
     __slots__ = ("events", "next_page_token")

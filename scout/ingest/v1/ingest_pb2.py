@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cscout/ingest/v1/ingest.proto\x12\x0fscout.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x0bMetricValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"_\n\x06Sample\x12&\n\x02ts\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07metrics\x18\x02 \x03(\x0b\x32\x1c.scout.ingest.v1.MetricValue\"R\n\x13WriteSamplesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12(\n\x07samples\x18\x02 \x03(\x0b\x32\x17.scout.ingest.v1.Sample\"(\n\x14WriteSamplesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\"\x9f\x01\n\x13QueryMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstep_seconds\x18\x05 \x01(\r\"e\n\x05Point\x12&\n\x02ts\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x61vg\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\r\">\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x06points\x18\x02 \x03(\x0b\x32\x16.scout.ingest.v1.Point\"U\n\x14QueryMetricsResponse\x12\'\n\x06series\x18\x01 \x03(\x0b\x32\x17.scout.ingest.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\r\")\n\x14LatestMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"R\n\x0bLatestValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15LatestMetricsResponse\x12,\n\x06values\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.LatestValue\"+\n\x16ListMetricNamesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"(\n\x17ListMetricNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"%\n\x0fLastSeenRequest\x12\x12\n\nserver_ids\x18\x01 \x03(\t\"U\n\x0eServerLastSeen\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x30\n\x0clast_seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10LastSeenResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.scout.ingest.v1.ServerLastSeen2\xe0\x03\n\rIngestService\x12[\n\x0cWriteSamples\x12$.scout.ingest.v1.WriteSamplesRequest\x1a%.scout.ingest.v1.WriteSamplesResponse\x12[\n\x0cQueryMetrics\x12$.scout.ingest.v1.QueryMetricsRequest\x1a%.scout.ingest.v1.QueryMetricsResponse\x12^\n\rLatestMetrics\x12%.scout.ingest.v1.LatestMetricsRequest\x1a&.scout.ingest.v1.LatestMetricsResponse\x12\x64\n\x0fListMetricNames\x12\'.scout.ingest.v1.ListMetricNamesRequest\x1a(.scout.ingest.v1.ListMetricNamesResponse\x12O\n\x08LastSeen\x12 .scout.ingest.v1.LastSeenRequest\x1a!.scout.ingest.v1.LastSeenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cscout/ingest/v1/ingest.proto\x12\x0fscout.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x0bMetricValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"_\n\x06Sample\x12&\n\x02ts\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07metrics\x18\x02 \x03(\x0b\x32\x1c.scout.ingest.v1.MetricValue\"R\n\x13WriteSamplesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12(\n\x07samples\x18\x02 \x03(\x0b\x32\x17.scout.ingest.v1.Sample\"(\n\x14WriteSamplesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\"\x85\x01\n\rSampleColumns\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x18\n\x10sample_ts_micros\x18\x03 \x03(\x12\x12\x14\n\x0csample_sizes\x18\x04 \x03(\r\x12\r\n\x05names\x18\x05 \x03(\t\x12\x0e\n\x06values\x18\x06 \x03(\x01\"D\n\x11WriteBatchRequest\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.scout.ingest.v1.SampleColumns\".\n\x0b\x45ntryResult\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\"C\n\x12WriteBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.EntryResult\"\x9f\x01\n\x13QueryMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstep_seconds\x18\x05 \x01(\r\"e\n\x05Point\x12&\n\x02ts\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x61vg\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\r\">\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x06points\x18\x02 \x03(\x0b\x32\x16.scout.ingest.v1.Point\"U\n\x14QueryMetricsResponse\x12\'\n\x06series\x18\x01 \x03(\x0b\x32\x17.scout.ingest.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\r\")\n\x14LatestMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"R\n\x0bLatestValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15LatestMetricsResponse\x12,\n\x06values\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.LatestValue\"+\n\x16ListMetricNamesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"(\n\x17ListMetricNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"%\n\x0fLastSeenRequest\x12\x12\n\nserver_ids\x18\x01 \x03(\t\"U\n\x0eServerLastSeen\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x30\n\x0clast_seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10LastSeenResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.scout.ingest.v1.ServerLastSeen2\xb7\x04\n\rIngestService\x12[\n\x0cWriteSamples\x12$.scout.ingest.v1.WriteSamplesRequest\x1a%.scout.ingest.v1.WriteSamplesResponse\x12U\n\nWriteBatch\x12\".scout.ingest.v1.WriteBatchRequest\x1a#.scout.ingest.v1.WriteBatchResponse\x12[\n\x0cQueryMetrics\x12$.scout.ingest.v1.QueryMetricsRequest\x1a%.scout.ingest.v1.QueryMetricsResponse\x12^\n\rLatestMetrics\x12%.scout.ingest.v1.LatestMetricsRequest\x1a&.scout.ingest.v1.LatestMetricsResponse\x12\x64\n\x0fListMetricNames\x12\'.scout.ingest.v1.ListMetricNamesRequest\x1a(.scout.ingest.v1.ListMetricNamesResponse\x12O\n\x08LastSeen\x12 .scout.ingest.v1.LastSeenRequest\x1a!.scout.ingest.v1.LastSeenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,30 +40,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITESAMPLESREQUEST']._serialized_end=305
   _globals['_WRITESAMPLESRESPONSE']._serialized_start=307
   _globals['_WRITESAMPLESRESPONSE']._serialized_end=347
-  _globals['_QUERYMETRICSREQUEST']._serialized_start=350
-  _globals['_QUERYMETRICSREQUEST']._serialized_end=509
-  _globals['_POINT']._serialized_start=511
-  _globals['_POINT']._serialized_end=612
-  _globals['_SERIES']._serialized_start=614
-  _globals['_SERIES']._serialized_end=676
-  _globals['_QUERYMETRICSRESPONSE']._serialized_start=678
-  _globals['_QUERYMETRICSRESPONSE']._serialized_end=763
-  _globals['_LATESTMETRICSREQUEST']._serialized_start=765
-  _globals['_LATESTMETRICSREQUEST']._serialized_end=806
-  _globals['_LATESTVALUE']._serialized_start=808
-  _globals['_LATESTVALUE']._serialized_end=890
-  _globals['_LATESTMETRICSRESPONSE']._serialized_start=892
-  _globals['_LATESTMETRICSRESPONSE']._serialized_end=961
-  _globals['_LISTMETRICNAMESREQUEST']._serialized_start=963
-  _globals['_LISTMETRICNAMESREQUEST']._serialized_end=1006
-  _globals['_LISTMETRICNAMESRESPONSE']._serialized_start=1008
-  _globals['_LISTMETRICNAMESRESPONSE']._serialized_end=1048
-  _globals['_LASTSEENREQUEST']._serialized_start=1050
-  _globals['_LASTSEENREQUEST']._serialized_end=1087
-  _globals['_SERVERLASTSEEN']._serialized_start=1089
-  _globals['_SERVERLASTSEEN']._serialized_end=1174
-  _globals['_LASTSEENRESPONSE']._serialized_start=1176
-  _globals['_LASTSEENRESPONSE']._serialized_end=1244
-  _globals['_INGESTSERVICE']._serialized_start=1247
-  _globals['_INGESTSERVICE']._serialized_end=1727
+  _globals['_SAMPLECOLUMNS']._serialized_start=350
+  _globals['_SAMPLECOLUMNS']._serialized_end=483
+  _globals['_WRITEBATCHREQUEST']._serialized_start=485
+  _globals['_WRITEBATCHREQUEST']._serialized_end=553
+  _globals['_ENTRYRESULT']._serialized_start=555
+  _globals['_ENTRYRESULT']._serialized_end=601
+  _globals['_WRITEBATCHRESPONSE']._serialized_start=603
+  _globals['_WRITEBATCHRESPONSE']._serialized_end=670
+  _globals['_QUERYMETRICSREQUEST']._serialized_start=673
+  _globals['_QUERYMETRICSREQUEST']._serialized_end=832
+  _globals['_POINT']._serialized_start=834
+  _globals['_POINT']._serialized_end=935
+  _globals['_SERIES']._serialized_start=937
+  _globals['_SERIES']._serialized_end=999
+  _globals['_QUERYMETRICSRESPONSE']._serialized_start=1001
+  _globals['_QUERYMETRICSRESPONSE']._serialized_end=1086
+  _globals['_LATESTMETRICSREQUEST']._serialized_start=1088
+  _globals['_LATESTMETRICSREQUEST']._serialized_end=1129
+  _globals['_LATESTVALUE']._serialized_start=1131
+  _globals['_LATESTVALUE']._serialized_end=1213
+  _globals['_LATESTMETRICSRESPONSE']._serialized_start=1215
+  _globals['_LATESTMETRICSRESPONSE']._serialized_end=1284
+  _globals['_LISTMETRICNAMESREQUEST']._serialized_start=1286
+  _globals['_LISTMETRICNAMESREQUEST']._serialized_end=1329
+  _globals['_LISTMETRICNAMESRESPONSE']._serialized_start=1331
+  _globals['_LISTMETRICNAMESRESPONSE']._serialized_end=1371
+  _globals['_LASTSEENREQUEST']._serialized_start=1373
+  _globals['_LASTSEENREQUEST']._serialized_end=1410
+  _globals['_SERVERLASTSEEN']._serialized_start=1412
+  _globals['_SERVERLASTSEEN']._serialized_end=1497
+  _globals['_LASTSEENRESPONSE']._serialized_start=1499
+  _globals['_LASTSEENRESPONSE']._serialized_end=1567
+  _globals['_INGESTSERVICE']._serialized_start=1570
+  _globals['_INGESTSERVICE']._serialized_end=2137
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,42 @@ class WriteSamplesResponse(_message.Message):
     accepted: int
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
 
+class SampleColumns(_message.Message):
+    __slots__ = ("server_id", "account_id", "sample_ts_micros", "sample_sizes", "names", "values")
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_TS_MICROS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZES_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    account_id: str
+    sample_ts_micros: _containers.RepeatedScalarFieldContainer[int]
+    sample_sizes: _containers.RepeatedScalarFieldContainer[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, server_id: _Optional[str] = ..., account_id: _Optional[str] = ..., sample_ts_micros: _Optional[_Iterable[int]] = ..., sample_sizes: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class WriteBatchRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[SampleColumns]
+    def __init__(self, entries: _Optional[_Iterable[_Union[SampleColumns, _Mapping]]] = ...) -> None: ...
+
+class EntryResult(_message.Message):
+    __slots__ = ("error", "accepted")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    accepted: int
+    def __init__(self, error: _Optional[str] = ..., accepted: _Optional[int] = ...) -> None: ...
+
+class WriteBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[EntryResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[EntryResult, _Mapping]]] = ...) -> None: ...
+
 class QueryMetricsRequest(_message.Message):
     __slots__ = ("server_id", "names", "to", "step_seconds")
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -1,0 +1,584 @@
+"""The measurements the issues ask for, run against real processes in one bench run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+
+from bench.environment import BenchEnvironment
+from bench.load import LoadResult, RequestSpec, percentile, python_load, wrk_load
+from bench.options import Options
+from bench.processes import Fleet, ServerProcess, free_port
+from bench.report import Goal, Report, Row
+from scout.keys.v1 import keys_pb2
+from scout_admin.commands import Admin, open_admin
+from scout_admin.settings import Settings as AdminSettings
+from scout_kit.clock import SystemClock
+from scout_kit.grpc_client import call_metadata
+from scout_kit.identity import TokenIssuer, service_identity
+
+log = logging.getLogger("bench")
+
+PASSWORD = "bench password that is long enough 42"  # noqa: S105 - a throwaway bench user
+SESSION_COOKIE = "__Host-scout_session"
+WHOAMI = "/api/v1/whoami"
+METRIC_NAMES = [
+    "cpu.percent",
+    "cpu.user",
+    "cpu.system",
+    "cpu.iowait",
+    "load.1",
+    "load.5",
+    "load.15",
+    "mem.used_bytes",
+    "mem.free_bytes",
+    "mem.cached_bytes",
+    "swap.used_bytes",
+    "disk.root.used_bytes",
+    "disk.root.free_bytes",
+    "disk.io.read_bytes",
+    "disk.io.write_bytes",
+    "net.eth0.rx_bytes",
+    "net.eth0.tx_bytes",
+    "net.tcp.established",
+    "proc.count",
+    "uptime.s",
+]
+VALIDATE_KEY_METHOD = "/scout.keys.v1.KeyService/ValidateKey"
+ROTATION_POLL_LIMIT = 1.0  # seconds a replica may keep accepting the old key before we give up
+
+
+@dataclass(frozen=True)
+class Seed:
+    email: str
+    account_id: str
+    server_id: str
+    api_key: str
+    rotating_server_id: str
+    rotating_key: str
+
+
+@dataclass(frozen=True)
+class Session:
+    cookie: str
+    csrf_token: str
+
+
+def metrics_body_template() -> str:
+    metrics = ", ".join(f'"{name}": {value}' for value, name in enumerate(METRIC_NAMES, start=1))
+    return '{"samples": [{"ts": {ts}, "metrics": {' + metrics + "}}]}"
+
+
+class Bench:
+    def __init__(self, options: Options, env: BenchEnvironment, fleet: Fleet, admin: Admin):
+        self.options = options
+        self.env = env
+        self.fleet = fleet
+        self.admin = admin
+        self.report = Report(meta=_meta(options))
+        self.hello: ServerProcess | None = None
+        self.keys: ServerProcess | None = None
+        self.ingest: ServerProcess | None = None
+        self.auth: ServerProcess | None = None
+        self.gateways: list[ServerProcess] = []
+        self.uncached: ServerProcess | None = None
+        self.seed: Seed | None = None
+        self.session: Session | None = None
+        self.sessions_unavailable = ""
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        wants = self.options.wants
+        needs_gateway = any(wants(n) for n in (2, 3, 4, 5, 6))
+        level = self.options.service_log_level
+        if needs_gateway:
+            await self.admin.migrate()
+            self.seed = await self._seed()
+        services: dict[str, str] = {}
+        grpc_processes = []
+        for name, module, variable, needed in (
+            ("keys", "key_service", "KEY_SERVICE_ADDR", needs_gateway),
+            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", wants(5)),
+            ("auth", "auth_service", "AUTH_SERVICE_ADDR", wants(4) or wants(6)),
+        ):
+            if needed:
+                process = self.fleet.spawn_grpc(name, module, self.env.service_env(level))
+                setattr(self, name, process)
+                grpc_processes.append(process)
+                services[variable] = process.address
+            else:  # never called in this run: an address where nothing listens
+                services[variable] = f"127.0.0.1:{free_port()}"
+        hello_env = self.env.gateway_env(services, level)
+        self.hello = self.fleet.spawn_https("hello", "bench.hello", hello_env)
+        await asyncio.gather(*(self.fleet.wait_grpc_ready(p) for p in grpc_processes))
+        if needs_gateway:
+            replicas = 3 if wants(4) else 1
+            for index in range(1, replicas + 1):
+                profile = None
+                if index == 1 and self.options.profile_dir is not None:
+                    self.options.profile_dir.mkdir(parents=True, exist_ok=True)
+                    profile = self.options.profile_dir / "gateway.pstats"
+                self.gateways.append(
+                    self.fleet.spawn_https(
+                        f"gateway-{index}",
+                        "gateway",
+                        self.env.gateway_env(services, level),
+                        profile_to=profile,
+                    )
+                )
+            if wants(3):
+                self.uncached = self.fleet.spawn_https(
+                    "gateway-uncached",
+                    "gateway",
+                    self.env.gateway_env(services, level, KEY_CACHE_SIZE="0"),
+                )
+        waits = [self.fleet.wait_https_ready(self.hello, "/")]
+        waits += [
+            self.fleet.wait_https_ready(gateway, "/readyz", expect='"trusted"')
+            for gateway in self.gateways
+        ]
+        if self.uncached is not None:
+            waits.append(self.fleet.wait_https_ready(self.uncached, "/readyz"))
+        await asyncio.gather(*waits)
+
+    async def _seed(self) -> Seed:
+        email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
+        user = await self.admin.create_user(email, PASSWORD, "Bench")
+        agent = await self.admin.create_server(email, "bench-agent")
+        rotating = await self.admin.create_server(email, "bench-rotating")
+        return Seed(
+            email=email,
+            account_id=user.account_id,
+            server_id=agent.server.id,
+            api_key=agent.api_key,
+            rotating_server_id=rotating.server.id,
+            rotating_key=rotating.api_key,
+        )
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _watch(self, *extra: ServerProcess | None) -> list[ServerProcess]:
+        return [process for process in extra if process is not None]
+
+    async def _load(
+        self,
+        target: ServerProcess,
+        spec: RequestSpec,
+        *,
+        watch: Sequence[ServerProcess],
+        connections: int | None = None,
+    ) -> LoadResult:
+        connections = connections or self.options.connections
+        if self.options.client == "wrk":
+            return await wrk_load(
+                target,
+                spec,
+                workdir=self.env.workdir,
+                connections=connections,
+                duration=self.options.duration,
+                warmup=self.options.warmup,
+                watch=watch,
+            )
+        return await python_load(
+            target,
+            spec,
+            context=self.env.client_ssl(),
+            connections=connections,
+            duration=self.options.duration,
+            warmup=self.options.warmup,
+            watch=watch,
+        )
+
+    def _row(self, key: str, label: str, result: LoadResult, goal: Goal | None = None) -> Row:
+        """A throughput row, with its ratios to the baseline (row 1) of this run."""
+        cpu = result.cpu_ms_per_request()
+        if key == "1":
+            ratio: float | None = 1.0
+            cpu_ratio: float | None = 1.0
+        else:
+            ratio = cpu_ratio = None
+            baseline = self.report.row("1")
+            if baseline is not None and baseline.rps:
+                ratio = result.rps / baseline.rps
+            ours = sum(value for name, value in cpu.items() if name not in ("client", "machine"))
+            if baseline is not None and "hello" in baseline.cpu_ms_per_request and ours > 0:
+                cpu_ratio = baseline.cpu_ms_per_request["hello"] / ours
+        row = Row(
+            key=key,
+            label=label,
+            rps=result.rps,
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+            ratio=ratio,
+            cpu_ratio=cpu_ratio,
+            samples=result.requests,
+            errors=result.errors,
+            goal=goal,
+            cpu_ms_per_request=cpu,
+        )
+        return self.report.add(row)
+
+    @contextlib.asynccontextmanager
+    async def _http(self) -> AsyncIterator[aiohttp.ClientSession]:
+        connector = aiohttp.TCPConnector(ssl=self.env.client_ssl(), limit=0)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as session:
+            yield session
+
+    def _key_headers(self, key: str) -> dict[str, str]:
+        return {"X-API-Key": key}
+
+    # ---- scenarios -----------------------------------------------------------------------------
+
+    async def baseline(self) -> None:
+        assert self.hello is not None
+        result = await self._load(
+            self.hello, RequestSpec("GET", "/"), watch=self._watch(self.hello)
+        )
+        self._row("1", "bare aiohttp TLS hello (baseline)", result)
+
+    async def key_auth(self) -> None:
+        assert self.seed is not None
+        gateway = self.gateways[0]
+        spec = RequestSpec("GET", WHOAMI, self._key_headers(self.seed.api_key))
+        result = await self._load(gateway, spec, watch=self._watch(gateway, self.keys))
+        self._row("2", f"GET {WHOAMI}, X-API-Key, warm cache", result, Goal("ratio", 0.85))
+
+    async def cache_miss(self) -> None:
+        assert self.seed is not None
+        assert self.uncached is not None
+        assert self.keys is not None
+        spec = RequestSpec("GET", WHOAMI, self._key_headers(self.seed.api_key))
+        miss = await self._load(
+            self.uncached, spec, watch=self._watch(self.uncached, self.keys), connections=1
+        )
+        row = self._row(
+            "3a", "cache miss: GET whoami, KEY_CACHE_SIZE=0, 1 conn", miss, Goal("p99_ms", 5.0)
+        )
+        row.ratio = row.cpu_ratio = None
+        hit = await self._load(
+            self.gateways[0], spec, watch=self._watch(self.gateways[0]), connections=1
+        )
+        row_hit = self._row("3b", "  same request, warm cache, 1 conn (reference)", hit)
+        row_hit.ratio = row_hit.cpu_ratio = None
+        row.notes.append(
+            f"a miss adds {miss.p50_ms - hit.p50_ms:.2f} ms at p50 "
+            f"and {miss.p99_ms - hit.p99_ms:.2f} ms at p99 to a cached request"
+        )
+        latencies = await self._validate_rpc_latencies()
+        self.report.add(
+            Row(
+                key="3c",
+                label="  ValidateKey RPC alone (bench -> key service)",
+                p50_ms=1000 * percentile(latencies, 0.5),
+                p99_ms=1000 * percentile(latencies, 0.99),
+                samples=len(latencies),
+            )
+        )
+
+    async def _validate_rpc_latencies(self) -> list[float]:
+        assert self.seed is not None
+        assert self.keys is not None
+        issuer = TokenIssuer(self.env.jwt_private_pem, SystemClock())
+        metadata = call_metadata(issuer.token_for(service_identity("gateway")))
+        digest = hashlib.sha256(self.seed.api_key.encode()).digest()
+        request = keys_pb2.ValidateKeyRequest(key_sha256=digest, client_address="127.0.0.1")
+        latencies = []
+        async with grpc.aio.insecure_channel(self.keys.address) as channel:
+            validate = channel.unary_unary(
+                VALIDATE_KEY_METHOD,
+                request_serializer=keys_pb2.ValidateKeyRequest.SerializeToString,
+                response_deserializer=keys_pb2.ValidateKeyResponse.FromString,
+            )
+            for index in range(self.options.latency_samples + 20):
+                started = time.perf_counter()
+                reply = await validate(request, metadata=metadata, timeout=5)
+                elapsed = time.perf_counter() - started
+                if reply.status != keys_pb2.KEY_STATUS_VALID:
+                    raise RuntimeError(f"ValidateKey answered {reply.status}")
+                if index >= 20:  # the first calls warm the channel and the pool
+                    latencies.append(elapsed)
+        return latencies
+
+    async def rotation(self) -> None:
+        assert self.seed is not None
+        per_replica: list[float] = []
+        slowest: list[float] = []
+        rotate_calls: list[float] = []
+        accepted_after = 0
+        unresolved = 0
+        key = self.seed.rotating_key
+        async with self._http() as http:
+            for _ in range(self.options.rotations):
+                warm = await asyncio.gather(
+                    *(self._status(http, gateway, key) for gateway in self.gateways)
+                )
+                if warm != [200] * len(self.gateways):
+                    raise RuntimeError(f"the current key was not accepted everywhere: {warm}")
+                started = time.perf_counter()
+                new_key = await self._rotate(http, self.seed.rotating_server_id)
+                answered = time.perf_counter()
+                rotate_calls.append(answered - started)
+                outcomes = await asyncio.gather(
+                    *(
+                        self._until_rejected(http, gateway, key, answered)
+                        for gateway in self.gateways
+                    )
+                )
+                for elapsed, accepted in outcomes:
+                    accepted_after += accepted
+                    if elapsed is None:
+                        unresolved += 1
+                    else:
+                        per_replica.append(elapsed)
+                slowest.append(
+                    max(e if e is not None else ROTATION_POLL_LIMIT for e, _ in outcomes)
+                )
+                key = new_key
+        replicas = len(self.gateways)
+        method = "HTTP (session)" if self.session is not None else "scout-admin KeyManager"
+        row = self.report.add(
+            Row(
+                key="4a",
+                label=f"rotate -> old key rejected, each of {replicas} replicas",
+                p50_ms=1000 * percentile(per_replica, 0.5),
+                p99_ms=1000 * percentile(per_replica, 0.99),
+                samples=len(per_replica),
+                errors=accepted_after + unresolved,
+                goal=Goal("p99_ms", 5.0),
+            )
+        )
+        self.report.add(
+            Row(
+                key="4b",
+                label=f"  until all {replicas} replicas reject (per rotation)",
+                p50_ms=1000 * percentile(slowest, 0.5),
+                p99_ms=1000 * percentile(slowest, 0.99),
+                samples=len(slowest),
+                goal=Goal("p99_ms", 5.0),
+            )
+        )
+        row.notes.append(
+            f"{self.options.rotations} rotations via {method}; the rotate call itself took "
+            f"p50 {1000 * percentile(rotate_calls, 0.5):.2f} ms, "
+            f"p99 {1000 * percentile(rotate_calls, 0.99):.2f} ms (it waits for every gateway's "
+            f"acknowledgement); old key accepted after the rotate response: {accepted_after} "
+            f"times; replicas still accepting after {ROTATION_POLL_LIMIT:g}s: {unresolved}"
+        )
+
+    async def _status(self, http: aiohttp.ClientSession, gateway: ServerProcess, key: str) -> int:
+        async with http.get(gateway.url + WHOAMI, headers=self._key_headers(key)) as response:
+            await response.read()
+            return response.status
+
+    async def _until_rejected(
+        self, http: aiohttp.ClientSession, gateway: ServerProcess, key: str, since: float
+    ) -> tuple[float | None, int]:
+        """Poll with the old key until the replica answers 401: (seconds since `since`, how many
+        times it still accepted the key). None when it never rejected within the limit."""
+        accepted = 0
+        while True:
+            status = await self._status(http, gateway, key)
+            elapsed = time.perf_counter() - since
+            if status == 401:
+                return elapsed, accepted
+            accepted += 1
+            if elapsed > ROTATION_POLL_LIMIT:
+                return None, accepted
+
+    async def _rotate(self, http: aiohttp.ClientSession, server_id: str) -> str:
+        assert self.seed is not None
+        if self.session is None:
+            rotated = await self.admin.keys.rotate_key(
+                self.seed.account_id, server_id, actor="bench"
+            )
+            return rotated.api_key
+        async with http.post(
+            f"{self.gateways[0].url}/api/v1/servers/{server_id}/api-key/rotate",
+            headers={
+                "Cookie": f"{SESSION_COOKIE}={self.session.cookie}",
+                "X-CSRF-Token": self.session.csrf_token,
+            },
+            json={},
+        ) as response:
+            body = await response.json(content_type=None)
+            if response.status != 200:
+                raise RuntimeError(f"rotate answered {response.status}: {body}")
+            api_key: str = body["api_key"]
+            return api_key
+
+    async def agent_posts(self) -> None:
+        assert self.seed is not None
+        gateway = self.gateways[0]
+        spec = RequestSpec(
+            "POST",
+            "/api/v1/metrics",
+            {**self._key_headers(self.seed.api_key), "Content-Type": "application/json"},
+            body_template=metrics_body_template(),
+            expect_status=202,
+        )
+        result = await self._load(gateway, spec, watch=self._watch(gateway, self.keys, self.ingest))
+        row = self._row(
+            "5", "POST /api/v1/metrics, 1 sample x 20 metrics, 202", result, Goal("ratio", 0.35)
+        )
+        row.notes.append(
+            f"{await self._committed_rows():,} sample rows committed in PostgreSQL by the end of "
+            "the run (warm-up included)"
+        )
+
+    async def _committed_rows(self) -> int:
+        assert self.seed is not None
+        async with self.admin.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT count(*) FROM ingest.samples WHERE server_id = %s", (self.seed.server_id,)
+            )
+            (count,) = await cur.fetchone()
+            return int(count)
+
+    async def login(self) -> Session | None:
+        """Sign in through the gateway, or None (with the reason kept) if sessions do not exist
+        yet in this tree."""
+        assert self.seed is not None
+        if self.auth is None:
+            return None
+        async with (
+            self._http() as http,
+            http.post(
+                f"{self.gateways[0].url}/api/v1/auth/login",
+                json={"email": self.seed.email, "password": PASSWORD},
+            ) as response,
+        ):
+            body = await response.read()
+            if response.status != 200:
+                self.sessions_unavailable = f"POST /api/v1/auth/login answered {response.status}"
+                return None
+            morsel = response.cookies.get(SESSION_COOKIE)
+            csrf = json.loads(body).get("csrf_token")
+            if morsel is None or not isinstance(csrf, str):
+                self.sessions_unavailable = "login answered without a session cookie or csrf_token"
+                return None
+            return Session(morsel.value, csrf)
+
+    async def sessions(self) -> None:
+        if self.session is None:
+            reason = f" ({self.sessions_unavailable})" if self.sessions_unavailable else ""
+            for key, label in (
+                ("6a", "GET whoami with session cookie"),
+                ("6b", "POST /api/v1/auth/login latency"),
+            ):
+                self.report.add(
+                    Row(key=key, label=label, skipped=f"skipped: sessions not available{reason}")
+                )
+            return
+        assert self.seed is not None
+        gateway = self.gateways[0]
+        spec = RequestSpec("GET", WHOAMI, {"Cookie": f"{SESSION_COOKIE}={self.session.cookie}"})
+        result = await self._load(gateway, spec, watch=self._watch(gateway, self.auth))
+        self._row("6a", "GET whoami with session cookie", result)
+        latencies = []
+        async with self._http() as http:
+            for _ in range(self.options.logins):
+                started = time.perf_counter()
+                async with http.post(
+                    f"{gateway.url}/api/v1/auth/login",
+                    json={"email": self.seed.email, "password": PASSWORD},
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"login answered {response.status}")
+                latencies.append(time.perf_counter() - started)
+        self.report.add(
+            Row(
+                key="6b",
+                label="POST /api/v1/auth/login latency (sequential)",
+                p50_ms=1000 * percentile(latencies, 0.5),
+                p99_ms=1000 * percentile(latencies, 0.99),
+                samples=len(latencies),
+            )
+        )
+
+    async def run(self) -> Report:
+        await self.start()
+        await self.baseline()
+        if self.options.wants(4) or self.options.wants(6):
+            self.session = await self.login()
+        steps: list[tuple[int, str, Callable[[], Awaitable[None]]]] = [
+            (2, "key auth, warm cache", self.key_auth),
+            (3, "cache-miss validation", self.cache_miss),
+            (4, "rotation -> rejection", self.rotation),
+            (5, "agent posts", self.agent_posts),
+            (6, "sessions", self.sessions),
+        ]
+        for number, label, step in steps:
+            if not self.options.wants(number):
+                continue
+            try:
+                await step()
+            except Exception as exc:
+                # One broken path (the tree is being worked on) must not hide the others' figures.
+                log.exception("scenario %d failed", number)
+                self.report.failed.append(number)
+                self.report.add(Row(key=str(number), label=label, skipped=f"FAILED: {exc!r}"[:200]))
+        return self.report
+
+
+def _meta(options: Options) -> dict[str, Any]:
+    load1, load5, _ = os.getloadavg()
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "client": options.client,
+        "connections": options.connections,
+        "duration_s": options.duration,
+        "warmup_s": options.warmup,
+        "quick": options.quick,
+        "loadavg_at_start": [round(load1, 2), round(load5, 2)],
+        "scenarios": sorted(options.scenarios),
+    }
+
+
+async def run_bench(options: Options, env: BenchEnvironment) -> Report:
+    fleet = Fleet(env.workdir, env.client_ssl())
+    settings = AdminSettings.from_env(
+        {
+            "DATABASE_URL": env.database_url,
+            "REDIS_URL": env.redis_url,
+            "REDIS_PREFIX": env.redis_prefix,
+        }
+    )
+    async with open_admin(settings) as admin:
+        try:
+            return await Bench(options, env, fleet, admin).run()
+        finally:
+            await fleet.stop_all()
+
+
+def print_profile(path: Path, limit: int = 25) -> None:
+    import pstats
+
+    if not path.exists():
+        print(f"(no profile written at {path})")
+        return
+    print(f"\nGateway profile ({path}), top {limit} by own time:")
+    pstats.Stats(str(path)).strip_dirs().sort_stats("tottime").print_stats(limit)

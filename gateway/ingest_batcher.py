@@ -1,0 +1,112 @@
+"""Coalescing agent posts into few WriteBatch calls to the ingest service.
+
+One gRPC call per HTTP request costs more than the rest of a post, so posts that arrive while
+earlier calls are in flight share the next call: at most `max_in_flight` calls run at once and
+each carries everything that queued meanwhile (up to `max_batch_values`). A lone post is sent at
+once, so batching adds no latency when idle. Each caller waits for its own entry's result, which
+the ingest service gives only after the group transaction holding it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+
+from gateway.backends import Backends
+from scout.ingest.v1 import ingest_pb2
+
+
+class BatcherFull(Exception):
+    """Too many values are waiting for the ingest service already."""
+
+
+class BatcherClosed(Exception):
+    """The gateway is stopping."""
+
+
+@dataclass
+class _Entry:
+    columns: ingest_pb2.SampleColumns
+    values: int
+    result: asyncio.Future[ingest_pb2.EntryResult]
+
+
+class IngestBatcher:
+    def __init__(
+        self,
+        backends: Backends,
+        *,
+        max_in_flight: int = 4,
+        max_batch_values: int = 50_000,
+        max_pending_values: int = 500_000,
+    ) -> None:
+        self._backends = backends
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch_values
+        self._max_pending = max_pending_values
+        self._pending: deque[_Entry] = deque()
+        self._pending_values = 0
+        self._calls: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def write(self, columns: ingest_pb2.SampleColumns) -> ingest_pb2.EntryResult:
+        """The ingest service's answer for this post, once its transaction is committed."""
+        if self._closed:
+            raise BatcherClosed
+        values = len(columns.values)
+        if self._pending and self._pending_values + values > self._max_pending:
+            raise BatcherFull
+        entry = _Entry(columns, values, asyncio.get_running_loop().create_future())
+        self._pending.append(entry)
+        self._pending_values += values
+        self._dispatch()
+        # Shielded: a client that disconnects does not take its entry out of a call.
+        return await asyncio.shield(entry.result)
+
+    def _dispatch(self) -> None:
+        while self._pending and len(self._calls) < self._max_in_flight:
+            batch: list[_Entry] = []
+            values = 0
+            while self._pending and (
+                not batch or values + self._pending[0].values <= self._max_batch
+            ):
+                entry = self._pending.popleft()
+                batch.append(entry)
+                values += entry.values
+            self._pending_values -= values
+            task = asyncio.create_task(self._call(batch), name="ingest-write-batch")
+            self._calls.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        self._dispatch()
+
+    async def _call(self, batch: list[_Entry]) -> None:
+        backends = self._backends
+        try:
+            response: ingest_pb2.WriteBatchResponse = await backends.ingest.WriteBatch(
+                ingest_pb2.WriteBatchRequest(entries=[e.columns for e in batch]),
+                metadata=backends.service_metadata(),
+                timeout=backends.timeout,
+            )
+            if len(response.results) != len(batch):
+                raise RuntimeError("WriteBatch answered a different number of entries")
+        except Exception as exc:
+            for entry in batch:
+                if not entry.result.done():
+                    entry.result.set_exception(exc)
+                    entry.result.exception()  # retrieved, even if the caller went away
+            return
+        for entry, result in zip(batch, response.results, strict=True):
+            if not entry.result.done():
+                entry.result.set_result(result)
+
+    async def close(self) -> None:
+        """Refuse new posts and wait for the calls carrying accepted ones."""
+        self._closed = True
+        while self._calls:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._calls)

@@ -1,0 +1,135 @@
+"""Group commit: the writes of many requests go into one transaction.
+
+Requests queue their writes and wait; `writers` tasks each take everything queued (up to
+`max_batch_values`), store it in one transaction and only then wake the requests, so nothing is
+acknowledged before it is committed. While a commit runs, the next group gathers, so batches grow
+with the load and a transaction's fixed cost is shared. The queue is bounded in values: past the
+bound a write is refused at once (`QueueFull`, answered RESOURCE_EXHAUSTED) instead of waiting
+without limit. `close()` refuses new writes and commits everything already accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ingest_service.repository import SampleRepository
+from ingest_service.samples import Write
+from scout_kit.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """More values are waiting than the service is configured to hold."""
+
+
+class ShuttingDown(Exception):
+    """The service is stopping and accepts no new writes."""
+
+
+@dataclass
+class _Pending:
+    writes: Sequence[Write]
+    values: int
+    done: asyncio.Future[None]
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        repository: SampleRepository,
+        clock: Clock,
+        *,
+        max_queued_values: int,
+        max_batch_values: int,
+        writers: int,
+    ) -> None:
+        self._repo = repository
+        self._clock = clock
+        self._max_queued = max_queued_values
+        self._max_batch = max_batch_values
+        self._queue: deque[_Pending] = deque()
+        self._queued_values = 0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._closing = False
+        self._busy = 0
+        self._writers = [
+            asyncio.create_task(self._writer(), name=f"ingest-group-commit-{i}")
+            for i in range(writers)
+        ]
+
+    @property
+    def queued_values(self) -> int:
+        return self._queued_values
+
+    async def submit(self, writes: Sequence[Write]) -> None:
+        """Return once every write is committed; raise QueueFull or ShuttingDown at once when
+        the writes are not accepted (then nothing of them is stored)."""
+        if self._closing:
+            raise ShuttingDown
+        values = sum(len(w) for w in writes)
+        # An empty queue takes any single request, so a large one is never refused forever.
+        if self._queue and self._queued_values + values > self._max_queued:
+            raise QueueFull
+        pending = _Pending(writes, values, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._queued_values += values
+        self._wakeup.set()
+        # A cancelled caller (deadline, client gone) does not withdraw accepted writes: they
+        # stay queued and are committed; the future is only how the caller learns of it.
+        await asyncio.shield(pending.done)
+
+    def _take(self) -> list[_Pending]:
+        group: list[_Pending] = []
+        values = 0
+        while self._queue and (not group or values + self._queue[0].values <= self._max_batch):
+            pending = self._queue.popleft()
+            group.append(pending)
+            values += pending.values
+        self._queued_values -= values
+        if not self._queue:
+            self._wakeup.clear()
+        return group
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            group = self._take()
+            if not group:
+                continue
+            self._busy += 1
+            try:
+                await self._repo.write([w for p in group for w in p.writes], self._clock.now())
+            except Exception as exc:
+                log.warning("group commit of %d requests failed: %r", len(group), exc)
+                for pending in group:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                        # Read it here too, so a caller that went away leaves no warning.
+                        pending.done.exception()
+            else:
+                for pending in group:
+                    if not pending.done.done():
+                        pending.done.set_result(None)
+            finally:
+                self._busy -= 1
+                if not self._queue and not self._busy:
+                    self._idle.set()
+
+    async def close(self) -> None:
+        """Refuse new writes, commit every accepted one, then stop the writers."""
+        self._closing = True
+        while self._queue or self._busy:
+            self._idle.clear()
+            await self._idle.wait()
+        for task in self._writers:
+            task.cancel()
+        for task in self._writers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,114 @@
+"""What a valid write is: metric names, values, times and sizes (checked again here, whoever
+the caller is, because the database must never hold what the API promises it refuses)."""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scout.ingest.v1 import ingest_pb2
+
+MAX_SAMPLES = 1000
+MAX_METRICS_PER_SAMPLE = 500
+MAX_FUTURE = timedelta(minutes=5)
+METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
+
+# Queries: buckets per series, metrics per query, and points per answer.
+MAX_POINTS_PER_SERIES = 1000
+MAX_NAMES_PER_QUERY = 50
+MAX_POINTS_PER_QUERY = 20_000
+
+_EPOCH_MICROS = 1_000_000
+
+
+class InvalidWrite(ValueError):
+    """A write the service refuses; the message is safe to show the caller."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """One request's values, ready for the database: every list has one entry per value."""
+
+    server_id: str
+    account_id: str
+    ts_micros: list[int]
+    names: list[str]
+    values: list[float]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def canonical_uuid(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+def micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    return (delta.days * 86_400 + delta.seconds) * _EPOCH_MICROS + delta.microseconds
+
+
+def write_from_columns(
+    columns: ingest_pb2.SampleColumns, now: datetime, retention: timedelta
+) -> Write:
+    """Check one flattened post and expand it to one time per value."""
+    server_id = canonical_uuid(columns.server_id)
+    account_id = canonical_uuid(columns.account_id)
+    if server_id is None or account_id is None:
+        raise InvalidWrite("server_id and account_id must be UUIDs")
+    stamps = list(columns.sample_ts_micros)
+    sizes = list(columns.sample_sizes)
+    names = list(columns.names)
+    values = list(columns.values)
+    if not stamps:
+        raise InvalidWrite("no samples")
+    if len(stamps) > MAX_SAMPLES:
+        raise InvalidWrite(f"at most {MAX_SAMPLES} samples per request")
+    if len(sizes) != len(stamps) or sum(sizes) != len(names) or len(names) != len(values):
+        raise InvalidWrite("sample_sizes, names and values do not line up")
+    newest = micros(now + MAX_FUTURE)
+    oldest = micros(now - retention)
+    ts_micros: list[int] = []
+    start = 0
+    for index, (stamp, size) in enumerate(zip(stamps, sizes, strict=True)):
+        if not 1 <= size <= MAX_METRICS_PER_SAMPLE:
+            raise InvalidWrite(
+                f"/samples/{index}: a sample has 1 to {MAX_METRICS_PER_SAMPLE} metrics"
+            )
+        if stamp > newest:
+            raise InvalidWrite(f"/samples/{index}: ts is more than 5 minutes in the future")
+        if stamp < oldest:
+            raise InvalidWrite(
+                f"/samples/{index}: ts is older than the retention period ({retention.days} days)"
+            )
+        sample_names = names[start : start + size]
+        if len(set(sample_names)) != size:
+            raise InvalidWrite(f"/samples/{index}: a metric name appears twice")
+        ts_micros.extend([stamp] * size)
+        start += size
+    for name in names:
+        if not METRIC_NAME.fullmatch(name):
+            raise InvalidWrite(f"metric name {name[:60]!r} must match [A-Za-z0-9_.:/-]{{1,200}}")
+    for value in values:
+        if not math.isfinite(value):
+            raise InvalidWrite("metric values must be finite numbers")
+    return Write(server_id, account_id, ts_micros, names, values)
+
+
+def columns_from_samples(
+    server_id: str, account_id: str, samples: list[ingest_pb2.Sample]
+) -> ingest_pb2.SampleColumns:
+    """The per-sample message shape (WriteSamples) in the flattened one."""
+    columns = ingest_pb2.SampleColumns(server_id=server_id, account_id=account_id)
+    for sample in samples:
+        columns.sample_ts_micros.append(sample.ts.seconds * _EPOCH_MICROS + sample.ts.nanos // 1000)
+        columns.sample_sizes.append(len(sample.metrics))
+        columns.names.extend(m.name for m in sample.metrics)
+        columns.values.extend(m.value for m in sample.metrics)
+    return columns

@@ -1,0 +1,190 @@
+"""Rotation and revocation take effect on every gateway replica before the answer is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.keys import BACKENDS
+from scout_admin.commands import Admin, admin_actor
+from scout_kit.clock import ManualClock
+from tests.gateway.keys_support import new_server, rotate, whoami_status
+from tests.stack import Environment, client_session, running_stack
+
+
+async def test_rotated_key_is_refused_by_every_replica(env: Environment, admin: Admin) -> None:
+    server = await new_server(admin)
+    async with running_stack(env, gateways=3) as stack, client_session(env) as http:
+        for gateway in stack.gateways:  # warm every cache
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+            assert len(gateway.key_cache) == 1
+        new_key = await rotate(admin, server)
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 401
+            assert await whoami_status(http, gateway.url, new_key) == 200
+        async with http.get(f"{stack.gateway.url}/api/v1/whoami",
+                            headers={"X-API-Key": server.api_key}) as response:
+            problem = await response.json()
+        assert problem["type"].endswith("/api-key-rotated")
+        assert "agent.env" in problem["detail"]
+
+
+async def test_deleting_a_server_revokes_its_key_everywhere(env: Environment, admin: Admin) -> None:
+    server = await new_server(admin)
+    async with running_stack(env, gateways=2) as stack, client_session(env) as http:
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+        await admin.keys.delete_server(server.account_id, server.server_id, actor=admin_actor())
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 401
+
+
+async def test_no_acceptance_after_the_rotate_answer_under_load(
+    env: Environment, admin: Admin
+) -> None:
+    server = await new_server(admin)
+    loop = asyncio.get_running_loop()
+    async with running_stack(env, gateways=2) as stack, client_session(env) as http:
+        results: list[tuple[float, int]] = []
+        stop = asyncio.Event()
+
+        async def hammer(url: str) -> None:
+            while not stop.is_set():
+                sent = loop.time()
+                results.append((sent, await whoami_status(http, url, server.api_key)))
+
+        clients = [asyncio.create_task(hammer(g.url)) for g in stack.gateways for _ in range(3)]
+        await asyncio.sleep(0.3)
+        await rotate(admin, server)
+        answered = loop.time()
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.gather(*clients)
+    accepted_before = [s for t, s in results if t < answered and s == 200]
+    after = [s for t, s in results if t > answered]
+    assert accepted_before, "the old key worked before the rotation"
+    assert after, "requests were sent after the rotation"
+    assert after.count(200) == 0
+
+
+async def test_killed_subscription_around_a_rotation(env: Environment, admin: Admin) -> None:
+    server = await new_server(admin)
+    async with running_stack(env, gateways=2) as stack, client_session(env) as http:
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+        control = aioredis.Redis.from_url(env.redis_url)
+        try:
+            await control.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            new_key = await rotate(admin, server)  # may reach no subscriber at all
+            for gateway in stack.gateways:
+                assert await whoami_status(http, gateway.url, server.api_key) == 401
+            for gateway in stack.gateways:
+                await asyncio.wait_for(gateway.listener.subscribed.wait(), 10)
+                assert await whoami_status(http, gateway.url, new_key) == 200
+                assert gateway.key_cache.trusted and len(gateway.key_cache) == 1
+            generations = [g.key_cache.generation for g in stack.gateways]
+            await control.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            for gateway, before in zip(stack.gateways, generations, strict=True):
+                # Losing the subscription flushes the cache; requests keep working meanwhile.
+                async with asyncio.timeout(10):
+                    while gateway.key_cache.generation == before:
+                        await asyncio.sleep(0.01)
+                assert await whoami_status(http, gateway.url, new_key) == 200
+        finally:
+            await control.aclose()
+
+
+class _PausedValidation:
+    """Lets a real ValidateKey answer arrive, then holds it until the test releases it."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stub, name)
+
+    async def ValidateKey(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - gRPC name
+        response = await self._stub.ValidateKey(*args, **kwargs)
+        self.answered.set()
+        await self.release.wait()
+        return response
+
+
+async def test_validation_in_flight_during_rotation_does_not_cache_the_dead_key(
+    env: Environment, admin: Admin
+) -> None:
+    server = await new_server(admin)
+    async with running_stack(env, gateways=1) as stack, client_session(env) as http:
+        backends = stack.gateway.app[BACKENDS]
+        paused = _PausedValidation(backends.keys)
+        backends.keys = paused  # type: ignore[assignment]
+        in_flight = asyncio.create_task(whoami_status(http, stack.gateway.url, server.api_key))
+        await asyncio.wait_for(paused.answered.wait(), 10)  # VALID, read before the rotation
+        await rotate(admin, server)  # the invalidation arrives while the answer is held
+        paused.release.set()
+        assert await in_flight == 200  # it was sent before the rotation answered
+        digest = hashlib.sha256(server.api_key.encode()).digest()
+        assert stack.gateway.key_cache.get(digest) is None
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 401
+
+
+async def test_grace_window_keeps_the_old_key_until_it_expires(
+    env: Environment, admin: Admin
+) -> None:
+    clock = ManualClock()
+    server = await new_server(admin)
+    async with running_stack(env, gateways=2, clock=clock) as stack, client_session(env) as http:
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+        rotated = await stack_rotate(stack, admin, server, grace=120, clock=clock)
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+            assert await whoami_status(http, gateway.url, rotated) == 200
+        clock.advance(119)
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+        clock.advance(2)
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 401
+            assert await whoami_status(http, gateway.url, rotated) == 200
+
+
+async def stack_rotate(stack: Any, admin: Admin, server: Any, *, grace: int, clock: ManualClock) -> str:
+    """Rotate with the stack's clock (the admin tool uses the system clock)."""
+    from key_service.domain import KeyManager
+    from key_service.events import RedisInvalidationPublisher
+    from key_service.repository import PostgresKeyRepository
+
+    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "test", ack_timeout=1.0)
+    manager = KeyManager(PostgresKeyRepository(admin.pool), publisher, clock)
+    rotated = await manager.rotate_key(
+        server.account_id, server.server_id, grace_seconds=grace, actor="admin:test"
+    )
+    return rotated.api_key
+
+
+async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
+    overrides = {"UNKNOWN_KEY_LIMIT": "3", "UNKNOWN_KEY_WINDOW_SECONDS": "3600"}
+    server = await new_server(admin)
+    async with running_stack(env, gateways=2, gateway_overrides=overrides) as stack, \
+            client_session(env) as http:
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200
+        statuses = []
+        for attempt in range(5):
+            url = stack.gateways[attempt % 2].url
+            statuses.append(await whoami_status(http, url, f"{attempt:064x}"))
+        assert statuses == [401, 401, 401, 429, 429]
+        async with http.get(f"{stack.gateways[1].url}/api/v1/whoami",
+                            headers={"X-API-Key": "f" * 64}) as response:
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+            assert response.content_type == "application/problem+json"
+        # An agent already known to the gateways is not held back by its neighbours' noise.
+        for gateway in stack.gateways:
+            assert await whoami_status(http, gateway.url, server.api_key) == 200

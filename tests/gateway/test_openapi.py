@@ -1,0 +1,202 @@
+"""The OpenAPI document is served, lists every route the gateway serves, and a bounded
+property-based run (schemathesis) against a real stack finds no 5xx and no answer outside it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from scout_admin.commands import open_admin
+from scout_admin.settings import Settings as AdminSettings
+from tests.conftest import STRONG_PASSWORD, unique_email
+from tests.gateway.metrics_support import SESSION_COOKIE, body, stack_clock
+from tests.stack import Environment, client_session, running_stack
+
+EXAMPLES_PER_OPERATION = 20
+
+
+def _template(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+async def test_every_served_route_is_documented(env: Environment) -> None:
+    async with running_stack(env) as stack, client_session(env) as http:
+        async with http.get(f"{stack.gateway.url}/api/v1/openapi.json") as response:
+            assert response.status == 200
+            document = await response.json()
+        assert document["openapi"].startswith("3.1")
+        documented = {
+            (method.upper(), _template(path))
+            for path, item in document["paths"].items()
+            for method in item
+            if method != "parameters"
+        }
+        served = set()
+        for route in stack.gateway.app.router.routes():
+            info = route.resource.get_info() if route.resource else {}
+            path = info.get("path") or info.get("formatter")
+            if route.method == "HEAD":
+                continue
+            served.add((route.method, _template(str(path))))
+        assert served - documented == set()
+        assert documented - served == set()
+        schemes = document["components"]["securitySchemes"]
+        assert schemes["apiKey"] == {**schemes["apiKey"], "in": "header", "name": "X-API-Key"}
+        assert schemes["session"]["name"] == SESSION_COOKIE
+
+
+@dataclass
+class _Running:
+    url: str
+    document: dict[str, Any]
+    api_key: str
+    server_id: str
+    session_headers: dict[str, str]
+    session_cookie: dict[str, str]
+
+
+@pytest.fixture
+def live_stack(env: Environment) -> Iterator[_Running]:
+    """A real stack served from a background thread's event loop, so a synchronous test can
+    drive it with schemathesis' requests-based client."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+    shared: dict[str, Any] = {}
+
+    async def main() -> None:
+        admin_settings = AdminSettings.from_env(
+            {
+                "DATABASE_URL": env.database_url,
+                "REDIS_URL": env.redis_url,
+                "REDIS_PREFIX": env.redis_prefix,
+            }
+        )
+        try:
+            clock = stack_clock()
+            async with open_admin(admin_settings) as admin:
+                await admin.migrate()
+                email = unique_email()
+                await admin.create_user(email, STRONG_PASSWORD, None)
+                created = await admin.create_server(email, "fuzzed")
+            async with (
+                running_stack(env, clock=clock) as stack,
+                client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
+            ):
+                url = stack.gateway.url
+                async with http.post(
+                    f"{url}/api/v1/metrics",
+                    json=body((clock.now().timestamp(), {"cpu": 1.0})),
+                    headers={"X-API-Key": created.api_key},
+                ) as response:
+                    assert response.status == 202
+                async with http.post(
+                    f"{url}/api/v1/auth/login", json={"email": email, "password": STRONG_PASSWORD}
+                ) as response:
+                    assert response.status == 200
+                    token = response.cookies[SESSION_COOKIE].value
+                    csrf = (await response.json())["csrf_token"]
+                async with http.get(f"{url}/api/v1/openapi.json") as response:
+                    document = await response.json()
+                shared["running"] = _Running(
+                    url,
+                    document,
+                    created.api_key,
+                    created.server.id,
+                    {"X-CSRF-Token": csrf},
+                    {SESSION_COOKIE: token},
+                )
+                ready.set()
+                await stop.wait()
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(60)
+    try:
+        assert "running" in shared, "the stack did not start"
+        yield shared["running"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(60)
+        loop.close()
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def _fuzz(operation: Any, running: _Running, http: requests.Session, ca_file: str) -> None:
+    """A bounded hypothesis run of one operation with the credentials it documents."""
+    security = operation.definition.raw.get("security", running.document["security"])
+    names = {name for requirement in security for name in requirement}
+    # Operations open to both are fuzzed with the key; those only a session may call get the
+    # session (logout may end it: later answers are then documented 401s).
+    use_session = names == {"session"}
+    real_server = [False]
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    )
+    def fuzz(case: Any) -> None:
+        headers = dict(case.headers or {})
+        cookies: dict[str, str] = {}
+        if use_session:
+            headers.update(running.session_headers)
+            cookies = running.session_cookie
+        elif names:
+            headers["X-API-Key"] = running.api_key
+        # Every other case reads the real server, so success answers are checked too.
+        real_server[0] = not real_server[0]
+        if case.path_parameters and "server_id" in case.path_parameters and real_server[0]:
+            case.path_parameters["server_id"] = running.server_id
+        response = case.call(
+            base_url=running.url,
+            session=http,
+            headers=headers,
+            cookies=cookies,
+            timeout=30,
+            verify=ca_file,
+        )
+        case.validate_response(response, checks=CHECKS)
+
+    fuzz()
+
+
+def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
+    live_stack: _Running, env: Environment
+) -> None:
+    schema = schemathesis.openapi.from_dict(live_stack.document)
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    assert len(operations) >= 20
+    with requests.Session() as http:
+        for operation in operations:
+            _fuzz(operation, live_stack, http, env.ca_file)

@@ -1,0 +1,56 @@
+"""Migrations are versioned, idempotent and safe when replicas start together."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from scout_kit.db import close_pool, create_pool, migrate
+from tests.conftest import ADMIN_POSTGRES_URL
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    name = f"scout_test_mig_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(ADMIN_POSTGRES_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield f"{ADMIN_POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+async def test_replicas_migrating_at_once_apply_each_migration_once(fresh_database: str) -> None:
+    pools = [await create_pool(fresh_database, maxsize=1) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(migrate(pool, "keys", "key_service.migrations") for pool in pools)
+        )
+        assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+        assert await migrate(pools[0], "keys", "key_service.migrations") == []
+        async with pools[0].acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT version, name FROM keys.schema_migrations")
+            assert await cur.fetchall() == [(1, "0001_init.sql")]
+    finally:
+        for pool in pools:
+            await close_pool(pool)
+
+
+async def test_a_failing_migration_leaves_nothing_behind(fresh_database: str) -> None:
+    pool = await create_pool(fresh_database, maxsize=1)
+    try:
+        with pytest.raises(psycopg2.Error):
+            await migrate(pool, "broken", "tests.scout_kit.broken_migrations")
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT count(*) FROM broken.schema_migrations")
+            assert await cur.fetchone() == (1,)
+            await cur.execute("SELECT to_regclass('broken.half_made')")
+            assert await cur.fetchone() == (None,)
+    finally:
+        await close_pool(pool)
