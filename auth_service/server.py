@@ -54,7 +54,7 @@ async def create_server(
         servicer = AuthServicer(auth)
 
         def register(server: grpc.aio.Server) -> list[str]:
-            auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+            auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
         return await build_grpc_service(

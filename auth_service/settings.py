@@ -32,11 +32,13 @@ class Settings:
             common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
-            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_public_key=public_key,
-            db_pool_size=env.int("DB_POOL_SIZE", 10, minimum=1, maximum=200),
-            session_idle_seconds=env.int("SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400),
-            session_absolute_seconds=env.int(
+            db_pool_size=env.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            session_idle_seconds=env.integer(
+                "SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400
+            ),
+            session_absolute_seconds=env.integer(
                 "SESSION_ABSOLUTE_SECONDS", 43_200, minimum=300, maximum=30 * 86_400
             ),
             throttle=_throttle_policy(env),
@@ -49,7 +51,7 @@ def _throttle_policy(env: Env) -> ThrottlePolicy:
     default = ThrottlePolicy()
 
     def limit(name: str, base: Limit, maximum: int) -> Limit:
-        failures = env.int(name, base.failures, minimum=1, maximum=maximum)
+        failures = env.integer(name, base.failures, minimum=1, maximum=maximum)
         return Limit(base.scope, failures, base.window_seconds)
 
     return ThrottlePolicy(

@@ -39,7 +39,8 @@ class MissingBinaries(Exception):
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join([*(f"- {p}" for p in problems), OR_COMPOSE]))
+        lines = ["cannot start private data stores:", *(f"  - {p}" for p in problems)]
+        super().__init__("\n".join([*lines, f"  {OR_COMPOSE}"]))
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,13 @@ async def first_to_finish(watched: Mapping[str, Awaitable[object]]) -> str:
 async def run_stack(options: Options, environ: Mapping[str, str], printer: LogPrinter) -> int:
     """Bring everything up, print how to use it, and run until a child stops (returns 1).
     Cancelling it (Ctrl-C) stops everything in order on the way out."""
+    database_url = environ.get("DATABASE_URL", "").strip() or None
+    redis_url = environ.get("REDIS_URL", "").strip() or None
+    programs = require_programs(need_postgres=database_url is None, need_redis=redis_url is None)
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     certs = ensure_dev_certificates(data_dir / "tls")
     jwt_keys = ensure_jwt_keypair(data_dir / "jwt")
-    database_url = environ.get("DATABASE_URL", "").strip() or None
-    redis_url = environ.get("REDIS_URL", "").strip() or None
-    programs = require_programs(need_postgres=database_url is None, need_redis=redis_url is None)
     ports = PortPool(options.counts.ports_needed + 2)
     postgres_port, redis_port = ports.take(), ports.take()
 

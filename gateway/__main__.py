@@ -19,8 +19,9 @@ log = logging.getLogger("gateway")
 
 async def serve(settings: Settings) -> None:
     runners = []
-    https = web.AppRunner(create_app(settings), shutdown_timeout=settings.shutdown_grace_seconds,
-                          access_log=None)
+    https = web.AppRunner(
+        create_app(settings), shutdown_timeout=settings.shutdown_grace_seconds, access_log=None
+    )
     await https.setup()
     runners.append(https)
     await web.TCPSite(

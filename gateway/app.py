@@ -117,8 +117,10 @@ def create_plain_http_app(settings: Settings) -> web.Application:
     async def refuse(request: web.Request) -> web.StreamResponse:
         https_url = settings.public_url + request.rel_url.path_qs
         accepts_html = "text/html" in request.headers.get("Accept", "")
-        if request.method in ("GET", "HEAD") and accepts_html and not request.path.startswith(
-            "/api/"
+        if (
+            request.method in ("GET", "HEAD")
+            and accepts_html
+            and not request.path.startswith("/api/")
         ):
             raise web.HTTPPermanentRedirect(https_url)
         return Problem(

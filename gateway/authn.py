@@ -10,12 +10,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC
+from typing import NoReturn
 
 import grpc
 from aiohttp import web
 
 from gateway.backends import Backends
-from gateway.keycache import KeyCache
+from gateway.keycache import DeadKey, KeyCache
 from gateway.limiter import UnknownKeyLimiter
 from gateway.problems import Problem, unauthorized
 from gateway.usage import KeyUsageRecorder
@@ -27,8 +28,22 @@ from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+_DEAD_REASONS = {
+    keys_pb2.KEY_STATUS_ROTATED: "rotated",
+    keys_pb2.KEY_STATUS_REVOKED: "revoked",
+}
 SESSION_COOKIE = "__Host-scout_session"
 _KEY_FORMAT = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _too_many_unknown_keys(retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "Too many unknown API keys",
+        "Too many requests with unknown API keys came from this address.",
+        type_="too-many-unknown-keys",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 @dataclass(frozen=True)
@@ -84,18 +99,18 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None:
             self._usage.record(cached.key_id, client_address)
-            return Identity(PrincipalKind.SERVER, cached.server_id, cached.account_id,
-                            AuthMethod.API_KEY)
-        retry_after = await self._limiter.retry_after(client_address)
-        if retry_after is not None:
-            raise Problem(
-                429, "Too many unknown API keys",
-                "Too many requests with unknown API keys came from this address.",
-                type_="too-many-unknown-keys", headers={"Retry-After": str(retry_after)},
+            return Identity(
+                PrincipalKind.SERVER, cached.server_id, cached.account_id, AuthMethod.API_KEY
             )
+        dead = self._cache.dead(digest)
+        if dead is not None:
+            self._refuse_dead(dead, client_address)
+        retry_after = self._limiter.retry_after(client_address)
+        if retry_after is not None:
+            raise _too_many_unknown_keys(retry_after)
         generation = self._cache.generation
         response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
-            keys_pb2.ValidateKeyRequest(key_sha256=digest, client_address=client_address),
+            keys_pb2.ValidateKeyRequest(key_sha256=digest),
             metadata=self._backends.service_metadata(),
             timeout=self._backends.timeout,
         )
@@ -105,21 +120,37 @@ class Authenticator:
                 valid_until = response.valid_until.ToDatetime(tzinfo=UTC)
                 valid_for = (valid_until - self._clock.now()).total_seconds()
             self._cache.put(
-                digest, response.key_id, response.server_id, response.account_id,
-                started_generation=generation, valid_for=valid_for,
+                digest,
+                response.key_id,
+                response.server_id,
+                response.account_id,
+                started_generation=generation,
+                valid_for=valid_for,
             )
             self._usage.record(response.key_id, client_address)
-            return Identity(PrincipalKind.SERVER, response.server_id, response.account_id,
-                            AuthMethod.API_KEY)
-        if response.status == keys_pb2.KEY_STATUS_ROTATED:
+            return Identity(
+                PrincipalKind.SERVER, response.server_id, response.account_id, AuthMethod.API_KEY
+            )
+        reason = _DEAD_REASONS.get(response.status, "not_found")
+        dead = DeadKey(reason, response.key_id or None)
+        self._cache.mark_dead(digest, dead)
+        if reason == "not_found":
+            retry_after = await self._limiter.record_unknown(client_address)
+            if retry_after is not None:
+                raise _too_many_unknown_keys(retry_after)
+        self._refuse_dead(dead, client_address)
+
+    def _refuse_dead(self, dead: DeadKey, client_address: str) -> NoReturn:
+        if dead.key_id is not None:
+            self._usage.record_rejection(dead.key_id, client_address)
+        if dead.reason == "rotated":
             raise unauthorized(
                 "This API key was replaced when the server's key was regenerated. Put the new "
                 "key in SCOUTAPIKEY in /opt/scout-agent/agent.env and restart the agent.",
                 "api-key-rotated",
             )
-        if response.status == keys_pb2.KEY_STATUS_REVOKED:
+        if dead.reason == "revoked":
             raise unauthorized("This API key has been revoked.", "api-key-revoked")
-        await self._limiter.record_unknown(client_address)
         raise unauthorized("Unknown API key.", "unknown-api-key")
 
     async def authenticate_session(self, token: str, client_address: str) -> Authenticated:

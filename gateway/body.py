@@ -14,21 +14,33 @@ from gateway.problems import Problem
 DEFAULT_MAX_BODY = 64 * 1024
 
 
-async def read_json_object(request: web.Request, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:
+async def read_json_object(
+    request: web.Request, max_bytes: int = DEFAULT_MAX_BODY
+) -> dict[str, Any]:
     """The body as a JSON object; 415 for another media type, 413 when too large, 400 when
     not JSON or not an object."""
     if request.content_type != "application/json":
         raise Problem(
-            415, "Unsupported Media Type", "Send the body as application/json.",
+            415,
+            "Unsupported Media Type",
+            "Send the body as application/json.",
             type_="unsupported-media-type",
         )
     if request.content_length is not None and request.content_length > max_bytes:
-        raise Problem(413, "Content Too Large", f"The body must be at most {max_bytes} bytes.",
-                      type_="body-too-large")
+        raise Problem(
+            413,
+            "Content Too Large",
+            f"The body must be at most {max_bytes} bytes.",
+            type_="body-too-large",
+        )
     raw = await request.content.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise Problem(413, "Content Too Large", f"The body must be at most {max_bytes} bytes.",
-                      type_="body-too-large")
+        raise Problem(
+            413,
+            "Content Too Large",
+            f"The body must be at most {max_bytes} bytes.",
+            type_="body-too-large",
+        )
     return parse_json_object(raw)
 
 
@@ -36,8 +48,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "Bad Request", f"The body is not valid JSON: {exc}",
-                      type_="invalid-json") from None
+        raise Problem(
+            400, "Bad Request", f"The body is not valid JSON: {exc}", type_="invalid-json"
+        ) from None
     if not isinstance(value, dict):
         raise Problem(400, "Bad Request", "The body must be a JSON object.", type_="invalid-json")
     return value

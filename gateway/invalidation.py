@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import socket
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from gateway.keycache import KeyCache
+from gateway.keycache import DeadKey, KeyCache
 from scout_kit.redis import Keyspace
 
 log = logging.getLogger(__name__)
@@ -108,16 +109,22 @@ class InvalidationListener:
         try:
             message = json.loads(data)
             version = message["version"]
-            digests = [bytes.fromhex(k["key_sha256"]) for k in message.get("keys", ())]
         except (ValueError, KeyError, TypeError):
-            log.warning("ignoring malformed key invalidation message")
+            log.warning("ignoring malformed key invalidation message; flushing the key cache")
+            self._cache.flush()
             return
         if version != SUPPORTED_VERSION:
             # A newer publisher we cannot read: the only safe answer is to forget everything.
             log.warning("unknown invalidation version %r; flushing the key cache", version)
             self._cache.flush()
         else:
-            self._cache.invalidate(digests)
+            try:
+                digests, dead = _parse_keys(message)
+            except (ValueError, KeyError, TypeError):
+                log.warning("malformed key in invalidation message; flushing the key cache")
+                self._cache.flush()
+            else:
+                self._cache.invalidate(digests, dead)
         self.invalidations_applied += 1
         ack_key = message.get("ack_key")
         if isinstance(ack_key, str) and ack_key.startswith(self._keyspace.key("acks", "")):
@@ -128,3 +135,16 @@ class InvalidationListener:
                     await pipe.execute()
             except redis.exceptions.RedisError as exc:
                 log.warning("could not acknowledge key invalidation: %r", exc)
+
+
+def _parse_keys(message: dict[str, Any]) -> tuple[list[bytes], dict[bytes, DeadKey]]:
+    """The keys to drop, and those of them that are refused from now on (no grace window)."""
+    at = datetime.fromisoformat(message["at"])
+    digests: list[bytes] = []
+    dead: dict[bytes, DeadKey] = {}
+    for key in message.get("keys", ()):
+        digest = bytes.fromhex(key["key_sha256"])
+        digests.append(digest)
+        if datetime.fromisoformat(key["valid_until"]) <= at:
+            dead[digest] = DeadKey(str(key["reason"]), str(key["key_id"]))
+    return digests, dead

@@ -5,6 +5,10 @@ cache: every replica can rebuild it from the key service, and it is trusted only
 invalidation listener is subscribed (see `invalidation`). The generation counter closes the race
 where a validation is in flight while an invalidation arrives: a result is stored only if no
 invalidation or flush happened since the validation started.
+
+Dead keys (rotated, revoked, unknown) are remembered too, so an agent that was not updated is
+answered without a call. That is safe whatever the subscription state: keys are random and a
+dead key never becomes valid again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from scout_kit.clock import Clock
+
+
+@dataclass(frozen=True)
+class DeadKey:
+    # "rotated", "revoked" or "not_found"
+    reason: str
+    key_id: str | None
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class KeyCache:
         self._max = max_entries
         self._ttl = ttl_seconds
         self._entries: OrderedDict[bytes, CachedKey] = OrderedDict()
+        self._dead: OrderedDict[bytes, DeadKey] = OrderedDict()
         self._generation = 0
         self.trusted = False
 
@@ -76,10 +88,25 @@ class KeyCache:
             self._entries.popitem(last=False)
         return True
 
-    def invalidate(self, digests: list[bytes]) -> None:
+    def invalidate(self, digests: list[bytes], dead: dict[bytes, DeadKey] | None = None) -> None:
+        """Drop these keys; those in `dead` are known to be refused from now on."""
         self._generation += 1
         for digest in digests:
             self._entries.pop(digest, None)
+        for digest, why in (dead or {}).items():
+            self.mark_dead(digest, why)
+
+    def mark_dead(self, digest: bytes, why: DeadKey) -> None:
+        self._entries.pop(digest, None)
+        if self._max == 0:
+            return
+        self._dead[digest] = why
+        self._dead.move_to_end(digest)
+        while len(self._dead) > self._max:
+            self._dead.popitem(last=False)
+
+    def dead(self, digest: bytes) -> DeadKey | None:
+        return self._dead.get(digest)
 
     def flush(self) -> None:
         self._generation += 1

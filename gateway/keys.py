@@ -16,7 +16,7 @@ from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock
 
 SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+CLOCK = web.AppKey("clock", Clock)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BACKENDS = web.AppKey("backends", Backends)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)

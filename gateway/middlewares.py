@@ -6,6 +6,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
 import grpc
 from aiohttp import web
 
@@ -22,6 +23,8 @@ log = logging.getLogger("gateway.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# With ACCESS_LOG=errors, requests slower than this are logged even when they succeed.
+SLOW_REQUEST_SECONDS = 1.0
 
 _GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.NOT_FOUND: (404, "Not Found"),
@@ -68,25 +71,28 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
     finally:
-        log.info(
-            "%s %s %d",
-            request.method,
-            request.rel_url.path,
-            status,
-            extra={
-                "http_status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "client_address": address,
-            },
-        )
+        elapsed = time.perf_counter() - started
+        mode = settings.access_log
+        if mode == "all" or (
+            mode == "errors" and (status >= 400 or elapsed >= SLOW_REQUEST_SECONDS)
+        ):
+            log.info(
+                "%s %s %d",
+                request.method,
+                request.rel_url.path,
+                status,
+                extra={
+                    "http_status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client_address": address,
+                },
+            )
         request_id_var.reset(rid_token)
         client_address_var.reset(addr_token)
 
 
 @web.middleware
-async def security_headers_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
+async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     settings = request.app[SETTINGS]
     response.headers["Strict-Transport-Security"] = (
@@ -110,8 +116,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return Problem(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}"
-                       else None, headers=headers).response(request.path)
+        return Problem(
+            exc.status,
+            exc.reason,
+            exc.text if exc.text != f"{exc.status}: {exc.reason}" else None,
+            headers=headers,
+        ).response(request.path)
     except grpc.aio.AioRpcError as exc:
         return _rpc_problem(exc).response(request.path)
     except Exception:
@@ -127,8 +137,11 @@ def _rpc_problem(exc: grpc.aio.AioRpcError) -> Problem:
     if status == 503:
         log.warning("backend unavailable: %s %s", code.name, exc.details())
         return Problem(
-            503, title, "A service is temporarily unavailable; retry shortly.",
-            type_="service-unavailable", headers={"Retry-After": "1"},
+            503,
+            title,
+            "A service is temporarily unavailable; retry shortly.",
+            type_="service-unavailable",
+            headers={"Retry-After": "1"},
         )
     if status == 500:
         log.error("backend error: %s %s", code.name, exc.details())
@@ -138,9 +151,7 @@ def _rpc_problem(exc: grpc.aio.AioRpcError) -> Problem:
 
 
 @web.middleware
-async def authentication_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
+async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     match_info = request.match_info
     if match_info.http_exception is not None or getattr(
         match_info.handler, "__scout_public__", False
@@ -169,7 +180,4 @@ def check_csrf(request: web.Request, expected: str) -> None:
     check_origin(request)
     supplied = request.headers.get("X-CSRF-Token", "")
     if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
-        raise Problem(
-            403, "Forbidden", "Missing or wrong X-CSRF-Token header.", type_="csrf"
-        )
-
+        raise Problem(403, "Forbidden", "Missing or wrong X-CSRF-Token header.", type_="csrf")

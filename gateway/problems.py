@@ -53,6 +53,9 @@ class Problem(Exception):
 
 def unauthorized(detail: str, type_: str = "unauthenticated") -> Problem:
     return Problem(
-        401, "Unauthorized", detail, type_=type_,
+        401,
+        "Unauthorized",
+        detail,
+        type_=type_,
         headers={"WWW-Authenticate": 'APIKey header="X-API-Key", Cookie'},
     )

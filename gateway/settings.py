@@ -27,6 +27,7 @@ class Settings:
     jwt_private_key: Secret
     log_level: str
     log_format: str
+    access_log: str
     shutdown_grace_seconds: float
     rpc_timeout_seconds: float
     key_cache_size: int
@@ -41,22 +42,22 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = Env(environ)
-        cert = Path(env.str("TLS_CERT_FILE"))
-        key = Path(env.str("TLS_KEY_FILE"))
+        cert = Path(env.text("TLS_CERT_FILE"))
+        key = Path(env.text("TLS_KEY_FILE"))
         for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):
             if not path.is_file():
                 raise SettingsError(f"{name}: no such file {path}")
-        https_port = env.int("HTTPS_PORT", 8443, minimum=0, maximum=65535)
+        https_port = env.integer("HTTPS_PORT", 8443, minimum=0, maximum=65535)
         private_key = env.pem("INTERNAL_JWT_PRIVATE_KEY")
         assert private_key is not None
-        public_url = env.str("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
+        public_url = env.text("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
         if not public_url.startswith("https://"):
             raise SettingsError("PUBLIC_URL must start with https://")
         return cls(
             environment=env.environment(),
-            listen_host=env.str("LISTEN_HOST", "0.0.0.0"),
+            listen_host=env.text("LISTEN_HOST", "0.0.0.0"),
             https_port=https_port,
-            http_port=env.int("HTTP_PORT", 0, minimum=0, maximum=65535),
+            http_port=env.integer("HTTP_PORT", 0, minimum=0, maximum=65535),
             tls_cert_file=cert,
             tls_key_file=key,
             public_url=public_url,
@@ -64,26 +65,32 @@ class Settings:
             auth_service_addr=env.address("AUTH_SERVICE_ADDR"),
             ingest_service_addr=env.address("INGEST_SERVICE_ADDR"),
             redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
-            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_private_key=private_key,
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
-            shutdown_grace_seconds=env.float(
+            # One log line per request costs about as much CPU as the rest of a cached,
+            # key-authenticated request; by default only failures and slow requests are logged
+            # (key usage itself is in the activity log).
+            access_log=env.choice("ACCESS_LOG", "errors", ("all", "errors", "off")),
+            shutdown_grace_seconds=env.number(
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
             ),
-            rpc_timeout_seconds=env.float("RPC_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
-            key_cache_size=env.int("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
-            key_cache_ttl_seconds=env.float(
+            rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
+            key_cache_size=env.integer("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
+            key_cache_ttl_seconds=env.number(
                 "KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0
             ),
-            key_usage_flush_seconds=env.float(
+            key_usage_flush_seconds=env.number(
                 "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0
             ),
-            unknown_key_limit=env.int("UNKNOWN_KEY_LIMIT", 20, minimum=1, maximum=1_000_000),
-            unknown_key_window_seconds=env.int(
+            unknown_key_limit=env.integer("UNKNOWN_KEY_LIMIT", 20, minimum=1, maximum=1_000_000),
+            unknown_key_window_seconds=env.integer(
                 "UNKNOWN_KEY_WINDOW_SECONDS", 60, minimum=1, maximum=86_400
             ),
-            trusted_proxy_hops=env.int("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
-            hsts_max_age=env.int("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
-            session_idle_seconds=env.int("SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400),
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+            hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
+            session_idle_seconds=env.integer(
+                "SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400
+            ),
         )

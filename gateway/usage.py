@@ -1,8 +1,9 @@
-"""Batches "key last used" facts and reports them to the key service every few seconds.
+"""Batches "key used" and "dead key tried" facts and reports them to the key service every few
+seconds.
 
 A request costs a dictionary update, not a database write. What a replica holds here is at most
-one flush interval of telemetry; losing it in a crash only makes `key_last_used_at` a few
-seconds older, which is why it may live in process memory.
+one flush interval of telemetry; losing it in a crash only makes `key_last_used_at` (or the
+rejection count) a few seconds staler, which is why it may live in process memory.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ from scout_kit.clock import Clock
 
 log = logging.getLogger(__name__)
 
+MAX_PENDING = 100_000
+
 
 @dataclass
-class _Usage:
-    last_used_at: datetime
+class _Tally:
+    last_at: datetime
     address: str
     count: int
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
 
 
 class KeyUsageRecorder:
@@ -34,16 +43,24 @@ class KeyUsageRecorder:
         self._backends = backends
         self._clock = clock
         self._interval = interval
-        self._pending: dict[str, _Usage] = {}
+        self._used: dict[str, _Tally] = {}
+        self._rejected: dict[str, _Tally] = {}
 
     def record(self, key_id: str, address: str) -> None:
-        now = self._clock.now()
-        usage = self._pending.get(key_id)
-        if usage is None:
-            self._pending[key_id] = _Usage(now, address, 1)
+        self._add(self._used, key_id, address)
+
+    def record_rejection(self, key_id: str, address: str) -> None:
+        self._add(self._rejected, key_id, address)
+
+    def _add(self, tallies: dict[str, _Tally], key_id: str, address: str) -> None:
+        tally = tallies.get(key_id)
+        if tally is None:
+            if len(tallies) >= MAX_PENDING:
+                return  # the key service is unreachable for long; telemetry is what gives
+            tallies[key_id] = _Tally(self._clock.now(), address, 1)
         else:
-            usage.last_used_at, usage.address = now, address
-            usage.count += 1
+            tally.last_at, tally.address = self._clock.now(), address
+            tally.count += 1
 
     async def run(self) -> None:
         while True:
@@ -51,31 +68,45 @@ class KeyUsageRecorder:
             await self.flush()
 
     async def flush(self) -> None:
-        if not self._pending:
+        if not self._used and not self._rejected:
             return
-        pending, self._pending = self._pending, {}
-        usages = []
-        for key_id, usage in pending.items():
-            ts = Timestamp()
-            ts.FromDatetime(usage.last_used_at)
-            usages.append(
+        used, self._used = self._used, {}
+        rejected, self._rejected = self._rejected, {}
+        request = keys_pb2.RecordKeyUsageRequest(
+            usages=[
                 keys_pb2.KeyUsage(
-                    key_id=key_id, last_used_at=ts, last_used_address=usage.address,
-                    request_count=usage.count,
+                    key_id=key_id,
+                    last_used_at=_timestamp(t.last_at),
+                    last_used_address=t.address,
+                    request_count=t.count,
                 )
-            )
+                for key_id, t in used.items()
+            ],
+            rejections=[
+                keys_pb2.KeyRejection(
+                    key_id=key_id,
+                    last_rejected_at=_timestamp(t.last_at),
+                    last_rejected_address=t.address,
+                    attempt_count=t.count,
+                )
+                for key_id, t in rejected.items()
+            ],
+        )
         try:
             await self._backends.keys.RecordKeyUsage(
-                keys_pb2.RecordKeyUsageRequest(usages=usages),
-                metadata=self._backends.service_metadata(),
-                timeout=self._backends.timeout,
+                request, metadata=self._backends.service_metadata(), timeout=self._backends.timeout
             )
         except grpc.aio.AioRpcError as exc:
-            # Put the facts back (merging with newer ones) so the next flush retries them.
-            for key_id, usage in pending.items():
-                newer = self._pending.get(key_id)
-                if newer is None:
-                    self._pending[key_id] = usage
-                else:
-                    newer.count += usage.count
+            # Put the facts back (merged with newer ones) so the next flush retries them.
+            _merge_back(self._used, used)
+            _merge_back(self._rejected, rejected)
             log.warning("could not report key usage: %s", exc.code().name)
+
+
+def _merge_back(current: dict[str, _Tally], older: dict[str, _Tally]) -> None:
+    for key_id, tally in older.items():
+        newer = current.get(key_id)
+        if newer is None:
+            current[key_id] = tally
+        else:
+            newer.count += tally.count

@@ -9,7 +9,7 @@ from datetime import datetime
 import aiopg
 
 from ingest_service.samples import Write
-from scout_kit.db import cursor, transaction
+from scout_kit.db import cursor
 
 SCHEMA = "ingest"
 
@@ -113,9 +113,10 @@ class SampleRepository:
         seen_params = (seen_at, _array([s for s, _ in seen]), _array([a for _, a in seen]))
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with transaction(self._pool) as cur:
-                    await cur.execute(_INSERT, params)
-                    await cur.execute(_SEEN, seen_params)
+                # One round trip: several statements in one simple query run as one implicit
+                # transaction, so both are committed together or not at all.
+                async with cursor(self._pool) as cur:
+                    await cur.execute(_INSERT + ";" + _SEEN, params + seen_params)
                 return
             except Exception as exc:
                 if getattr(exc, "pgcode", None) not in _RETRYABLE or attempt == _ATTEMPTS:

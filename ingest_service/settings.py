@@ -30,25 +30,25 @@ class Settings:
         env = Env(environ)
         public_key = env.pem("INTERNAL_JWT_PUBLIC_KEY")
         assert public_key is not None
-        pool_size = env.int("DB_POOL_SIZE", 10, minimum=2, maximum=200)
+        pool_size = env.integer("DB_POOL_SIZE", 10, minimum=2, maximum=200)
         return cls(
             common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             jwt_public_key=public_key,
             db_pool_size=pool_size,
-            retention_days=env.int("RETENTION_DAYS", 30, minimum=1, maximum=3650),
-            max_queued_values=env.int(
+            retention_days=env.integer("RETENTION_DAYS", 30, minimum=1, maximum=3650),
+            max_queued_values=env.integer(
                 "INGEST_MAX_QUEUED_VALUES", 1_000_000, minimum=1, maximum=100_000_000
             ),
-            max_batch_values=env.int(
+            max_batch_values=env.integer(
                 "INGEST_MAX_BATCH_VALUES", 50_000, minimum=1, maximum=1_000_000
             ),
             # Leave a connection for queries and retention.
-            writers=env.int("INGEST_WRITERS", 2, minimum=1, maximum=max(1, pool_size - 1)),
-            retention_interval_seconds=env.float(
+            writers=env.integer("INGEST_WRITERS", 2, minimum=1, maximum=max(1, pool_size - 1)),
+            retention_interval_seconds=env.number(
                 "RETENTION_INTERVAL_SECONDS", 300.0, minimum=1.0, maximum=86_400.0
             ),
-            retention_batch_size=env.int(
+            retention_batch_size=env.integer(
                 "RETENTION_BATCH_SIZE", 10_000, minimum=1, maximum=1_000_000
             ),
         )

@@ -14,7 +14,7 @@ from key_service.errors import InvalidRequest, ServerNotFound
 from key_service.events import InvalidationPublisher
 from key_service.models import (
     ActivityEvent,
-    KeyStatus,
+    KeyRejectionReport,
     KeyUsageReport,
     ServerRecord,
     Validation,
@@ -97,8 +97,13 @@ class KeyManager:
         name = validate_server_name(name)
         api_key = generate_api_key()
         server = await self._repo.create_server(
-            account_id=account_id, name=name, key_sha256=key_digest(api_key),
-            hint=key_hint(api_key), actor=actor, address=address, now=self._clock.now(),
+            account_id=account_id,
+            name=name,
+            key_sha256=key_digest(api_key),
+            hint=key_hint(api_key),
+            actor=actor,
+            address=address,
+            now=self._clock.now(),
         )
         log.info("server created", extra={"server_id": server.id, "actor": actor})
         return Created(server, api_key)
@@ -127,14 +132,22 @@ class KeyManager:
     ) -> None:
         now = self._clock.now()
         ended = await self._repo.delete_server(
-            account_id=account_id, server_id=parse_uuid(server_id), actor=actor, address=address,
+            account_id=account_id,
+            server_id=parse_uuid(server_id),
+            actor=actor,
+            address=address,
             now=now,
         )
         await self._publisher.publish(ended, now)
         log.info("server deleted, keys revoked", extra={"server_id": server_id, "actor": actor})
 
     async def rotate_key(
-        self, account_id: str, server_id: str, *, grace_seconds: int = 0, actor: str,
+        self,
+        account_id: str,
+        server_id: str,
+        *,
+        grace_seconds: int = 0,
+        actor: str,
         address: str = "",
     ) -> Rotated:
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
@@ -143,9 +156,14 @@ class KeyManager:
         now = self._clock.now()
         grace_until = now + timedelta(seconds=grace_seconds)
         server, ended = await self._repo.rotate_key(
-            account_id=account_id, server_id=parse_uuid(server_id),
-            key_sha256=key_digest(api_key), hint=key_hint(api_key), actor=actor, address=address,
-            now=now, grace_until=grace_until,
+            account_id=account_id,
+            server_id=parse_uuid(server_id),
+            key_sha256=key_digest(api_key),
+            hint=key_hint(api_key),
+            actor=actor,
+            address=address,
+            now=now,
+            grace_until=grace_until,
         )
         # Publish even with a grace window: gateways must learn the old key's new deadline.
         await self._publisher.publish(ended, now)
@@ -155,18 +173,19 @@ class KeyManager:
         )
         return Rotated(server, api_key, grace_until if grace_seconds else None)
 
-    async def validate(self, key_sha256: bytes, address: str = "") -> Validation:
+    async def validate(self, key_sha256: bytes) -> Validation:
+        """A pure read: the gateway reports dead-key attempts in batches (record_usage)."""
         if len(key_sha256) != 32:
             raise InvalidRequest("key_sha256 must be 32 bytes")
-        now = self._clock.now()
-        result = await self._repo.validate(key_sha256, now)
-        if result.status in (KeyStatus.ROTATED, KeyStatus.REVOKED) and result.key_id:
-            await self._repo.record_rejection(result.key_id, address, now)
-        return result
+        return await self._repo.validate(key_sha256, self._clock.now())
 
-    async def record_usage(self, reports: list[KeyUsageReport]) -> None:
-        if reports:
-            await self._repo.record_usage(reports)
+    async def record_usage(
+        self, usages: list[KeyUsageReport], rejections: list[KeyRejectionReport]
+    ) -> None:
+        if usages:
+            await self._repo.record_usage(usages)
+        if rejections:
+            await self._repo.record_rejections(rejections)
 
     async def list_activity(
         self, account_id: str, server_id: str, *, size: int = 0, token: str = ""

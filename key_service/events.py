@@ -97,7 +97,9 @@ class RedisInvalidationPublisher:
         if received < expected:
             log.warning(
                 "key invalidation acknowledged by %d of %d gateways within %.1fs",
-                received, expected, self._ack_timeout,
+                received,
+                expected,
+                self._ack_timeout,
             )
 
 

@@ -73,6 +73,14 @@ class KeyUsageReport:
 
 
 @dataclass(frozen=True)
+class KeyRejectionReport:
+    key_id: str
+    last_rejected_at: datetime
+    address: str
+    count: int
+
+
+@dataclass(frozen=True)
 class ActivityEvent:
     id: str
     type: str

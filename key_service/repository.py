@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import aiopg
@@ -13,6 +13,7 @@ from key_service.errors import ServerNotFound
 from key_service.models import (
     ActivityEvent,
     EndedKey,
+    KeyRejectionReport,
     KeyStatus,
     KeyUsageReport,
     ServerRecord,
@@ -21,9 +22,6 @@ from key_service.models import (
 from scout_kit.db import cursor, transaction
 
 SCHEMA = "keys"
-
-# How often a dead key still being tried moves its key.rejected row forward.
-REJECTION_RECORD_INTERVAL = timedelta(seconds=60)
 
 _SERVER_COLUMNS = """
     s.id::text, s.account_id::text, s.name, s.created_at,
@@ -41,12 +39,22 @@ def _server(row: tuple[Any, ...]) -> ServerRecord:
 
 class KeyRepository(Protocol):
     async def create_server(
-        self, *, account_id: str, name: str, key_sha256: bytes, hint: str, actor: str,
-        address: str, now: datetime,
+        self,
+        *,
+        account_id: str,
+        name: str,
+        key_sha256: bytes,
+        hint: str,
+        actor: str,
+        address: str,
+        now: datetime,
     ) -> ServerRecord: ...
 
     async def list_servers(
-        self, account_id: str, only_server: str | None, after: tuple[datetime, str] | None,
+        self,
+        account_id: str,
+        only_server: str | None,
+        after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[ServerRecord]: ...
 
@@ -57,13 +65,21 @@ class KeyRepository(Protocol):
     ) -> list[EndedKey]: ...
 
     async def rotate_key(
-        self, *, account_id: str, server_id: str, key_sha256: bytes, hint: str, actor: str,
-        address: str, now: datetime, grace_until: datetime,
+        self,
+        *,
+        account_id: str,
+        server_id: str,
+        key_sha256: bytes,
+        hint: str,
+        actor: str,
+        address: str,
+        now: datetime,
+        grace_until: datetime,
     ) -> tuple[ServerRecord, list[EndedKey]]: ...
 
     async def validate(self, key_sha256: bytes, now: datetime) -> Validation: ...
 
-    async def record_rejection(self, key_id: str, address: str, now: datetime) -> None: ...
+    async def record_rejections(self, reports: list[KeyRejectionReport]) -> None: ...
 
     async def record_usage(self, reports: list[KeyUsageReport]) -> None: ...
 
@@ -77,8 +93,15 @@ class PostgresKeyRepository:
         self._pool = pool
 
     async def create_server(
-        self, *, account_id: str, name: str, key_sha256: bytes, hint: str, actor: str,
-        address: str, now: datetime,
+        self,
+        *,
+        account_id: str,
+        name: str,
+        key_sha256: bytes,
+        hint: str,
+        actor: str,
+        address: str,
+        now: datetime,
     ) -> ServerRecord:
         server_id, key_id = str(uuid.uuid4()), str(uuid.uuid4())
         async with transaction(self._pool) as cur:
@@ -98,7 +121,10 @@ class PostgresKeyRepository:
         return ServerRecord(server_id, account_id, name, now, hint, now, None)
 
     async def list_servers(
-        self, account_id: str, only_server: str | None, after: tuple[datetime, str] | None,
+        self,
+        account_id: str,
+        only_server: str | None,
+        after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[ServerRecord]:
         conditions = ["s.account_id = %s", "s.deleted_at IS NULL"]
@@ -112,7 +138,7 @@ class PostgresKeyRepository:
         params.append(limit)
         async with cursor(self._pool) as cur:
             await cur.execute(
-                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed fragments
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE {' AND '.join(conditions)}"
                 " ORDER BY s.created_at, s.id LIMIT %s",
                 params,
             )
@@ -121,7 +147,7 @@ class PostgresKeyRepository:
     async def get_server(self, account_id: str, server_id: str) -> ServerRecord:
         async with cursor(self._pool) as cur:
             await cur.execute(
-                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM}"  # noqa: S608 - fixed fragments
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM}"
                 " WHERE s.id = %s AND s.account_id = %s AND s.deleted_at IS NULL",
                 (server_id, account_id),
             )
@@ -148,15 +174,33 @@ class PostgresKeyRepository:
             ended = await cur.fetchall()
             for key_id, _, hint in ended:
                 await _insert_activity(
-                    cur, server_id, account_id, key_id, "key.revoked", now, actor, address, hint,
+                    cur,
+                    server_id,
+                    account_id,
+                    key_id,
+                    "key.revoked",
+                    now,
+                    actor,
+                    address,
+                    hint,
                     {"reason": "server.deleted"},
                 )
-        return [EndedKey(key_id, bytes(digest), server_id, "revoked", now)
-                for key_id, digest, _ in ended]
+        return [
+            EndedKey(key_id, bytes(digest), server_id, "revoked", now)
+            for key_id, digest, _ in ended
+        ]
 
     async def rotate_key(
-        self, *, account_id: str, server_id: str, key_sha256: bytes, hint: str, actor: str,
-        address: str, now: datetime, grace_until: datetime,
+        self,
+        *,
+        account_id: str,
+        server_id: str,
+        key_sha256: bytes,
+        hint: str,
+        actor: str,
+        address: str,
+        now: datetime,
+        grace_until: datetime,
     ) -> tuple[ServerRecord, list[EndedKey]]:
         new_key_id = str(uuid.uuid4())
         async with transaction(self._pool) as cur:
@@ -169,8 +213,9 @@ class PostgresKeyRepository:
                 " RETURNING id::text, key_sha256",
                 (now, server_id, now),
             )
-            ended = [EndedKey(k, bytes(d), server_id, "rotated", now)
-                     for k, d in await cur.fetchall()]
+            ended = [
+                EndedKey(k, bytes(d), server_id, "rotated", now) for k, d in await cur.fetchall()
+            ]
             await cur.execute(
                 "UPDATE keys.api_keys SET ended_reason = 'rotated', valid_until = %s"
                 " WHERE server_id = %s AND ended_reason IS NULL"
@@ -188,11 +233,19 @@ class PostgresKeyRepository:
             if grace_until > now:
                 details["old_key_valid_until"] = grace_until.isoformat()
             await _insert_activity(
-                cur, server_id, account_id, new_key_id, "key.rotated", now, actor, address, hint,
+                cur,
+                server_id,
+                account_id,
+                new_key_id,
+                "key.rotated",
+                now,
+                actor,
+                address,
+                hint,
                 details,
             )
             await cur.execute(
-                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",  # noqa: S608
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
                 (server_id,),
             )
             server = _server(await cur.fetchone())
@@ -216,25 +269,40 @@ class PostgresKeyRepository:
         else:
             status = KeyStatus.REVOKED if ended_reason == "revoked" else KeyStatus.ROTATED
         return Validation(
-            status, key_id, server_id, account_id, valid_until if status is KeyStatus.VALID else None
+            status,
+            key_id,
+            server_id,
+            account_id,
+            valid_until if status is KeyStatus.VALID else None,
         )
 
-    async def record_rejection(self, key_id: str, address: str, now: datetime) -> None:
+    async def record_rejections(self, reports: list[KeyRejectionReport]) -> None:
         async with transaction(self._pool) as cur:
-            await cur.execute(
-                "UPDATE keys.api_keys SET last_rejected_at = %s, rejected_count = rejected_count + 1"
-                " WHERE id = %s AND (last_rejected_at IS NULL OR last_rejected_at < %s)"
-                " RETURNING server_id::text, account_id::text, hint, rejected_count, ended_reason",
-                (now, key_id, now - REJECTION_RECORD_INTERVAL),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return
-            server_id, account_id, hint, count, reason = row
-            await _upsert_rolling_activity(
-                cur, server_id, account_id, key_id, "key.rejected", now, address, hint,
-                {"reason": reason, "recorded_attempts": count},
-            )
+            for report in sorted(reports, key=lambda r: r.key_id):  # stable lock order
+                await cur.execute(
+                    "UPDATE keys.api_keys SET"
+                    " last_rejected_at = GREATEST(last_rejected_at, %s),"
+                    " rejected_count = rejected_count + %s"
+                    " WHERE id = %s AND ended_reason IS NOT NULL"
+                    " RETURNING server_id::text, account_id::text, hint, rejected_count,"
+                    " ended_reason, last_rejected_at",
+                    (report.last_rejected_at, report.count, report.key_id),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    continue
+                server_id, account_id, hint, count, reason, last_at = row
+                await _upsert_rolling_activity(
+                    cur,
+                    server_id,
+                    account_id,
+                    report.key_id,
+                    "key.rejected",
+                    last_at,
+                    report.address,
+                    hint,
+                    {"reason": reason, "attempts": count},
+                )
 
     async def record_usage(self, reports: list[KeyUsageReport]) -> None:
         async with transaction(self._pool) as cur:
@@ -246,16 +314,28 @@ class PostgresKeyRepository:
                     " last_used_at = GREATEST(last_used_at, %s), use_count = use_count + %s"
                     " WHERE id = %s RETURNING server_id::text, account_id::text, hint,"
                     " last_used_at, last_used_address",
-                    (report.last_used_at, report.address, report.last_used_at, report.count,
-                     report.key_id),
+                    (
+                        report.last_used_at,
+                        report.address,
+                        report.last_used_at,
+                        report.count,
+                        report.key_id,
+                    ),
                 )
                 row = await cur.fetchone()
                 if row is None:
                     continue
                 server_id, account_id, hint, last_used_at, last_address = row
                 await _upsert_rolling_activity(
-                    cur, server_id, account_id, report.key_id, "key.used", last_used_at,
-                    last_address or "", hint, {},
+                    cur,
+                    server_id,
+                    account_id,
+                    report.key_id,
+                    "key.used",
+                    last_used_at,
+                    last_address or "",
+                    hint,
+                    {},
                 )
 
     async def list_activity(
@@ -271,13 +351,20 @@ class PostgresKeyRepository:
             await cur.execute(
                 "SELECT id, type, occurred_at, actor, client_address, key_hint, details"
                 " FROM keys.activity WHERE server_id = %s AND account_id = %s"
-                f"{page} ORDER BY occurred_at DESC, id DESC LIMIT %s",  # noqa: S608
+                f"{page} ORDER BY occurred_at DESC, id DESC LIMIT %s",
                 params,
             )
             rows = await cur.fetchall()
         return [
-            ActivityEvent(str(row[0]), row[1], row[2], row[3], row[4], row[5],
-                          row[6] if isinstance(row[6], dict) else json.loads(row[6]))
+            ActivityEvent(
+                str(row[0]),
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6] if isinstance(row[6], dict) else json.loads(row[6]),
+            )
             for row in rows
         ]
 
@@ -302,8 +389,16 @@ async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
 
 
 async def _insert_activity(
-    cur: Any, server_id: str, account_id: str, key_id: str, type_: str, at: datetime, actor: str,
-    address: str, hint: str, details: dict[str, Any],
+    cur: Any,
+    server_id: str,
+    account_id: str,
+    key_id: str,
+    type_: str,
+    at: datetime,
+    actor: str,
+    address: str,
+    hint: str,
+    details: dict[str, Any],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
@@ -313,8 +408,15 @@ async def _insert_activity(
 
 
 async def _upsert_rolling_activity(
-    cur: Any, server_id: str, account_id: str, key_id: str, type_: str, at: datetime,
-    address: str, hint: str, details: dict[str, Any],
+    cur: Any,
+    server_id: str,
+    account_id: str,
+    key_id: str,
+    type_: str,
+    at: datetime,
+    address: str,
+    hint: str,
+    details: dict[str, Any],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at,"

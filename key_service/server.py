@@ -37,7 +37,9 @@ async def create_server(
         resources.push_async_callback(redis_client.aclose)
         instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
         publisher = RedisInvalidationPublisher(
-            redis_client, Keyspace(settings.redis_prefix), instance,
+            redis_client,
+            Keyspace(settings.redis_prefix),
+            instance,
             settings.invalidation_ack_timeout,
         )
         manager = KeyManager(PostgresKeyRepository(pool), publisher, clock)
@@ -58,4 +60,3 @@ async def create_server(
     except BaseException:
         await resources.aclose()
         raise
-

@@ -12,7 +12,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from key_service.domain import KeyManager
 from key_service.errors import InvalidRequest, KeyServiceError, ServerNotFound
-from key_service.models import ActivityEvent, KeyStatus, KeyUsageReport, ServerRecord
+from key_service.models import (
+    ActivityEvent,
+    KeyRejectionReport,
+    KeyStatus,
+    KeyUsageReport,
+    ServerRecord,
+)
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
@@ -104,9 +110,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         self, request: keys_pb2.ValidateKeyRequest, context: Context
     ) -> keys_pb2.ValidateKeyResponse:
         await require_service(context, GATEWAY)
-        result = await self._run(
-            context, self._keys.validate(request.key_sha256, request.client_address)
-        )
+        result = await self._run(context, self._keys.validate(request.key_sha256))
         return keys_pb2.ValidateKeyResponse(
             status=_STATUS[result.status],
             key_id=result.key_id or "",
@@ -119,21 +123,28 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         self, request: keys_pb2.RecordKeyUsageRequest, context: Context
     ) -> keys_pb2.RecordKeyUsageResponse:
         await require_service(context, GATEWAY)
-        reports = []
-        for usage in request.usages:
-            try:
-                key_id = str(uuid.UUID(usage.key_id))
-            except ValueError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key_id must be a UUID")
-            reports.append(
+        try:
+            usages = [
                 KeyUsageReport(
-                    key_id=key_id,
-                    last_used_at=usage.last_used_at.ToDatetime(tzinfo=UTC),
-                    address=usage.last_used_address[:100],
-                    count=usage.request_count,
+                    key_id=str(uuid.UUID(u.key_id)),
+                    last_used_at=u.last_used_at.ToDatetime(tzinfo=UTC),
+                    address=u.last_used_address[:100],
+                    count=u.request_count,
                 )
-            )
-        await self._run(context, self._keys.record_usage(reports))
+                for u in request.usages
+            ]
+            rejections = [
+                KeyRejectionReport(
+                    key_id=str(uuid.UUID(r.key_id)),
+                    last_rejected_at=r.last_rejected_at.ToDatetime(tzinfo=UTC),
+                    address=r.last_rejected_address[:100],
+                    count=r.attempt_count,
+                )
+                for r in request.rejections
+            ]
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key_id must be a UUID")
+        await self._run(context, self._keys.record_usage(usages, rejections))
         return keys_pb2.RecordKeyUsageResponse()
 
     async def CreateServer(
@@ -180,7 +191,10 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         await self._run(
             context,
             self._keys.delete_server(
-                account, request.server_id, actor=identity.principal, address=current_client_address()
+                account,
+                request.server_id,
+                actor=identity.principal,
+                address=current_client_address(),
             ),
         )
         return keys_pb2.DeleteServerResponse()
@@ -219,4 +233,3 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         return keys_pb2.ListActivityResponse(
             events=[event_message(e) for e in events], next_page_token=token
         )
-

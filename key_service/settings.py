@@ -29,10 +29,10 @@ class Settings:
             common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
-            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_public_key=public_key,
-            db_pool_size=env.int("DB_POOL_SIZE", 10, minimum=1, maximum=200),
-            invalidation_ack_timeout=env.float(
+            db_pool_size=env.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            invalidation_ack_timeout=env.number(
                 "KEY_INVALIDATION_ACK_TIMEOUT", 1.0, minimum=0.0, maximum=1.5
             ),
         )

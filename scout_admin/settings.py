@@ -20,5 +20,5 @@ class Settings:
         return cls(
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
-            redis_prefix=env.str("REDIS_PREFIX", "scout"),
+            redis_prefix=env.text("REDIS_PREFIX", "scout"),
         )

@@ -121,7 +121,6 @@ def is_unique_violation(exc: BaseException) -> bool:
     return getattr(exc, "pgcode", None) == "23505"
 
 
-
 async def close_pool(pool: aiopg.Pool) -> None:
     pool.close()
     await pool.wait_closed()

@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 import psycopg2
@@ -61,7 +61,9 @@ async def require_service(context: grpc.aio.ServicerContext[Any, Any], *names: s
     """Only the named internal services (usually the gateway) may call this RPC."""
     identity = current_identity()
     if identity.kind is not PrincipalKind.SERVICE or identity.subject not in names:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this method is for internal services")
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED, "this method is for internal services"
+        )
     return identity
 
 
@@ -83,7 +85,7 @@ class RpcMetrics:
         self.service = service
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Per call: adopt the request id, verify the identity token, map stray errors, count."""
 
     def __init__(self, verifier: TokenVerifier, metrics: RpcMetrics) -> None:
@@ -92,14 +94,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
             return handler
-        inner = handler.unary_unary
+        inner: Any = handler.unary_unary
         verifier, metrics = self._verifier, self._metrics
 
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -122,7 +124,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 finally:
                     identity_var.reset(id_token)
             except grpc.aio.AbortError:
-                code = context.code() or code
+                code = cast(grpc.StatusCode | None, context.code()) or code
                 raise
             except DEPENDENCY_ERRORS as exc:
                 code = grpc.StatusCode.UNAVAILABLE

@@ -48,7 +48,9 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
-        super().__init__(f"%(asctime)s %(levelname)-7s {service} %(name)s [%(request_id)s] %(message)s")
+        super().__init__(
+            f"%(asctime)s %(levelname)-7s {service} %(name)s [%(request_id)s] %(message)s"
+        )
 
 
 def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> None:

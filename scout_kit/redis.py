@@ -15,15 +15,21 @@ def create_redis(url: str, *, reconnect: bool = True) -> aioredis.Redis:
     `reconnect=False` is for subscriptions whose owner must see every disconnection: redis-py
     otherwise reconnects and resubscribes silently, and messages published in the gap are lost
     without anyone knowing."""
-    extra = {} if reconnect else {"retry": Retry(NoBackoff(), 0)}
+    if reconnect:
+        return aioredis.Redis.from_url(
+            url,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=10,
+            decode_responses=False,
+        )
     return aioredis.Redis.from_url(
         url,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         health_check_interval=10,
-        retry_on_timeout=False,
         decode_responses=False,
-        **extra,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -43,7 +43,7 @@ class Env:
 
     values: Mapping[str, str]
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: str | None = None) -> str:
         value = self.values.get(name, "").strip()
         if value:
             return value
@@ -55,7 +55,7 @@ class Env:
         value = self.values.get(name, "").strip()
         return value or None
 
-    def int(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
         raw = self.values.get(name, "").strip()
         if not raw:
             return default
@@ -67,7 +67,7 @@ class Env:
             raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
+    def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
         raw = self.values.get(name, "").strip()
         if not raw:
             return default
@@ -79,7 +79,7 @@ class Env:
             raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self.values.get(name, "").strip().lower()
         if not raw:
             return default
@@ -90,14 +90,14 @@ class Env:
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
+        value = self.text(name, default).lower()
         if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
     def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> Secret:
         """A URL that may carry a password, so it is kept as a Secret."""
-        value = self.str(name, default)
+        value = self.text(name, default)
         parts = urlsplit(value)
         if parts.scheme not in schemes or not (parts.hostname or parts.path):
             raise SettingsError(f"{name} must be a URL starting with {' or '.join(schemes)}://")
@@ -106,7 +106,7 @@ class Env:
     def address(self, name: str, default: str | None = None) -> str:
         """A listen address or gRPC target: host:port, or a gRPC name such as dns:///host:port
         or ipv4:10.0.0.1:50051,10.0.0.2:50051 (several replicas, balanced round robin)."""
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value.startswith(("dns:", "unix:", "unix-abstract:")):
             return value
         endpoints = value.removeprefix("ipv4:").removeprefix("ipv6:").split(",")
@@ -160,7 +160,7 @@ class CommonSettings:
             listen_addr=env.address("LISTEN_ADDR", f"0.0.0.0:{default_port}"),
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
-            shutdown_grace_seconds=env.float(
+            shutdown_grace_seconds=env.number(
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
             ),
             metrics_addr=metrics,

@@ -78,8 +78,11 @@ def env(database_url: str, redis_prefix: str, tls_dir: Path) -> Environment:
 @pytest.fixture
 async def admin(env: Environment) -> AsyncIterator[Admin]:
     settings = AdminSettings.from_env(
-        {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url,
-         "REDIS_PREFIX": env.redis_prefix}
+        {
+            "DATABASE_URL": env.database_url,
+            "REDIS_URL": env.redis_url,
+            "REDIS_PREFIX": env.redis_prefix,
+        }
     )
     async with open_admin(settings) as opened:
         await opened.migrate()

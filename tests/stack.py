@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,18 +136,17 @@ async def running_stack(
     ingest_overrides: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as stack:
-        services = []
-        for create, settings_cls, overrides in (
-            (create_auth_server, AuthSettings, {}),
-            (create_key_server, KeySettings, dict(key_overrides or {})),
-            (create_ingest_server, IngestSettings, dict(ingest_overrides or {})),
-        ):
-            settings = settings_cls.from_env(env.service_env(**overrides))  # type: ignore[attr-defined]
-            service = await create(settings, clock=clock)  # type: ignore[operator]
+        auth = await create_auth_server(AuthSettings.from_env(env.service_env()), clock=clock)
+        keys = await create_key_server(
+            KeySettings.from_env(env.service_env(**dict(key_overrides or {}))), clock=clock
+        )
+        ingest = await create_ingest_server(
+            IngestSettings.from_env(env.service_env(**dict(ingest_overrides or {}))), clock=clock
+        )
+        for service in (auth, keys, ingest):
             await service.start()
             stack.push_async_callback(service.stop, 0.5)
-            services.append(service)
-        result = Stack(env, *services)
+        result = Stack(env, auth, keys, ingest)
         for _ in range(gateways):
             gateway = await start_gateway(
                 env, result.backends, clock=clock, **dict(gateway_overrides or {})
@@ -158,3 +158,10 @@ async def running_stack(
 
 def client_session(env: Environment, **kwargs: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl()), **kwargs)
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait (up to 10 s) until `condition()` holds, for state another task changes."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - polling plain state, there is no event
+            await asyncio.sleep(0.01)

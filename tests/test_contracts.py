@@ -27,7 +27,8 @@ def test_generated_code_matches_protos(tmp_path: Path) -> None:
     fresh, checked_in = tmp_path / "scout", ROOT / "scout"
     assert _files(fresh) == _files(checked_in), "run `make proto` and commit the result"
     mismatched = [
-        name for name in sorted(_files(fresh))
+        name
+        for name in sorted(_files(fresh))
         if not filecmp.cmp(fresh / name, checked_in / name, shallow=False)
     ]
     assert not mismatched, f"generated code is stale, run `make proto`: {mismatched}"

@@ -20,9 +20,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready to serve. An untrusted key cache is not a failure (every key is then checked with
     the key service), so it is reported, not failed on."""
     cache = request.app[KEY_CACHE]
-    return json_response(
-        {"status": "ok", "key_cache": "trusted" if cache.trusted else "bypassed"}
-    )
+    return json_response({"status": "ok", "key_cache": "trusted" if cache.trusted else "bypassed"})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -55,10 +55,13 @@ def server_json(server: keys_pb2.Server, last_seen: dict[str, str | None]) -> di
 
 def _page_params(request: web.Request) -> tuple[int, str]:
     raw = request.query.get("limit", "")
-    if raw:
-        if not raw.isdigit() or not 1 <= int(raw) <= 200:
-            raise Problem(422, "Unprocessable Content", "limit must be between 1 and 200.",
-                          type_="invalid-parameter")
+    if raw and (not raw.isdigit() or not 1 <= int(raw) <= 200):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            "limit must be between 1 and 200.",
+            type_="invalid-parameter",
+        )
     return int(raw or 0), request.query.get("page_token", "")
 
 
@@ -66,8 +69,12 @@ async def create_server(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = body.get("name")
     if not isinstance(name, str):
-        raise Problem(422, "Unprocessable Content", "name is required and must be a string.",
-                      type_="invalid-field")
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            "name is required and must be a string.",
+            type_="invalid-field",
+        )
     backends = request.app[BACKENDS]
     response = await backends.keys.CreateServer(
         keys_pb2.CreateServerRequest(name=name),
@@ -128,7 +135,8 @@ async def rotate_key(request: web.Request) -> web.Response:
         grace = body.get("grace_seconds", 0)
         if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 86_400:
             raise Problem(
-                422, "Unprocessable Content",
+                422,
+                "Unprocessable Content",
                 "grace_seconds must be a whole number of seconds from 0 to 86400.",
                 type_="invalid-field",
             )

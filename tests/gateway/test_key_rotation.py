@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -12,7 +13,7 @@ from gateway.keys import BACKENDS
 from scout_admin.commands import Admin, admin_actor
 from scout_kit.clock import ManualClock
 from tests.gateway.keys_support import new_server, rotate, whoami_status
-from tests.stack import Environment, client_session, running_stack
+from tests.stack import Environment, Gateway, client_session, eventually, running_stack
 
 
 async def test_rotated_key_is_refused_by_every_replica(env: Environment, admin: Admin) -> None:
@@ -25,8 +26,9 @@ async def test_rotated_key_is_refused_by_every_replica(env: Environment, admin: 
         for gateway in stack.gateways:
             assert await whoami_status(http, gateway.url, server.api_key) == 401
             assert await whoami_status(http, gateway.url, new_key) == 200
-        async with http.get(f"{stack.gateway.url}/api/v1/whoami",
-                            headers={"X-API-Key": server.api_key}) as response:
+        async with http.get(
+            f"{stack.gateway.url}/api/v1/whoami", headers={"X-API-Key": server.api_key}
+        ) as response:
             problem = await response.json()
         assert problem["type"].endswith("/api-key-rotated")
         assert "agent.env" in problem["detail"]
@@ -89,12 +91,14 @@ async def test_killed_subscription_around_a_rotation(env: Environment, admin: Ad
             await control.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
             for gateway, before in zip(stack.gateways, generations, strict=True):
                 # Losing the subscription flushes the cache; requests keep working meanwhile.
-                async with asyncio.timeout(10):
-                    while gateway.key_cache.generation == before:
-                        await asyncio.sleep(0.01)
+                await eventually(flushed_since(gateway, before))
                 assert await whoami_status(http, gateway.url, new_key) == 200
         finally:
             await control.aclose()
+
+
+def flushed_since(gateway: Gateway, generation: int) -> Callable[[], bool]:
+    return lambda: bool(gateway.key_cache.generation != generation)
 
 
 class _PausedValidation:
@@ -108,7 +112,7 @@ class _PausedValidation:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stub, name)
 
-    async def ValidateKey(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - gRPC name
+    async def ValidateKey(self, *args: Any, **kwargs: Any) -> Any:
         response = await self._stub.ValidateKey(*args, **kwargs)
         self.answered.set()
         await self.release.wait()
@@ -154,7 +158,9 @@ async def test_grace_window_keeps_the_old_key_until_it_expires(
             assert await whoami_status(http, gateway.url, rotated) == 200
 
 
-async def stack_rotate(stack: Any, admin: Admin, server: Any, *, grace: int, clock: ManualClock) -> str:
+async def stack_rotate(
+    stack: Any, admin: Admin, server: Any, *, grace: int, clock: ManualClock
+) -> str:
     """Rotate with the stack's clock (the admin tool uses the system clock)."""
     from key_service.domain import KeyManager
     from key_service.events import RedisInvalidationPublisher
@@ -171,8 +177,10 @@ async def stack_rotate(stack: Any, admin: Admin, server: Any, *, grace: int, clo
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
     overrides = {"UNKNOWN_KEY_LIMIT": "3", "UNKNOWN_KEY_WINDOW_SECONDS": "3600"}
     server = await new_server(admin)
-    async with running_stack(env, gateways=2, gateway_overrides=overrides) as stack, \
-            client_session(env) as http:
+    async with (
+        running_stack(env, gateways=2, gateway_overrides=overrides) as stack,
+        client_session(env) as http,
+    ):
         for gateway in stack.gateways:
             assert await whoami_status(http, gateway.url, server.api_key) == 200
         statuses = []
@@ -180,8 +188,9 @@ async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admi
             url = stack.gateways[attempt % 2].url
             statuses.append(await whoami_status(http, url, f"{attempt:064x}"))
         assert statuses == [401, 401, 401, 429, 429]
-        async with http.get(f"{stack.gateways[1].url}/api/v1/whoami",
-                            headers={"X-API-Key": "f" * 64}) as response:
+        async with http.get(
+            f"{stack.gateways[1].url}/api/v1/whoami", headers={"X-API-Key": "f" * 64}
+        ) as response:
             assert response.status == 429
             assert int(response.headers["Retry-After"]) >= 1
             assert response.content_type == "application/problem+json"

@@ -261,16 +261,17 @@ async def test_a_full_queue_answers_503_and_stores_nothing_of_the_refused(
     now = _now(clock)
     overrides = {"INGEST_MAX_QUEUED_VALUES": "1", "INGEST_WRITERS": "1"}
     async with (
-        running_stack(env, clock=clock, ingest_overrides=overrides) as stack,
+        running_stack(env, clock=clock, gateways=3, ingest_overrides=overrides) as stack,
         client_session(env) as http,
     ):
+        # One gateway per post, so each reaches the ingest service in its own call.
         url = stack.gateway.url
         async with commits_blocked(admin):
             blocked = asyncio.create_task(post(http, url, first.api_key, body((now, {"a": 1}))))
             await wait_for_blocked_commit(admin)
             racing = [
-                asyncio.create_task(post(http, url, s.api_key, body((now, {"a": 2}))))
-                for s in (second, third)
+                asyncio.create_task(post(http, gateway.url, s.api_key, body((now, {"a": 2}))))
+                for s, gateway in zip((second, third), stack.gateways[1:], strict=True)
             ]
             done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             status, problem, headers = next(iter(done)).result()
@@ -278,7 +279,7 @@ async def test_a_full_queue_answers_503_and_stores_nothing_of_the_refused(
             assert headers["Retry-After"] == "1"
             assert problem["type"].endswith("/ingest-busy")
             assert "keep up" in problem["detail"]
-        assert (await blocked)[0] == 202
+        assert (await blocked)[:2] == (202, {"accepted": 1})
         statuses = sorted([(await task)[0] for task in racing])
     assert statuses == [202, 503]
     counts = [len(await stored(admin, s.server_id)) for s in (second, third)]

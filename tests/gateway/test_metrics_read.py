@@ -161,9 +161,7 @@ async def test_who_may_read_what(env: Environment, admin: Admin) -> None:
         for path in paths(sibling.server_id):
             assert (await _get(http, path, user))[0] == 200
             assert (await _get(http, path, own_key))[0] == 404  # a key sees only its server
-        for path in (
-            paths(other.server_id) + paths("not-a-uuid") + paths(str(uuid.uuid4()))
-        ):
+        for path in paths(other.server_id) + paths("not-a-uuid") + paths(str(uuid.uuid4())):
             status, problem = await _get(http, path, user)
             assert status == 404, path
             assert problem["status"] == 404

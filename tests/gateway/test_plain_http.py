@@ -12,8 +12,11 @@ from tests.stack import Environment
 def _settings(env: Environment) -> Settings:
     return Settings.from_env(
         env.gateway_env(
-            {"KEY_SERVICE_ADDR": "127.0.0.1:1", "AUTH_SERVICE_ADDR": "127.0.0.1:1",
-             "INGEST_SERVICE_ADDR": "127.0.0.1:1"},
+            {
+                "KEY_SERVICE_ADDR": "127.0.0.1:1",
+                "AUTH_SERVICE_ADDR": "127.0.0.1:1",
+                "INGEST_SERVICE_ADDR": "127.0.0.1:1",
+            },
             PUBLIC_URL="https://scout.example",
         )
     )
@@ -23,8 +26,10 @@ async def test_api_over_plain_http_is_refused_with_a_problem(env: Environment) -
     # The backends point nowhere: a refusal that looked at the key would fail differently.
     async with TestClient(TestServer(create_plain_http_app(_settings(env)))) as client:
         response = await client.post(
-            "/api/v1/metrics", headers={"X-API-Key": "a" * 64},
-            cookies={"__Host-scout_session": "x"}, json={"samples": []},
+            "/api/v1/metrics",
+            headers={"X-API-Key": "a" * 64},
+            cookies={"__Host-scout_session": "x"},
+            json={"samples": []},
         )
         assert response.status == 403
         assert response.content_type == "application/problem+json"

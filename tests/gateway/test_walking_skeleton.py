@@ -35,12 +35,18 @@ async def test_metric_posted_with_key_lands_in_postgres(env: Environment, admin:
         response = await http.post(
             f"{stack.gateway.url}/api/v1/metrics",
             headers={"X-API-Key": api_key, "X-Request-ID": "trace-me-123"},
-            json={"samples": [{"ts": time.time(), "metrics": {"cpu.percent": 12.5,
-                                                               "mem.used_bytes": 1.2e9}}]},
+            json={
+                "samples": [
+                    {"ts": time.time(), "metrics": {"cpu.percent": 12.5, "mem.used_bytes": 1.2e9}}
+                ]
+            },
         )
         assert response.status == 202, await response.text()
         assert response.headers["X-Request-ID"] == "trace-me-123"
-        assert int(response.headers["Strict-Transport-Security"].split("=")[1].split(";")[0]) >= 31536000
+        assert (
+            int(response.headers["Strict-Transport-Security"].split("=")[1].split(";")[0])
+            >= 31536000
+        )
         assert await response.json() == {"accepted": 2}
     assert _rows(env, server_id) == [("cpu.percent", 12.5), ("mem.used_bytes", 1.2e9)]
 

@@ -79,8 +79,9 @@ async def test_calls_without_a_valid_identity_token_are_unauthenticated(
 
 
 async def test_services_authorize_from_claims(env: Environment, key_service: GrpcService) -> None:
-    server = Identity(PrincipalKind.SERVER, "s", "00000000-0000-0000-0000-000000000001",
-                      AuthMethod.API_KEY)
+    server = Identity(
+        PrincipalKind.SERVER, "s", "00000000-0000-0000-0000-000000000001", AuthMethod.API_KEY
+    )
     token = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(server)
     # ValidateKey is for the gateway only, not for a server's own key.
     assert await _validate(key_service.port, (("authorization", f"Bearer {token}"),)) == (
@@ -107,12 +108,15 @@ async def test_request_id_travels_through_metadata(
 
 async def test_sigterm_drains_and_exits_cleanly(env: Environment) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "key_service",
+        sys.executable,
+        "-m",
+        "key_service",
         env={**os.environ, **env.service_env(LISTEN_ADDR="127.0.0.1:0", LOG_FORMAT="json")},
-        cwd=ROOT, stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
         assert line, b"".join(lines).decode()
@@ -130,8 +134,12 @@ async def test_bad_settings_exit_with_the_variable_named(env: Environment) -> No
     values = env.service_env()
     del values["DATABASE_URL"]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "key_service", env={"PATH": os.environ["PATH"], **values},
-        cwd=ROOT, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "key_service",
+        env={"PATH": os.environ["PATH"], **values},
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await proc.communicate()
     assert proc.returncode == 1

@@ -45,15 +45,19 @@ def test_secrets_do_not_show_in_repr(env: Environment) -> None:
 
 
 def test_gateway_refuses_plain_http_public_url(env: Environment) -> None:
-    values = env.gateway_env({"KEY_SERVICE_ADDR": "a:1", "AUTH_SERVICE_ADDR": "a:2",
-                              "INGEST_SERVICE_ADDR": "a:3"}, PUBLIC_URL="http://example.com")
+    values = env.gateway_env(
+        {"KEY_SERVICE_ADDR": "a:1", "AUTH_SERVICE_ADDR": "a:2", "INGEST_SERVICE_ADDR": "a:3"},
+        PUBLIC_URL="http://example.com",
+    )
     with pytest.raises(SettingsError, match="PUBLIC_URL"):
         GatewaySettings.from_env(values)
 
 
 def test_gateway_names_a_missing_certificate(env: Environment) -> None:
-    values = env.gateway_env({"KEY_SERVICE_ADDR": "a:1", "AUTH_SERVICE_ADDR": "a:2",
-                              "INGEST_SERVICE_ADDR": "a:3"}, TLS_CERT_FILE="/nonexistent.pem")
+    values = env.gateway_env(
+        {"KEY_SERVICE_ADDR": "a:1", "AUTH_SERVICE_ADDR": "a:2", "INGEST_SERVICE_ADDR": "a:3"},
+        TLS_CERT_FILE="/nonexistent.pem",
+    )
     with pytest.raises(SettingsError, match="TLS_CERT_FILE"):
         GatewaySettings.from_env(values)
 

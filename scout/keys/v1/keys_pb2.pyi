@@ -42,12 +42,10 @@ class Server(_message.Message):
     def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_hint: _Optional[str] = ..., key_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ValidateKeyRequest(_message.Message):
-    __slots__ = ("key_sha256", "client_address")
+    __slots__ = ("key_sha256",)
     KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     key_sha256: bytes
-    client_address: str
-    def __init__(self, key_sha256: _Optional[bytes] = ..., client_address: _Optional[str] = ...) -> None: ...
+    def __init__(self, key_sha256: _Optional[bytes] = ...) -> None: ...
 
 class ValidateKeyResponse(_message.Message):
     __slots__ = ("status", "key_id", "server_id", "account_id", "valid_until")
@@ -75,11 +73,25 @@ class KeyUsage(_message.Message):
     request_count: int
     def __init__(self, key_id: _Optional[str] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_address: _Optional[str] = ..., request_count: _Optional[int] = ...) -> None: ...
 
+class KeyRejection(_message.Message):
+    __slots__ = ("key_id", "last_rejected_at", "last_rejected_address", "attempt_count")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_REJECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_REJECTED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    last_rejected_at: _timestamp_pb2.Timestamp
+    last_rejected_address: str
+    attempt_count: int
+    def __init__(self, key_id: _Optional[str] = ..., last_rejected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_rejected_address: _Optional[str] = ..., attempt_count: _Optional[int] = ...) -> None: ...
+
 class RecordKeyUsageRequest(_message.Message):
-    __slots__ = ("usages",)
+    __slots__ = ("usages", "rejections")
     USAGES_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     usages: _containers.RepeatedCompositeFieldContainer[KeyUsage]
-    def __init__(self, usages: _Optional[_Iterable[_Union[KeyUsage, _Mapping]]] = ...) -> None: ...
+    rejections: _containers.RepeatedCompositeFieldContainer[KeyRejection]
+    def __init__(self, usages: _Optional[_Iterable[_Union[KeyUsage, _Mapping]]] = ..., rejections: _Optional[_Iterable[_Union[KeyRejection, _Mapping]]] = ...) -> None: ...
 
 class RecordKeyUsageResponse(_message.Message):
     __slots__ = ()

@@ -88,7 +88,8 @@ class KeyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordKeyUsage(self, request, context):
-        """Batched "last used" reports from a gateway, so no request costs a database write.
+        """Batched "last used" and "dead key still tried" reports from a gateway, so no request
+        costs a database write.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

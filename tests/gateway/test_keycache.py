@@ -1,0 +1,77 @@
+"""The key cache: bounded, expiring, distrusted when told, and immune to stale answers."""
+
+from __future__ import annotations
+
+from gateway.keycache import DeadKey, KeyCache
+from scout_kit.clock import ManualClock
+
+
+def _cache(size: int = 3, ttl: float = 60.0) -> tuple[KeyCache, ManualClock]:
+    clock = ManualClock()
+    cache = KeyCache(clock, size, ttl)
+    cache.trusted = True
+    return cache, clock
+
+
+def _put(cache: KeyCache, digest: bytes, **kwargs: object) -> bool:
+    generation = kwargs.pop("generation", cache.generation)
+    return cache.put(digest, "k", "s", "a", started_generation=generation, **kwargs)  # type: ignore[arg-type]
+
+
+def test_entries_expire_after_the_ttl() -> None:
+    cache, clock = _cache(ttl=10)
+    assert _put(cache, b"a")
+    clock.advance(9.9)
+    assert cache.get(b"a") is not None
+    clock.advance(0.2)
+    assert cache.get(b"a") is None
+
+
+def test_a_grace_deadline_shortens_the_lifetime() -> None:
+    cache, clock = _cache(ttl=60)
+    assert _put(cache, b"a", valid_for=5.0)
+    clock.advance(5.1)
+    assert cache.get(b"a") is None
+    assert not _put(cache, b"b", valid_for=-1.0)
+
+
+def test_size_is_bounded_least_recently_used_first() -> None:
+    cache, _ = _cache(size=2)
+    _put(cache, b"a")
+    _put(cache, b"b")
+    assert cache.get(b"a") is not None  # a is now the most recent
+    _put(cache, b"c")
+    assert len(cache) == 2
+    assert cache.get(b"b") is None and cache.get(b"a") is not None
+
+
+def test_untrusted_cache_neither_answers_nor_stores() -> None:
+    cache, _ = _cache()
+    _put(cache, b"a")
+    cache.trusted = False
+    assert cache.get(b"a") is None
+    assert not _put(cache, b"b")
+
+
+def test_an_answer_that_began_before_an_invalidation_is_not_stored() -> None:
+    cache, _ = _cache()
+    started = cache.generation
+    cache.invalidate([b"unrelated"])
+    assert not _put(cache, b"a", generation=started)
+    started = cache.generation
+    cache.flush()
+    assert not _put(cache, b"a", generation=started)
+    assert _put(cache, b"a")
+
+
+def test_dead_keys_are_remembered_and_bounded() -> None:
+    cache, _ = _cache(size=2)
+    _put(cache, b"a")
+    cache.invalidate([b"a"], {b"a": DeadKey("rotated", "k1")})
+    assert cache.get(b"a") is None
+    assert cache.dead(b"a") == DeadKey("rotated", "k1")
+    cache.mark_dead(b"b", DeadKey("not_found", None))
+    cache.mark_dead(b"c", DeadKey("not_found", None))
+    assert cache.dead(b"a") is None  # evicted: at most `size` dead keys
+    cache.trusted = False
+    assert cache.dead(b"c") is not None  # dead keys never come back, trusted or not
