@@ -301,7 +301,7 @@ class Bench:
         issuer = TokenIssuer(self.env.jwt_private_pem, SystemClock())
         metadata = call_metadata(issuer.token_for(service_identity("gateway")))
         digest = hashlib.sha256(self.seed.api_key.encode()).digest()
-        request = keys_pb2.ValidateKeyRequest(key_sha256=digest, client_address="127.0.0.1")
+        request = keys_pb2.ValidateKeyRequest(key_sha256=digest)
         latencies = []
         async with grpc.aio.insecure_channel(self.keys.address) as channel:
             validate = channel.unary_unary(

@@ -21,16 +21,12 @@ from gateway.keys import (
     KEY_CACHE,
     LISTENER,
     REDIS,
+    SECURITY_HEADERS,
     SETTINGS,
     USAGE,
 )
 from gateway.limiter import UnknownKeyLimiter
-from gateway.middlewares import (
-    authentication_middleware,
-    error_middleware,
-    request_context_middleware,
-    security_headers_middleware,
-)
+from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
 from gateway.problems import Problem
 from gateway.routes import setup_routes
 from gateway.settings import Settings
@@ -43,12 +39,7 @@ from scout_kit.redis import Keyspace, create_redis
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The public HTTPS application. Nothing connects until the app starts (cleanup_ctx)."""
     app = web.Application(
-        middlewares=[
-            request_context_middleware,
-            security_headers_middleware,
-            error_middleware,
-            authentication_middleware,
-        ],
+        middlewares=[edge_middleware, authentication_middleware],
         client_max_size=2 * 1024 * 1024,
         # Bodies arrive as sent: handlers that take Content-Encoding (metrics) inflate with
         # their own cap on both the compressed and the inflated size.
@@ -56,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[SECURITY_HEADERS] = security_headers(settings)
     app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     setup_routes(app)

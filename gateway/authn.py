@@ -99,9 +99,7 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None:
             self._usage.record(cached.key_id, client_address)
-            return Identity(
-                PrincipalKind.SERVER, cached.server_id, cached.account_id, AuthMethod.API_KEY
-            )
+            return cached.identity
         dead = self._cache.dead(digest)
         if dead is not None:
             self._refuse_dead(dead, client_address)

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from scout_kit.clock import Clock
+from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class DeadKey:
 @dataclass(frozen=True)
 class CachedKey:
     key_id: str
-    server_id: str
-    account_id: str
+    # Built once when cached: a cache hit allocates nothing.
+    identity: Identity
     expires_at: float  # on the clock's monotonic scale
 
 
@@ -80,9 +81,8 @@ class KeyCache:
         lifetime = self._ttl if valid_for is None else min(self._ttl, valid_for)
         if lifetime <= 0:
             return False
-        self._entries[digest] = CachedKey(
-            key_id, server_id, account_id, self._clock.monotonic() + lifetime
-        )
+        identity = Identity(PrincipalKind.SERVER, server_id, account_id, AuthMethod.API_KEY)
+        self._entries[digest] = CachedKey(key_id, identity, self._clock.monotonic() + lifetime)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -23,6 +23,7 @@ KEY_CACHE = web.AppKey("key_cache", KeyCache)
 LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
 USAGE = web.AppKey("key_usage", KeyUsageRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 BACKGROUND = web.AppKey("background_tasks", list[asyncio.Task[None]])
 
 AUTH = web.RequestKey("auth", Authenticated)

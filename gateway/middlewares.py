@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
-from gateway.keys import AUTH, AUTHENTICATOR, CLIENT_ADDRESS, SETTINGS
+from gateway.keys import AUTH, AUTHENTICATOR, CLIENT_ADDRESS, SECURITY_HEADERS, SETTINGS
 from gateway.problems import Problem
+from gateway.settings import Settings
 from scout_kit.context import (
     REQUEST_ID_HEADER,
     accept_request_id,
@@ -55,9 +56,22 @@ def client_address(request: web.Request, trusted_hops: int) -> str:
     return (request.remote or "")[:100]
 
 
+def security_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Headers every HTTPS response carries (computed once per app)."""
+    return (
+        ("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    )
+
+
 @web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outermost layer, in one frame because it runs on every request: request id and
+    client address into the context, errors into problem+json, security headers, access log."""
+    app = request.app
+    settings = app[SETTINGS]
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     address = client_address(request, settings.trusted_proxy_hops)
     request[CLIENT_ADDRESS] = address
@@ -66,9 +80,18 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = error_response(request, exc)
         status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
+        headers = response.headers
+        for name, value in app[SECURITY_HEADERS]:
+            if name not in headers:
+                headers[name] = value
+        if "Cache-Control" not in headers and request.path.startswith("/api/"):
+            headers["Cache-Control"] = "no-store"
+        headers[REQUEST_ID_HEADER] = request_id
         return response
     finally:
         elapsed = time.perf_counter() - started
@@ -91,30 +114,13 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         client_address_var.reset(addr_token)
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    settings = request.app[SETTINGS]
-    response.headers["Strict-Transport-Security"] = (
-        f"max-age={settings.hsts_max_age}; includeSubDomains"
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return problem.response(request.path)
-    except web.HTTPException as exc:
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """Every error as RFC 9457 problem+json; internal detail only ever goes to the log."""
+    if isinstance(exc, Problem):
+        return exc.response(request.path)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc  # redirects are answers, not errors
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return Problem(
             exc.status,
@@ -122,13 +128,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.text if exc.text != f"{exc.status}: {exc.reason}" else None,
             headers=headers,
         ).response(request.path)
-    except grpc.aio.AioRpcError as exc:
+    if isinstance(exc, grpc.aio.AioRpcError):
         return _rpc_problem(exc).response(request.path)
-    except Exception:
-        log.exception("unhandled error")
-        return Problem(500, "Internal Server Error", "Something went wrong on our side.").response(
-            request.path
-        )
+    log.error("unhandled error", exc_info=exc)
+    return Problem(500, "Internal Server Error", "Something went wrong on our side.").response(
+        request.path
+    )
 
 
 def _rpc_problem(exc: grpc.aio.AioRpcError) -> Problem:

@@ -37,7 +37,6 @@ class Settings:
     unknown_key_window_seconds: int
     trusted_proxy_hops: int
     hsts_max_age: int
-    session_idle_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -90,7 +89,4 @@ class Settings:
             ),
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
             hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
-            session_idle_seconds=env.integer(
-                "SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400
-            ),
         )

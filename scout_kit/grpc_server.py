@@ -232,6 +232,13 @@ async def build_grpc_service(
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            # Clients re-resolve and rebalance only when a connection ends: ending each after a
+            # few minutes lets gateways find replicas added by an autoscaler.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
+            # Tolerate the keepalive pings our clients send (scout_kit.grpc_client).
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
         ],
     )
     health = health_aio.HealthServicer()
