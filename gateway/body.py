@@ -17,8 +17,9 @@ DEFAULT_MAX_BODY = 64 * 1024
 async def read_json_object(
     request: web.Request, max_bytes: int = DEFAULT_MAX_BODY
 ) -> dict[str, Any]:
-    """The body as a JSON object; 415 for another media type, 413 when too large, 400 when
-    not JSON or not an object."""
+    """The body as a JSON object; 415 for another media type or a content encoding, 413 when
+    too large (checked as it streams in, whatever Content-Length says), 400 when not JSON or not
+    an object. Only the metrics endpoint takes gzip bodies (handlers.metrics.read_body)."""
     if request.content_type != "application/json":
         raise Problem(
             415,
@@ -26,22 +27,29 @@ async def read_json_object(
             "Send the body as application/json.",
             type_="unsupported-media-type",
         )
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            "This endpoint takes no Content-Encoding.",
+            type_="unsupported-content-encoding",
+        )
+    too_large = Problem(
+        413,
+        "Content Too Large",
+        f"The body must be at most {max_bytes} bytes.",
+        type_="body-too-large",
+    )
     if request.content_length is not None and request.content_length > max_bytes:
-        raise Problem(
-            413,
-            "Content Too Large",
-            f"The body must be at most {max_bytes} bytes.",
-            type_="body-too-large",
-        )
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise Problem(
-            413,
-            "Content Too Large",
-            f"The body must be at most {max_bytes} bytes.",
-            type_="body-too-large",
-        )
-    return parse_json_object(raw)
+        raise too_large
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_large
+        parts.append(chunk)
+    return parse_json_object(b"".join(parts))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

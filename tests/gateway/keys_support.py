@@ -33,7 +33,10 @@ async def rotate(admin: Admin, server: ServerKey, grace_seconds: int = 0) -> str
     return rotated.api_key
 
 
-async def whoami_status(http: aiohttp.ClientSession, base_url: str, api_key: str) -> int:
-    async with http.get(f"{base_url}/api/v1/whoami", headers={"X-API-Key": api_key}) as response:
+async def whoami_status(
+    http: aiohttp.ClientSession, base_url: str, api_key: str, **headers: str
+) -> int:
+    headers["X-API-Key"] = api_key
+    async with http.get(f"{base_url}/api/v1/whoami", headers=headers) as response:
         await response.read()
         return response.status

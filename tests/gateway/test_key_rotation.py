@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -175,25 +176,36 @@ async def stack_rotate(
 
 
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
-    overrides = {"UNKNOWN_KEY_LIMIT": "3", "UNKNOWN_KEY_WINDOW_SECONDS": "3600"}
+    overrides = {
+        "UNKNOWN_KEY_LIMIT": "3",
+        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
+        "TRUSTED_PROXY_HOPS": "1",
+    }
+    # An address of this test's own (through the trusted proxy header), so no other test's
+    # unknown keys count against it.
+    raw = uuid.uuid4().bytes
+    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
     server = await new_server(admin)
     async with (
         running_stack(env, gateways=2, gateway_overrides=overrides) as stack,
         client_session(env) as http,
     ):
         for gateway in stack.gateways:
-            assert await whoami_status(http, gateway.url, server.api_key) == 200
+            assert await whoami_status(http, gateway.url, server.api_key, **client) == 200
         statuses = []
         for attempt in range(5):
             url = stack.gateways[attempt % 2].url
-            statuses.append(await whoami_status(http, url, f"{attempt:064x}"))
+            statuses.append(await whoami_status(http, url, f"{attempt:064x}", **client))
         assert statuses == [401, 401, 401, 429, 429]
         async with http.get(
-            f"{stack.gateways[1].url}/api/v1/whoami", headers={"X-API-Key": "f" * 64}
+            f"{stack.gateways[1].url}/api/v1/whoami", headers={"X-API-Key": "f" * 64, **client}
         ) as response:
             assert response.status == 429
             assert int(response.headers["Retry-After"]) >= 1
             assert response.content_type == "application/problem+json"
+        # Another address is not affected.
+        neighbour = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{(raw[2] + 1) % 256}"}
+        assert await whoami_status(http, stack.gateway.url, "e" * 64, **neighbour) == 401
         # An agent already known to the gateways is not held back by its neighbours' noise.
         for gateway in stack.gateways:
-            assert await whoami_status(http, gateway.url, server.api_key) == 200
+            assert await whoami_status(http, gateway.url, server.api_key, **client) == 200

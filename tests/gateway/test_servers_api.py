@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,11 @@ from tests.gateway.test_sessions import ORIGIN, jar_client
 from tests.stack import Environment, client_session, running_stack
 
 KEY_FORMAT = re.compile(r"^[0-9a-f]{64}$")
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 4096):
+        yield data[start : start + 4096]
 
 
 async def _sign_in(http: aiohttp.ClientSession, url: str, admin: Admin) -> dict[str, str]:
@@ -156,6 +162,15 @@ async def test_bad_input_gets_a_clear_problem(env: Environment, admin: Admin) ->
             ({"json": ["web"]}, 400),
             ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
             ({"data": b"name=web"}, 415),
+            ({"json": {"name": "web"}, "headers": {"Content-Encoding": "gzip"}}, 415),
+            ({"json": {"name": "x" * 70_000}}, 413),
+            (  # streamed without a Content-Length: the cap holds as it arrives
+                {
+                    "data": _chunks(b'{"name": "' + b"x" * 70_000 + b'"}'),
+                    "headers": {"Content-Type": "application/json"},
+                },
+                413,
+            ),
         ]
         for kwargs, expected in cases:
             headers = {**csrf, **kwargs.pop("headers", {})}
