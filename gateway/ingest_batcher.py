@@ -38,7 +38,7 @@ class IngestBatcher:
         self,
         backends: Backends,
         *,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
         max_batch_values: int = 50_000,
         max_pending_values: int = 500_000,
     ) -> None:

@@ -57,7 +57,7 @@ async def create_server(
         servicer = IngestServicer(repository, committer, clock, retention)
 
         def register(server: grpc.aio.Server) -> list[str]:
-            ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
         return await build_grpc_service(

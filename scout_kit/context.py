@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -19,7 +19,8 @@ client_address_var: ContextVar[str] = ContextVar("scout_client_address", default
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits, as a uuid4 would carry, for a third of its cost.
+    return secrets.token_hex(16)
 
 
 def accept_request_id(candidate: str | None) -> str:

@@ -100,7 +100,7 @@ async def test_write_batch_is_for_the_gateway_only(env: Environment, admin: Admi
         running_stack(env, clock=clock) as stack,
         grpc.aio.insecure_channel(f"127.0.0.1:{stack.ingest.port}") as channel,
     ):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.WriteBatch(
                 ingest_pb2.WriteBatchRequest(entries=[entry]),
