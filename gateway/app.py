@@ -20,6 +20,7 @@ from gateway.keys import (
     CLOCK,
     KEY_CACHE,
     LISTENER,
+    METRICS,
     REDIS,
     SECURITY_HEADERS,
     SETTINGS,
@@ -27,6 +28,7 @@ from gateway.keys import (
 )
 from gateway.limiter import UnknownKeyLimiter
 from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
+from gateway.observability import GatewayMetrics
 from gateway.problems import Problem
 from gateway.routes import setup_routes
 from gateway.settings import Settings
@@ -48,6 +50,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SECURITY_HEADERS] = security_headers(settings)
+    app[METRICS] = GatewayMetrics()
     app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     setup_routes(app)
@@ -86,6 +89,10 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LISTENER] = listener
     app[USAGE] = usage
     app[AUTHENTICATOR] = Authenticator(backends, cache, limiter, usage, clock)
+    metrics = app[METRICS]
+    metrics.watch_keys(cache, listener)
+    if settings.metrics_addr:
+        metrics.serve(settings.metrics_addr)
     tasks = [
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
@@ -97,6 +104,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    metrics.close()
     await usage.flush()
     await subscriber.aclose()
     await client.aclose()

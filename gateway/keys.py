@@ -11,6 +11,7 @@ from gateway.authn import Authenticated, Authenticator
 from gateway.backends import Backends
 from gateway.invalidation import InvalidationListener
 from gateway.keycache import KeyCache
+from gateway.observability import GatewayMetrics
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock
@@ -24,6 +25,7 @@ LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
 USAGE = web.AppKey("key_usage", KeyUsageRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
+METRICS = web.AppKey("metrics", GatewayMetrics)
 BACKGROUND = web.AppKey("background_tasks", list[asyncio.Task[None]])
 
 AUTH = web.RequestKey("auth", Authenticated)

@@ -10,7 +10,14 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
-from gateway.keys import AUTH, AUTHENTICATOR, CLIENT_ADDRESS, SECURITY_HEADERS, SETTINGS
+from gateway.keys import (
+    AUTH,
+    AUTHENTICATOR,
+    CLIENT_ADDRESS,
+    METRICS,
+    SECURITY_HEADERS,
+    SETTINGS,
+)
 from gateway.problems import Problem
 from gateway.settings import Settings
 from scout_kit.context import (
@@ -95,6 +102,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return response
     finally:
         elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        app[METRICS].observe(route, request.method, status, elapsed)
         mode = settings.access_log
         if mode == "all" or (
             mode == "errors" and (status >= 400 or elapsed >= SLOW_REQUEST_SECONDS)

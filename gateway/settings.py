@@ -37,6 +37,8 @@ class Settings:
     unknown_key_window_seconds: int
     trusted_proxy_hops: int
     hsts_max_age: int
+    # host:port of the internal Prometheus endpoint; unset disables it.
+    metrics_addr: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -89,4 +91,5 @@ class Settings:
             ),
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
             hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
+            metrics_addr=env.address("METRICS_ADDR") if env.optional("METRICS_ADDR") else None,
         )

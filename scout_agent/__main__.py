@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     run = commands.add_parser(
-        "run", help="collect and send until stopped (the default)", epilog=EPILOG,
+        "run",
+        help="collect and send until stopped (the default)",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     env_flag(run)

@@ -8,6 +8,7 @@ cycle (and reread on SIGHUP): a new key, URL or CA is used from the next send, w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import select
@@ -60,7 +61,10 @@ def to_samples(ts_ms: int, metrics: Metrics) -> list[dict[str, Any]]:
     names = sorted(metrics)
     stamp = rfc3339(ts_ms)
     return [
-        {"ts": stamp, "metrics": {name: metrics[name] for name in names[i : i + MAX_METRICS_PER_SAMPLE]}}
+        {
+            "ts": stamp,
+            "metrics": {name: metrics[name] for name in names[i : i + MAX_METRICS_PER_SAMPLE]},
+        }
         for i in range(0, max(len(names), 1), MAX_METRICS_PER_SAMPLE)
     ]
 
@@ -107,18 +111,15 @@ class Agent:
         self._wake()
 
     def _wake(self) -> None:
-        try:
+        # A full pipe means it is already awake; a closed one that it is closing.
+        with contextlib.suppress(OSError):
             os.write(self._wake_write, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # already awake, or closing
 
     def close(self) -> None:
         self.gateway.close()
         for fd in (self._wake_read, self._wake_write):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -165,10 +166,8 @@ class Agent:
             return
         readable, _, _ = select.select([self._wake_read], [], [], seconds)
         if readable:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 512)
-            except BlockingIOError:
-                pass
 
     # ---- configuration changes ------------------------------------------------------------------
 
@@ -203,7 +202,9 @@ class Agent:
             )
             if changed
         ]
-        self.log("info", f"reloaded {self.env_file}" + (f": {', '.join(changes)}" if changes else ""))
+        self.log(
+            "info", f"reloaded {self.env_file}" + (f": {', '.join(changes)}" if changes else "")
+        )
         if new.api_key != self._rejected_key or changes:
             self._rejected_key = None
             self._failures = 0

@@ -7,6 +7,7 @@ and a value may be wrapped in single or double quotes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -58,9 +59,7 @@ def set_values(text: str, updates: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_atomic(
-    path: str, text: str, mode: int, owner: tuple[int, int] | None = None
-) -> None:
+def write_atomic(path: str, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Replace `path` with `text` so a reader sees the old file or the new one, never a mix: a
     temporary file in the same directory gets the mode and owner first, then the content, is
     fsynced, renamed over `path`, and the directory is fsynced."""
@@ -82,10 +81,8 @@ def write_atomic(
             os.close(fd)
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
     fsync_directory(directory)
 

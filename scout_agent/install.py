@@ -172,7 +172,7 @@ def install(options: InstallOptions, api_key: str, out: TextIO) -> None:
         target = os.path.join(os.path.dirname(os.path.abspath(options.env_file)), ARCHIVE_NAME)
         if os.path.abspath(archive) != target:
             shutil.copyfile(archive, target + ".new")
-            os.chmod(target + ".new", 0o755)
+            os.chmod(target + ".new", 0o644)
             os.replace(target + ".new", target)
             out.write(f"copied the agent to {target}\n")
         archive = target
@@ -197,7 +197,5 @@ def install(options: InstallOptions, api_key: str, out: TextIO) -> None:
             subprocess.run(command, check=True)  # noqa: S603 - fixed arguments
         out.write("scout-agent.service enabled and started: `journalctl -u scout-agent -f`\n")
     else:
-        out.write(
-            "start it with: systemctl daemon-reload && systemctl enable --now scout-agent\n"
-        )
+        out.write("start it with: systemctl daemon-reload && systemctl enable --now scout-agent\n")
     out.write(f"then check it with: scout-agent check --env-file {options.env_file}\n")

@@ -11,6 +11,7 @@ is kept in `state.json` (it survives restarts) so the agent reports it as a metr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -111,10 +112,8 @@ class Spool:
         return dropped
 
     def _remove(self, name: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.directory, name))
-        except FileNotFoundError:
-            pass
 
     def read(self, names: list[str]) -> Iterator[Entry]:
         """The entries in `names` that are still there and readable; unreadable ones are

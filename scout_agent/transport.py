@@ -113,9 +113,7 @@ class Gateway:
             self._connection.close()
             self._connection = None
 
-    def request(
-        self, method: str, path: str, api_key: str, body: bytes | None = None
-    ) -> Result:
+    def request(self, method: str, path: str, api_key: str, body: bytes | None = None) -> Result:
         headers = {"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"

@@ -192,7 +192,8 @@ def cmd_login(ctx: Context) -> int:
     with ScoutClient(url, ca_file=ctx.ca_file()) as client:
         body = client.login(email, password)
         assert client.session is not None
-        client.session.ca_file = os.path.abspath(ctx.ca_file()) if ctx.ca_file() else None
+        ca_file = ctx.ca_file()
+        client.session.ca_file = os.path.abspath(ca_file) if ca_file else None
         ctx.store.save(client.session)
     ctx.emit(
         {"user": body["user"], "expires_at": body.get("expires_at"), "url": url},
@@ -435,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    login = add(commands, "login", cmd_login, "sign in (the password is prompted, or read from stdin)")
+    login = add(
+        commands, "login", cmd_login, "sign in (the password is prompted, or read from stdin)"
+    )
     login.add_argument("--email", help="the account's email (prompted when omitted)")
     add(commands, "logout", cmd_logout, "sign out and forget the saved session")
     add(commands, "whoami", cmd_whoami, "who the session or key authenticates as")
@@ -444,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     servers = commands.add_parser(
         "servers", help="list, add or remove servers", description="Servers of your account."
     )
-    server_commands = servers.add_subparsers(dest="servers_command", metavar="COMMAND", required=True)
+    server_commands = servers.add_subparsers(
+        dest="servers_command", metavar="COMMAND", required=True
+    )
     add(server_commands, "list", cmd_servers_list, "list your servers")
     add(server_commands, "add", cmd_servers_add, "add a server and print its API key").add_argument(
         "name"

@@ -206,7 +206,7 @@ class ScoutClient:
                 # The server closed a kept-alive connection: one fresh try, except for a POST,
                 # which might have been done (a POST only reuses a connection used just now).
                 retry = reused and attempt == 1 and method != "POST"
-                if retry and not isinstance(exc, socket.timeout):  # noqa: UP041 - 3.9 too
+                if retry and not isinstance(exc, socket.timeout):
                     continue
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise ScoutUnreachable(

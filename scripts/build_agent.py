@@ -28,9 +28,7 @@ def build(output: Path = DEFAULT_OUTPUT) -> Path:
         target = Path(staging) / "scout_agent"
         shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (Path(staging) / "__main__.py").write_text(MAIN)
-        zipapp.create_archive(
-            staging, output, interpreter="/usr/bin/env python3", compressed=True
-        )
+        zipapp.create_archive(staging, output, interpreter="/usr/bin/env python3", compressed=True)
     return output
 
 
