@@ -45,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("create-server", help="add a server and print its API key once")
     server.add_argument("--email", required=True, help="a user of the account that owns it")
     server.add_argument("--name", required=True)
+    listing = sub.add_parser("list-servers", help="list the servers of a user's account")
+    listing.add_argument("--email", required=True, help="a user of the account")
+    rotate = sub.add_parser(
+        "rotate-key", help="regenerate a server's API key and print the new one once"
+    )
+    rotate.add_argument("--email", required=True, help="a user of the account that owns it")
+    rotate.add_argument("--server", required=True, help="the server's id")
+    rotate.add_argument(
+        "--grace",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="keep the old key valid this long (0-86400; default 0: invalid at once)",
+    )
+    delete = sub.add_parser("delete-server", help="delete a server; its key is revoked at once")
+    delete.add_argument("--email", required=True, help="a user of the account that owns it")
+    delete.add_argument("--server", required=True, help="the server's id")
     return parser
 
 
@@ -69,6 +86,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"created server {created.server.name} (id {created.server.id})", file=sys.stderr)
             print("API key (shown once; store it in /opt/scout-agent/agent.env):", file=sys.stderr)
             print(created.api_key)
+        elif args.command == "list-servers":
+            for server in await admin.list_servers(args.email):
+                used = server.key_last_used_at.isoformat() if server.key_last_used_at else "never"
+                print(f"{server.id}  {server.name}  key …{server.key_hint}  last used {used}")
+        elif args.command == "rotate-key":
+            rotated = await admin.rotate_key(args.email, args.server, args.grace)
+            if rotated.old_key_valid_until is not None:
+                until = rotated.old_key_valid_until.isoformat()
+                print(f"the old key stays valid until {until}", file=sys.stderr)
+            else:
+                print("the old key is no longer accepted", file=sys.stderr)
+            print("new API key (shown once):", file=sys.stderr)
+            print(rotated.api_key)
+        elif args.command == "delete-server":
+            await admin.delete_server(args.email, args.server)
+            print(f"deleted server {args.server}; its API key is revoked", file=sys.stderr)
     return 0
 
 

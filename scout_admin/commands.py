@@ -18,8 +18,9 @@ from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA as AUTH_SCHEMA
 from auth_service.users import UserDirectory, UserRecord
 from ingest_service.repository import SCHEMA as INGEST_SCHEMA
-from key_service.domain import Created, KeyManager
+from key_service.domain import Created, KeyManager, Rotated
 from key_service.events import RedisInvalidationPublisher
+from key_service.models import ServerRecord
 from key_service.repository import SCHEMA as KEYS_SCHEMA
 from key_service.repository import PostgresKeyRepository
 from scout_admin.settings import Settings
@@ -85,6 +86,26 @@ class Admin:
 
     async def enable_user(self, email: str) -> UserRecord:
         return await self.authentication.enable_user(email)
+
+    async def list_servers(self, email: str) -> list[ServerRecord]:
+        user = await self.users.by_email(email)
+        servers: list[ServerRecord] = []
+        token = ""
+        while True:
+            page, token = await self.keys.list_servers(user.account_id, size=200, token=token)
+            servers += page
+            if not token:
+                return servers
+
+    async def rotate_key(self, email: str, server_id: str, grace_seconds: int) -> Rotated:
+        user = await self.users.by_email(email)
+        return await self.keys.rotate_key(
+            user.account_id, server_id, grace_seconds=grace_seconds, actor=admin_actor()
+        )
+
+    async def delete_server(self, email: str, server_id: str) -> None:
+        user = await self.users.by_email(email)
+        await self.keys.delete_server(user.account_id, server_id, actor=admin_actor())
 
     async def create_server(self, email: str, name: str) -> Created:
         user = await self.users.by_email(email)
