@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -198,3 +199,42 @@ async def test_rotation_is_recorded_with_the_user_and_address(
         for event in (rotated, created_event):
             assert event["actor"].startswith("user:")
             assert event["client_address"] == "127.0.0.1"
+
+
+async def test_no_replica_accepts_the_old_key_after_the_rotate_response(
+    env: Environment, admin: Admin
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with (
+        running_stack(env, gateways=3) as stack,
+        jar_client(env) as http,
+        client_session(env) as agents,
+    ):
+        first = stack.gateway.url
+        csrf = await _sign_in(http, first, admin)
+        _, created = await _call(
+            http, "POST", f"{first}/api/v1/servers", json={"name": "busy"}, headers=csrf
+        )
+        old_key = created["api_key"]
+        rotate_url = f"{first}/api/v1/servers/{created['server']['id']}/api-key/rotate"
+        results: list[tuple[float, int]] = []
+        stop = asyncio.Event()
+
+        async def hammer(url: str) -> None:
+            while not stop.is_set():
+                sent = loop.time()
+                results.append((sent, await whoami_status(agents, url, old_key)))
+
+        clients = [asyncio.create_task(hammer(g.url)) for g in stack.gateways for _ in range(2)]
+        await asyncio.sleep(0.3)
+        status, _ = await _call(http, "POST", rotate_url, headers=csrf)
+        answered = loop.time()
+        assert status == 200
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.gather(*clients)
+    before = [s for t, s in results if t < answered]
+    after = [s for t, s in results if t > answered]
+    assert 200 in before, "the old key worked on the replicas before the rotation"
+    assert after, "requests were sent after the rotate response"
+    assert after.count(200) == 0
