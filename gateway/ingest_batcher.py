@@ -2,9 +2,12 @@
 
 One gRPC call per HTTP request costs more than the rest of a post, so posts that arrive while
 earlier calls are in flight share the next call: at most `max_in_flight` calls run at once and
-each carries everything that queued meanwhile (up to `max_batch_values`). A lone post is sent at
-once, so batching adds no latency when idle. Each caller waits for its own entry's result, which
-the ingest service gives only after the group transaction holding it is committed.
+each carries everything that queued meanwhile (up to `max_batch_values`). Under load the next call
+waits up to `linger` for as many values as the last one carried, since a call's fixed cost (in the
+gateway, the ingest service and PostgreSQL's commit) is most of a post's. A post that finds no call
+in flight is sent at once, so batching adds no latency when idle. Each caller waits for its own
+entry's result, which the ingest service gives only after the group transaction holding it is
+committed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class IngestBatcher:
         max_in_flight: int = 1,
         max_batch_values: int = 50_000,
         max_pending_values: int = 500_000,
+        linger: float = 0.005,
     ) -> None:
         self._backends = backends
         self._max_in_flight = max_in_flight
@@ -50,6 +54,12 @@ class IngestBatcher:
         self._pending_values = 0
         self._calls: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._linger = linger
+        # Under load (a call just finished) the next one waits up to `linger` for as many
+        # values as the last one carried, so batches keep their size; when idle a post goes
+        # at once.
+        self._target = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def write(self, columns: ingest_pb2.SampleColumns) -> ingest_pb2.EntryResult:
         """The ingest service's answer for this post, once its transaction is committed."""
@@ -61,11 +71,15 @@ class IngestBatcher:
         entry = _Entry(columns, values, asyncio.get_running_loop().create_future())
         self._pending.append(entry)
         self._pending_values += values
-        self._dispatch()
+        if self._timer is None or self._pending_values >= self._target:
+            self._dispatch()
         # Shielded: a client that disconnects does not take its entry out of a call.
         return await asyncio.shield(entry.result)
 
     def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self._pending and len(self._calls) < self._max_in_flight:
             batch: list[_Entry] = []
             values = 0
@@ -76,13 +90,17 @@ class IngestBatcher:
                 batch.append(entry)
                 values += entry.values
             self._pending_values -= values
+            self._target = values
             task = asyncio.create_task(self._call(batch), name="ingest-write-batch")
             self._calls.add(task)
             task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._calls.discard(task)
-        self._dispatch()
+        if self._closed or self._pending_values >= self._target or self._linger <= 0:
+            self._dispatch()
+        elif self._pending and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._linger, self._dispatch)
 
     async def _call(self, batch: list[_Entry]) -> None:
         backends = self._backends
@@ -107,6 +125,7 @@ class IngestBatcher:
     async def close(self) -> None:
         """Refuse new posts and wait for the calls carrying accepted ones."""
         self._closed = True
+        self._dispatch()
         while self._calls:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._calls)

@@ -1,0 +1,60 @@
+"""What the ingest service accepts as a write, checked without a database."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest_service.samples import InvalidWrite, canonical_uuid, micros, write_from_columns
+from scout.ingest.v1 import ingest_pb2
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+RETENTION = timedelta(days=30)
+SERVER = str(uuid.uuid4())
+ACCOUNT = str(uuid.uuid4())
+
+
+def columns(names: list[str], values: list[float]) -> ingest_pb2.SampleColumns:
+    return ingest_pb2.SampleColumns(
+        server_id=SERVER,
+        account_id=ACCOUNT,
+        sample_ts_micros=[micros(NOW)],
+        sample_sizes=[len(names)],
+        names=names,
+        values=values,
+    )
+
+
+def test_a_valid_write_has_one_time_per_value() -> None:
+    write = write_from_columns(columns(["cpu.percent", "a:b/c-d_e"], [1.0, 2.5]), NOW, RETENTION)
+    assert (write.server_id, write.account_id) == (SERVER, ACCOUNT)
+    assert write.names == ["cpu.percent", "a:b/c-d_e"]
+    assert write.ts_micros == [micros(NOW)] * 2
+
+
+@pytest.mark.parametrize("name", ["bad name", "a\nb", "", "x" * 201, "é"])
+def test_a_bad_name_is_refused_and_named(name: str) -> None:
+    with pytest.raises(InvalidWrite, match="metric name"):
+        write_from_columns(columns(["ok", name], [1.0, 2.0]), NOW, RETENTION)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_value_that_is_not_finite_is_refused(value: float) -> None:
+    with pytest.raises(InvalidWrite, match="finite"):
+        write_from_columns(columns(["a", "b"], [1.0, value]), NOW, RETENTION)
+
+
+def test_finite_values_whose_sum_overflows_are_accepted() -> None:
+    write = write_from_columns(columns(["a", "b"], [1.7e308, 1.7e308]), NOW, RETENTION)
+    assert write.values == [1.7e308, 1.7e308]
+
+
+def test_canonical_uuid_takes_every_form_and_refuses_the_rest() -> None:
+    value = str(uuid.uuid4())
+    for form in (value, value.upper(), "{" + value + "}", "urn:uuid:" + value):
+        assert canonical_uuid(form) == value
+    assert canonical_uuid("not a uuid") is None
+    assert canonical_uuid(value + " " * 40) is None
