@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import select
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
 
 from scout_agent import config as config_module
 from scout_agent.collect import Collector, Metrics
-from scout_agent.config import Config, ConfigError, FileIdentity
+from scout_agent.config import Config, ConfigError
 from scout_agent.spool import Spool
 from scout_agent.transport import INVALID, KEY_REJECTED, OK, Gateway, Result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs memory at run time; the agent's budget is 20 MB
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 MAX_METRICS_PER_SAMPLE = 500
 MAX_SAMPLES_PER_POST = 100
@@ -35,8 +37,6 @@ EXIT_CONFIG = 3
 EXIT_UNREACHABLE = 4
 EXIT_KEY_REJECTED = 5
 
-Observer = Callable[[int, Metrics], None]
-
 
 class Log:
     """Plain lines on stderr (journald adds the time): `logging` would cost memory for nothing."""
@@ -48,6 +48,11 @@ class Log:
         stream = self.stream if self.stream is not None else sys.stderr
         stream.write(f"scout-agent: {level}: {message}\n")
         stream.flush()
+
+
+def jitter() -> float:
+    """A uniform number in [0, 1] (`random` would load more modules than this needs)."""
+    return int.from_bytes(os.urandom(2), "big") / 0xFFFF
 
 
 def rfc3339(ts_ms: int) -> str:
@@ -77,8 +82,7 @@ class Agent:
         log: Log | None = None,
         euid: int | None = None,
         collector: Collector | None = None,
-        observer: Observer | None = None,
-        rng: random.Random | None = None,
+        observer: Callable[[int, Metrics], None] | None = None,
     ) -> None:
         self.env_file = env_file
         self.log = log or Log()
@@ -88,11 +92,10 @@ class Agent:
         self.gateway = Gateway(self.config.url, self.config.ca_file)
         self.collector = collector or Collector()
         self.observer = observer
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._failures = 0
         self._next_send = 0.0
         self._rejected_key: str | None = None
-        self._refused_identity: FileIdentity | None = None
+        self._refused_identity: tuple[int, int, int, int] | None = None
         self._unreported_drops = 0
         self._stopping = False
         self._reload_requested = False
@@ -150,7 +153,11 @@ class Agent:
                     next_collect = now + self.config.interval
             if time.monotonic() >= self._next_send:
                 self._send(deadline=next_collect)
-            self._sleep(max(0.0, min(next_collect, self._next_send) - time.monotonic()))
+            now = time.monotonic()
+            # A retry deadline in the future shortens the wait; otherwise the next collection
+            # is the next thing to do (an empty spool leaves _next_send in the past).
+            wake = min(next_collect, self._next_send) if self._next_send > now else next_collect
+            self._sleep(max(0.0, wake - now))
         self.log("info", f"stopping; {len(self.spool)} samples wait in the spool")
         return EXIT_OK
 
@@ -336,7 +343,7 @@ class Agent:
     def _on_retry(self, result: Result) -> None:
         self._failures += 1
         ceiling = min(self.config.max_backoff, BACKOFF_BASE * 2 ** min(self._failures - 1, 30))
-        delay = self._rng.uniform(ceiling / 2, ceiling)
+        delay = ceiling * (0.5 + 0.5 * jitter())  # spread agents that failed together
         if result.retry_after is not None:
             delay = max(delay, result.retry_after)
         self._next_send = time.monotonic() + delay

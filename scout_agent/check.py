@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import TextIO
 
 from scout_agent import config as config_module
 from scout_agent.agent import EXIT_CONFIG, EXIT_KEY_REJECTED, EXIT_OK, EXIT_UNREACHABLE
 from scout_agent.config import ConfigError
 from scout_agent.transport import KEY_REJECTED, OK, Gateway
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 def check(env_file: str, out: TextIO, euid: int | None = None) -> int:

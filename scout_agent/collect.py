@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROC = "/proc"
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from scout_agent.envfile import EnvFileError, parse
+from scout_agent.transport import split_https_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_ENV_FILE = "/opt/scout-agent/agent.env"
 ENV_FILE_VARIABLE = "SCOUT_AGENT_ENV_FILE"
@@ -44,28 +46,47 @@ def mask(key: str) -> str:
     return "..." + key[-4:] if len(key) >= 8 else "..."
 
 
-@dataclass(frozen=True)
-class FileIdentity:
-    """What changes when the env file is edited or replaced: polled every cycle."""
-
-    device: int
-    inode: int
-    mtime_ns: int
-    size: int
-
-
-@dataclass(frozen=True)
 class Config:
-    env_file: str
-    api_key: str
-    url: str  # https://host[:port][/prefix], without a trailing slash
-    interval: float
-    ca_file: str | None
-    spool_dir: str
-    spool_max: int
-    max_backoff: float
-    identity: FileIdentity
-    unknown: tuple[str, ...] = ()
+    """The settings from one reading of the env file (no dataclass: it would import `inspect`,
+    a megabyte of the agent's memory budget)."""
+
+    __slots__ = (
+        "api_key",
+        "ca_file",
+        "env_file",
+        "identity",
+        "interval",
+        "max_backoff",
+        "spool_dir",
+        "spool_max",
+        "unknown",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        env_file: str,
+        api_key: str,
+        url: str,
+        interval: float,
+        ca_file: str | None,
+        spool_dir: str,
+        spool_max: int,
+        max_backoff: float,
+        identity: tuple[int, int, int, int],
+        unknown: tuple[str, ...] = (),
+    ) -> None:
+        self.env_file = env_file
+        self.api_key = api_key
+        self.url = url  # https://host[:port][/prefix], without a trailing slash
+        self.interval = interval
+        self.ca_file = ca_file
+        self.spool_dir = spool_dir
+        self.spool_max = spool_max
+        self.max_backoff = max_backoff
+        self.identity = identity
+        self.unknown = unknown
 
     def __repr__(self) -> str:
         return (
@@ -83,12 +104,16 @@ def env_file_path(flag: str | None, environ: Mapping[str, str]) -> str:
     return flag or environ.get(ENV_FILE_VARIABLE) or DEFAULT_ENV_FILE
 
 
-def file_identity(path: str) -> FileIdentity | None:
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when the file is edited or replaced: device, inode, mtime, size."""
+    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def file_identity(path: str) -> tuple[int, int, int, int] | None:
     try:
-        info = os.stat(path)
+        return _identity(os.stat(path))
     except OSError:
         return None
-    return FileIdentity(info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def check_permissions(path: str, info: os.stat_result, euid: int) -> None:
@@ -123,7 +148,7 @@ def check_permissions(path: str, info: os.stat_result, euid: int) -> None:
         )
 
 
-def read_env_file(path: str, euid: int) -> tuple[dict[str, str], FileIdentity]:
+def read_env_file(path: str, euid: int) -> tuple[dict[str, str], tuple[int, int, int, int]]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -146,8 +171,7 @@ def read_env_file(path: str, euid: int) -> tuple[dict[str, str], FileIdentity]:
         raise ConfigError(f"{exc}. Fix: write one NAME=value per line.") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text.") from None
-    identity = FileIdentity(info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-    return values, identity
+    return values, _identity(info)
 
 
 def check_url(raw: str, path: str) -> str:
@@ -156,13 +180,12 @@ def check_url(raw: str, path: str) -> str:
         raise ConfigError(
             f"SCOUTURL is missing in {path}. Fix: add SCOUTURL=https://<your Scout gateway>"
         )
-    parts = urlsplit(url)
-    if parts.scheme == "http":
+    if url.lower().startswith("http://"):
         raise ConfigError(
             f"SCOUTURL in {path} is http://: the API key would cross the network unencrypted, "
             "so the agent refuses it. Fix: use the gateway's https:// URL."
         )
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+    if split_https_url(url) is None:
         raise ConfigError(
             f"SCOUTURL in {path} must be an https:// URL such as https://scout.example.com "
             f"(got {url[:80]!r})."

@@ -14,21 +14,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from scout_agent.envfile import fsync_directory
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 STATE = "state.json"
 SUFFIX = ".json"
 
 
-@dataclass(frozen=True)
 class Entry:
-    name: str
-    samples: list[dict[str, Any]]
-    size: int
+    """One spooled sample: its file name, its API sample objects and its size in bytes."""
+
+    __slots__ = ("name", "samples", "size")
+
+    def __init__(self, name: str, samples: list[dict[str, Any]], size: int) -> None:
+        self.name = name
+        self.samples = samples
+        self.size = size
 
 
 class Spool:

@@ -401,7 +401,20 @@ def cmd_latest(ctx: Context) -> int:
 # ---- parser --------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parser_class(stdout: TextIO, stderr: TextIO) -> type[argparse.ArgumentParser]:
+    """An ArgumentParser whose help and usage errors go to the given streams."""
+
+    class Parser(argparse.ArgumentParser):
+        def _print_message(self, message: str, file: Any = None) -> None:
+            if message:
+                (stderr if file is sys.stderr else stdout).write(message)
+
+    return Parser
+
+
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", default=argparse.SUPPRESS, help="the gateway, https:// (default $SCOUT_URL)"
@@ -413,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = parser_class(
         prog="scoutctl",
         description="Server Scout from the command line: sessions, servers, keys, metrics.",
         epilog=EPILOG,
@@ -506,7 +519,7 @@ def run(
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    parser = build_parser()
+    parser = build_parser(_parser_class(stdout, stderr))
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
