@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = (1, 2, 3, 4, 5, 6)
+SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import grpc
 
+from bench.agent_footprint import footprint_row
+from bench.agent_footprint import measure as measure_agent
 from bench.environment import BenchEnvironment
 from bench.load import LoadResult, RequestSpec, percentile, python_load, wrk_load
 from bench.options import Options
@@ -105,7 +107,7 @@ class Bench:
 
     async def start(self) -> None:
         wants = self.options.wants
-        needs_gateway = any(wants(n) for n in (2, 3, 4, 5, 6))
+        needs_gateway = any(wants(n) for n in (2, 3, 4, 5, 6, 7))
         level = self.options.service_log_level
         if needs_gateway:
             await self.admin.migrate()
@@ -114,7 +116,7 @@ class Bench:
         grpc_processes = []
         for name, module, variable, needed in (
             ("keys", "key_service", "KEY_SERVICE_ADDR", needs_gateway),
-            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", wants(5)),
+            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", wants(5) or wants(7)),
             ("auth", "auth_service", "AUTH_SERVICE_ADDR", wants(4) or wants(6)),
         ):
             if needed:
@@ -516,6 +518,20 @@ class Bench:
             )
         )
 
+    async def agent_footprint(self) -> None:
+        """The agent at a 1 s interval against the real gateway, reported as RSS and CPU."""
+        assert self.seed is not None
+        duration = 5.0 if self.options.quick else 20.0
+        result = await asyncio.to_thread(
+            measure_agent,
+            self.gateways[0].url,
+            self.seed.api_key,
+            str(self.env.ca_file),
+            self.env.workdir / "agent",
+            duration=duration,
+        )
+        self.report.add(footprint_row(result))
+
     async def run(self) -> Report:
         await self.start()
         await self.baseline()
@@ -527,6 +543,7 @@ class Bench:
             (4, "rotation -> rejection", self.rotation),
             (5, "agent posts", self.agent_posts),
             (6, "sessions", self.sessions),
+            (7, "scout-agent footprint", self.agent_footprint),
         ]
         for number, label, step in steps:
             if not self.options.wants(number):
