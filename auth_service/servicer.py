@@ -7,11 +7,9 @@ signed-in user named by the identity token, in the session the token names (`sid
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, NoReturn
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from auth_service.activity import ActivityEvent, InvalidPageToken
 from auth_service.domain import Authentication, Caller, LoginOutcome
@@ -29,6 +27,7 @@ from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import AuthMethod, PrincipalKind
+from scout_kit.timestamps import to_timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -49,29 +48,23 @@ _SESSION_STATUS = {
 }
 
 
-def timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def user_message(session: SessionRecord) -> auth_pb2.User:
     return auth_pb2.User(
         id=session.user_id,
         account_id=session.account_id,
         email=session.email,
         display_name=session.display_name,
-        created_at=timestamp(session.user_created_at),
+        created_at=to_timestamp(session.user_created_at),
     )
 
 
 def session_message(session: SessionRecord, current_id: str | None = None) -> auth_pb2.Session:
     return auth_pb2.Session(
         id=session.id,
-        created_at=timestamp(session.created_at),
-        last_seen_at=timestamp(session.last_seen_at),
-        idle_expires_at=timestamp(session.idle_expires_at),
-        absolute_expires_at=timestamp(session.absolute_expires_at),
+        created_at=to_timestamp(session.created_at),
+        last_seen_at=to_timestamp(session.last_seen_at),
+        idle_expires_at=to_timestamp(session.idle_expires_at),
+        absolute_expires_at=to_timestamp(session.absolute_expires_at),
         client_address=session.client_address,
         user_agent=session.user_agent,
         current=session.id == current_id,
@@ -82,7 +75,7 @@ def event_message(event: ActivityEvent) -> auth_pb2.ActivityEvent:
     return auth_pb2.ActivityEvent(
         id=str(event.id),
         type=event.type,
-        occurred_at=timestamp(event.occurred_at),
+        occurred_at=to_timestamp(event.occurred_at),
         client_address=event.client_address,
         user_agent=event.user_agent,
         details_json=json.dumps(event.details),

@@ -79,3 +79,19 @@ def iso(ts: Timestamp, present: bool = True) -> str | None:
 
 def iso_datetime(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+MAX_PAGE_SIZE = 200
+
+
+def page_params(request: web.Request) -> tuple[int, str]:
+    """`limit` (1-200; 0 when absent: the service's default) and `page_token` of a listing."""
+    raw = request.query.get("limit", "")
+    if raw and (not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"limit must be between 1 and {MAX_PAGE_SIZE}.",
+            type_="invalid-parameter",
+        )
+    return int(raw or 0), request.query.get("page_token", "")

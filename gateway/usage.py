@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.backends import Backends
 from scout.keys.v1 import keys_pb2
 from scout_kit.clock import Clock
+from scout_kit.timestamps import to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ class _Tally:
     last_at: datetime
     address: str
     count: int
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 class KeyUsageRecorder:
@@ -76,7 +70,7 @@ class KeyUsageRecorder:
             usages=[
                 keys_pb2.KeyUsage(
                     key_id=key_id,
-                    last_used_at=_timestamp(t.last_at),
+                    last_used_at=to_timestamp(t.last_at),
                     last_used_address=t.address,
                     request_count=t.count,
                 )
@@ -85,7 +79,7 @@ class KeyUsageRecorder:
             rejections=[
                 keys_pb2.KeyRejection(
                     key_id=key_id,
-                    last_rejected_at=_timestamp(t.last_at),
+                    last_rejected_at=to_timestamp(t.last_at),
                     last_rejected_address=t.address,
                     attempt_count=t.count,
                 )

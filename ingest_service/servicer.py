@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ingest_service.committer import GroupCommitter, QueueFull, ShuttingDown
 from ingest_service.repository import SampleRepository
@@ -26,17 +25,12 @@ from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import PrincipalKind
+from scout_kit.timestamps import to_timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 QUEUE_FULL_MESSAGE = "ingest is at capacity; retry shortly"
 ACCOUNT_REQUIRED = "an account principal is required"
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 async def _invalid(context: Context, message: str) -> NoReturn:
@@ -160,7 +154,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             for row in rows:
                 series[row.name].points.append(
                     ingest_pb2.Point(
-                        ts=_timestamp(row.start),
+                        ts=to_timestamp(row.start),
                         avg=row.avg,
                         min=row.min,
                         max=row.max,
@@ -176,7 +170,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         rows = await self._repo.latest(server_id, account_id)
         return ingest_pb2.LatestMetricsResponse(
             values=[
-                ingest_pb2.LatestValue(name=name, value=value, ts=_timestamp(ts))
+                ingest_pb2.LatestValue(name=name, value=value, ts=to_timestamp(ts))
                 for name, value, ts in rows
             ]
         )
@@ -202,7 +196,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         seen = await self._repo.last_seen(identity.account_id, ids)
         return ingest_pb2.LastSeenResponse(
             servers=[
-                ingest_pb2.ServerLastSeen(server_id=server_id, last_seen_at=_timestamp(at))
+                ingest_pb2.ServerLastSeen(server_id=server_id, last_seen_at=to_timestamp(at))
                 for server_id, at in seen.items()
             ]
         )

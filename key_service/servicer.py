@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from key_service.domain import KeyManager
 from key_service.errors import InvalidRequest, KeyServiceError, ServerNotFound
@@ -23,6 +22,7 @@ from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import Identity, PrincipalKind
+from scout_kit.timestamps import optional_timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -36,23 +36,15 @@ _STATUS = {
 }
 
 
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def server_message(server: ServerRecord) -> keys_pb2.Server:
     return keys_pb2.Server(
         id=server.id,
         account_id=server.account_id,
         name=server.name,
-        created_at=timestamp(server.created_at),
+        created_at=optional_timestamp(server.created_at),
         key_hint=server.key_hint,
-        key_created_at=timestamp(server.key_created_at),
-        key_last_used_at=timestamp(server.key_last_used_at),
+        key_created_at=optional_timestamp(server.key_created_at),
+        key_last_used_at=optional_timestamp(server.key_last_used_at),
     )
 
 
@@ -60,7 +52,7 @@ def event_message(event: ActivityEvent) -> keys_pb2.ActivityEvent:
     return keys_pb2.ActivityEvent(
         id=event.id,
         type=event.type,
-        occurred_at=timestamp(event.occurred_at),
+        occurred_at=optional_timestamp(event.occurred_at),
         actor=event.actor,
         client_address=event.client_address,
         key_hint=event.key_hint,
@@ -116,7 +108,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
             key_id=result.key_id or "",
             server_id=result.server_id or "",
             account_id=result.account_id or "",
-            valid_until=timestamp(result.valid_until),
+            valid_until=optional_timestamp(result.valid_until),
         )
 
     async def RecordKeyUsage(
@@ -216,7 +208,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         return keys_pb2.RotateKeyResponse(
             server=server_message(rotated.server),
             api_key=rotated.api_key,
-            old_key_valid_until=timestamp(rotated.old_key_valid_until),
+            old_key_valid_until=optional_timestamp(rotated.old_key_valid_until),
         )
 
     async def ListActivity(

@@ -16,7 +16,7 @@ import grpc
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.body import iso, json_response, read_json_object
+from gateway.body import iso, json_response, page_params, read_json_object
 from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
 from gateway.problems import Problem, unauthorized
@@ -273,19 +273,10 @@ def _password_problem(exc: grpc.aio.AioRpcError) -> Exception:
 
 async def list_activity(request: web.Request) -> web.Response:
     authenticated = _session_auth(request)
-    raw = request.query.get("limit", "")
-    if raw and (not raw.isdigit() or not 1 <= int(raw) <= 200):
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "limit must be between 1 and 200.",
-            type_="invalid-parameter",
-        )
+    limit, token = page_params(request)
     backends = request.app[BACKENDS]
     response: auth_pb2.ListActivityResponse = await backends.auth.ListActivity(
-        auth_pb2.ListActivityRequest(
-            page_size=int(raw or 0), page_token=request.query.get("page_token", "")
-        ),
+        auth_pb2.ListActivityRequest(page_size=limit, page_token=token),
         metadata=backends.metadata(authenticated.identity),
         timeout=backends.timeout,
     )

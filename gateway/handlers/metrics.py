@@ -31,6 +31,7 @@ from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity, PrincipalKind
+from scout_kit.timestamps import to_timestamp
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SAMPLES = 1000
@@ -416,9 +417,9 @@ async def query_metrics(request: web.Request) -> web.Response:
             "names",
         )
     request_message = ingest_pb2.QueryMetricsRequest(
-        server_id=server_id, names=names, to=_timestamp(end), step_seconds=step
+        server_id=server_id, names=names, to=to_timestamp(end), step_seconds=step
     )
-    getattr(request_message, "from").CopyFrom(_timestamp(start))
+    getattr(request_message, "from").CopyFrom(to_timestamp(start))
     backends = request.app[BACKENDS]
     response = await backends.ingest.QueryMetrics(
         request_message, metadata=backends.metadata(identity), timeout=backends.timeout
@@ -447,12 +448,6 @@ async def query_metrics(request: web.Request) -> web.Response:
             ],
         }
     )
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 async def latest_metrics(request: web.Request) -> web.Response:

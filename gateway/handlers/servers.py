@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from gateway.body import iso, json_response, read_json_object
+from gateway.body import iso, json_response, page_params, read_json_object
 from gateway.keys import AUTH, BACKENDS
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
@@ -53,18 +53,6 @@ def server_json(server: keys_pb2.Server, last_seen: dict[str, str | None]) -> di
     }
 
 
-def _page_params(request: web.Request) -> tuple[int, str]:
-    raw = request.query.get("limit", "")
-    if raw and (not raw.isdigit() or not 1 <= int(raw) <= 200):
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "limit must be between 1 and 200.",
-            type_="invalid-parameter",
-        )
-    return int(raw or 0), request.query.get("page_token", "")
-
-
 async def create_server(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = body.get("name")
@@ -90,7 +78,7 @@ async def create_server(request: web.Request) -> web.Response:
 
 
 async def list_servers(request: web.Request) -> web.Response:
-    limit, token = _page_params(request)
+    limit, token = page_params(request)
     backends = request.app[BACKENDS]
     response = await backends.keys.ListServers(
         keys_pb2.ListServersRequest(page_size=limit, page_token=token),
@@ -158,7 +146,7 @@ async def rotate_key(request: web.Request) -> web.Response:
 
 
 async def list_activity(request: web.Request) -> web.Response:
-    limit, token = _page_params(request)
+    limit, token = page_params(request)
     backends = request.app[BACKENDS]
     response = await backends.keys.ListActivity(
         keys_pb2.ListActivityRequest(
