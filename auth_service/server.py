@@ -16,7 +16,7 @@ from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA, UserDirectory
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.db import open_database
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.redis import Keyspace, create_redis
@@ -30,9 +30,13 @@ async def create_server(
     clock = clock or SystemClock()
     resources = contextlib.AsyncExitStack()
     try:
-        pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
-        resources.push_async_callback(close_pool, pool)
-        await migrate(pool, SCHEMA, "auth_service.migrations")
+        pool = await open_database(
+            resources,
+            settings.database_url.reveal(),
+            pool_size=settings.db_pool_size,
+            schema=SCHEMA,
+            migrations="auth_service.migrations",
+        )
         redis_client = create_redis(settings.redis_url.reveal())
         resources.push_async_callback(redis_client.aclose)
         keyspace = Keyspace(settings.redis_prefix)

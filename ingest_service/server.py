@@ -15,7 +15,7 @@ from ingest_service.servicer import IngestServicer
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.db import open_database
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 
@@ -35,9 +35,13 @@ async def create_server(
     retention = timedelta(days=settings.retention_days)
     resources = contextlib.AsyncExitStack()
     try:
-        pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
-        resources.push_async_callback(close_pool, pool)
-        await migrate(pool, SCHEMA, "ingest_service.migrations")
+        pool = await open_database(
+            resources,
+            settings.database_url.reveal(),
+            pool_size=settings.db_pool_size,
+            schema=SCHEMA,
+            migrations="ingest_service.migrations",
+        )
         repository = SampleRepository(pool)
         committer = GroupCommitter(
             repository,

@@ -15,7 +15,7 @@ from key_service.servicer import KeyServicer
 from key_service.settings import Settings
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import close_pool, create_pool, migrate
+from scout_kit.db import open_database
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.redis import Keyspace, create_redis
@@ -30,9 +30,13 @@ async def create_server(
     clock = clock or SystemClock()
     resources = contextlib.AsyncExitStack()
     try:
-        pool = await create_pool(settings.database_url.reveal(), maxsize=settings.db_pool_size)
-        resources.push_async_callback(close_pool, pool)
-        await migrate(pool, SCHEMA, "key_service.migrations")
+        pool = await open_database(
+            resources,
+            settings.database_url.reveal(),
+            pool_size=settings.db_pool_size,
+            schema=SCHEMA,
+            migrations="key_service.migrations",
+        )
         redis_client = create_redis(settings.redis_url.reveal())
         resources.push_async_callback(redis_client.aclose)
         instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"

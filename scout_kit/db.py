@@ -6,7 +6,7 @@ import logging
 import re
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -124,3 +124,13 @@ def is_unique_violation(exc: BaseException) -> bool:
 async def close_pool(pool: aiopg.Pool) -> None:
     pool.close()
     await pool.wait_closed()
+
+
+async def open_database(
+    resources: AsyncExitStack, dsn: str, *, pool_size: int, schema: str, migrations: str
+) -> aiopg.Pool:
+    """A service's pool, closed with its other resources, and its schema migrated."""
+    pool = await create_pool(dsn, maxsize=pool_size)
+    resources.push_async_callback(close_pool, pool)
+    await migrate(pool, schema, migrations)
+    return pool
