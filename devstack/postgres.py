@@ -76,11 +76,22 @@ async def run_program(
     argv: Sequence[str | Path], *, run_as: RunAs | None, cwd: Path, time_limit: float = 120.0
 ) -> tuple[int, str]:
     """Run a PostgreSQL program to completion (as `run_as` if given): (exit code, output)."""
+    command = [str(arg) for arg in argv]
     extra: dict[str, object] = {}
     if run_as is not None:
-        extra = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            # Changing user in the child (Popen's user=) forces a plain fork(), which runs
+            # gRPC's fork handlers in a process that has gRPC threads (our readiness checks)
+            # and can crash the child before it execs. setpriv changes user after exec.
+            command = [
+                setpriv, f"--reuid={run_as.uid}", f"--regid={run_as.gid}", "--clear-groups",
+                "--", *command,
+            ]  # fmt: skip
+        else:
+            extra = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
     process = await asyncio.create_subprocess_exec(
-        *(str(arg) for arg in argv),
+        *command,
         cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
