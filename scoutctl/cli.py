@@ -236,6 +236,16 @@ def cmd_whoami(ctx: Context) -> int:
 
 def cmd_sessions(ctx: Context) -> int:
     with ctx.client() as client:
+        if ctx.args.revoke:
+            client.revoke_session(ctx.args.revoke)
+            ctx.emit(
+                {"revoked": ctx.args.revoke}, lambda: ctx.out(f"ended session {ctx.args.revoke}")
+            )
+            return EXIT_OK
+        if ctx.args.revoke_others:
+            ended = client.revoke_other_sessions()
+            ctx.emit(ended, lambda: ctx.out(f"ended {ended.get('revoked', 0)} other session(s)"))
+            return EXIT_OK
         body = client.sessions()
     rows = [
         [
@@ -252,6 +262,40 @@ def cmd_sessions(ctx: Context) -> int:
         body,
         lambda: ctx.table(rows, ["", "id", "created", "last seen", "address", "user agent"]),
     )
+    return EXIT_OK
+
+
+def cmd_password(ctx: Context) -> int:
+    """Change the signed-in user's password; every other session of theirs ends."""
+    if ctx.stdin.isatty():
+        current = getpass.getpass("Current password: ", stream=ctx.stderr)
+        new = getpass.getpass("New password: ", stream=ctx.stderr)
+        if getpass.getpass("Repeat new password: ", stream=ctx.stderr) != new:
+            raise UsageError("the new passwords did not match")
+    else:  # scripts: the current password, then the new one, one per line
+        current = ctx.stdin.readline().rstrip("\r\n")
+        new = ctx.stdin.readline().rstrip("\r\n")
+    if not current or not new:
+        raise UsageError("the current and the new password are required")
+    with ctx.client() as client:
+        body = client.change_password(current, new)
+    ctx.emit(
+        body,
+        lambda: ctx.out(
+            f"password changed; {body.get('sessions_ended', 0)} other session(s) ended"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_signins(ctx: Context) -> int:
+    with ctx.client() as client:
+        body = client.sign_in_activity(ctx.args.limit)
+    rows = [
+        [e.get("occurred_at"), e.get("type"), e.get("client_address"), e.get("user_agent")]
+        for e in body["events"]
+    ]
+    ctx.emit(body, lambda: ctx.table(rows, ["time", "event", "address", "user agent"]))
     return EXIT_OK
 
 
@@ -455,7 +499,20 @@ def build_parser(
     login.add_argument("--email", help="the account's email (prompted when omitted)")
     add(commands, "logout", cmd_logout, "sign out and forget the saved session")
     add(commands, "whoami", cmd_whoami, "who the session or key authenticates as")
-    add(commands, "sessions", cmd_sessions, "your signed-in sessions")
+    sessions = add(commands, "sessions", cmd_sessions, "your signed-in sessions")
+    ending = sessions.add_mutually_exclusive_group()
+    ending.add_argument("--revoke", metavar="ID", help="end one of your sessions")
+    ending.add_argument(
+        "--revoke-others", action="store_true", help="end every session but this one"
+    )
+    add(
+        commands,
+        "password",
+        cmd_password,
+        "change your password (prompted; on stdin: current, then new) and end other sessions",
+    )
+    signins = add(commands, "signins", cmd_signins, "your sign-in activity, newest first")
+    signins.add_argument("--limit", type=int, default=50, help="events to show (default 50)")
 
     servers = commands.add_parser(
         "servers", help="list, add or remove servers", description="Servers of your account."

@@ -160,3 +160,50 @@ def _now() -> float:
     import time
 
     return round(time.time(), 3)
+
+
+async def test_session_management_and_password_change(
+    env: Environment, admin: Admin, tmp_path: Path
+) -> None:
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    laptop = Ctl({"XDG_CONFIG_HOME": str(tmp_path / "laptop"), "SCOUT_CA_FILE": env.ca_file})
+    phone = Ctl({"XDG_CONFIG_HOME": str(tmp_path / "phone"), "SCOUT_CA_FILE": env.ca_file})
+    new_password = "a different long passphrase 77"
+    async with running_stack(env) as stack:
+        url = stack.gateway.url
+        for ctl in (laptop, phone):
+            code, _, err = await ctl(
+                "login", "--url", url, "--email", email, stdin=STRONG_PASSWORD + "\n"
+            )
+            assert code == 0, err
+        sessions = (await laptop.json("sessions"))["sessions"]
+        assert len(sessions) == 2
+        other = next(s["id"] for s in sessions if not s["current"])
+        assert (await laptop.json("sessions", "--revoke", other)) == {"revoked": other}
+        assert (await phone("whoami"))[0] == 3  # the phone's session ended
+        code, _, err = await laptop("sessions", "--revoke", other)
+        assert code == 4, err
+
+        code, _, err = await phone(
+            "login", "--url", url, "--email", email, stdin=STRONG_PASSWORD + "\n"
+        )
+        assert code == 0, err
+        code, _, err = await laptop("password", stdin=f"wrong password here\n{new_password}\n")
+        assert code == 1 and "wrong-current-password" in err
+        code, _, err = await laptop("password", stdin=f"{STRONG_PASSWORD}\nshort\n")
+        assert code == 1 and "weak-password" in err
+        code, out, err = await laptop(
+            "password", "--json", stdin=f"{STRONG_PASSWORD}\n{new_password}\n"
+        )
+        assert code == 0, err
+        changed = json.loads(out)
+        assert changed["sessions_ended"] == 1
+        assert (await phone("whoami"))[0] == 3
+        assert (await laptop("whoami"))[0] == 0
+
+        signins = (await laptop.json("signins"))["events"]
+        types = [e["type"] for e in signins]
+        assert "password.changed" in types and "login.succeeded" in types
+        code, out, _ = await laptop("signins")
+        assert code == 0 and "password.changed" in out
