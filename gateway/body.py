@@ -95,3 +95,23 @@ def page_params(request: web.Request) -> tuple[int, str]:
             type_="invalid-parameter",
         )
     return int(raw or 0), request.query.get("page_token", "")
+
+
+def activity_json(response: Any, specific: str) -> dict[str, Any]:
+    """A page of activity events (keys' or sign-ins'), newest first; `specific` names the one
+    field the two kinds do not share (`key_hint`, `user_agent`)."""
+    return {
+        "events": [
+            {
+                "id": e.id,
+                "type": e.type,
+                "occurred_at": iso(e.occurred_at),
+                "actor": e.actor or None,
+                "client_address": e.client_address or None,
+                specific: getattr(e, specific) or None,
+                "details": json.loads(e.details_json or "{}"),
+            }
+            for e in response.events
+        ],
+        "next_page_token": response.next_page_token or None,
+    }

@@ -9,14 +9,13 @@ client brings to login is ignored (no session fixation).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import grpc
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.body import iso, json_response, page_params, read_json_object
+from gateway.body import activity_json, iso, json_response, page_params, read_json_object
 from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
 from gateway.problems import Problem, unauthorized
@@ -280,23 +279,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(authenticated.identity),
         timeout=backends.timeout,
     )
-    return json_response(
-        {
-            "events": [
-                {
-                    "id": e.id,
-                    "type": e.type,
-                    "occurred_at": iso(e.occurred_at),
-                    "actor": e.actor or None,
-                    "client_address": e.client_address or None,
-                    "user_agent": e.user_agent or None,
-                    "details": json.loads(e.details_json or "{}"),
-                }
-                for e in response.events
-            ],
-            "next_page_token": response.next_page_token or None,
-        }
-    )
+    return json_response(activity_json(response, "user_agent"))
 
 
 def setup_routes(app: web.Application) -> None:

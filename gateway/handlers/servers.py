@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import grpc
 from aiohttp import web
 
-from gateway.body import iso, json_response, page_params, read_json_object
+from gateway.body import activity_json, iso, json_response, page_params, read_json_object
 from gateway.keys import AUTH, BACKENDS
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
@@ -155,23 +154,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
     )
-    return json_response(
-        {
-            "events": [
-                {
-                    "id": e.id,
-                    "type": e.type,
-                    "occurred_at": iso(e.occurred_at),
-                    "actor": e.actor or None,
-                    "client_address": e.client_address or None,
-                    "key_hint": e.key_hint or None,
-                    "details": json.loads(e.details_json or "{}"),
-                }
-                for e in response.events
-            ],
-            "next_page_token": response.next_page_token or None,
-        }
-    )
+    return json_response(activity_json(response, "key_hint"))
 
 
 def setup_routes(app: web.Application) -> None:
