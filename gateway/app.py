@@ -16,12 +16,10 @@ from gateway.keycache import KeyCache
 from gateway.keys import (
     AUTHENTICATOR,
     BACKENDS,
-    BACKGROUND,
     CLOCK,
     KEY_CACHE,
     LISTENER,
     METRICS,
-    REDIS,
     SECURITY_HEADERS,
     SETTINGS,
     USAGE,
@@ -84,7 +82,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     limiter = UnknownKeyLimiter(
         client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
     )
-    app[REDIS] = client
     app[KEY_CACHE] = cache
     app[LISTENER] = listener
     app[USAGE] = usage
@@ -97,7 +94,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
     ]
-    app[BACKGROUND] = tasks
     yield
     for task in tasks:
         task.cancel()

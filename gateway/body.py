@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -75,10 +74,6 @@ def iso(ts: Timestamp, present: bool = True) -> str | None:
     if not present:
         return None
     return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
-
-
-def iso_datetime(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 MAX_PAGE_SIZE = 200

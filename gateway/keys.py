@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.authn import Authenticated, Authenticator
@@ -18,7 +15,6 @@ from scout_kit.clock import Clock
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
-REDIS = web.AppKey("redis", aioredis.Redis)
 BACKENDS = web.AppKey("backends", Backends)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
@@ -26,7 +22,6 @@ USAGE = web.AppKey("key_usage", KeyUsageRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 METRICS = web.AppKey("metrics", GatewayMetrics)
-BACKGROUND = web.AppKey("background_tasks", list[asyncio.Task[None]])
 
 AUTH = web.RequestKey("auth", Authenticated)
 CLIENT_ADDRESS = web.RequestKey("client_address", str)

@@ -64,10 +64,6 @@ class GroupCommitter:
             for i in range(writers)
         ]
 
-    @property
-    def queued_values(self) -> int:
-        return self._queued_values
-
     async def submit(self, writes: Sequence[Write]) -> None:
         """Return once every write is committed; raise QueueFull or ShuttingDown at once when
         the writes are not accepted (then nothing of them is stored)."""

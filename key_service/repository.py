@@ -368,15 +368,6 @@ class PostgresKeyRepository:
             for row in rows
         ]
 
-    async def server_exists(self, account_id: str, server_id: str) -> bool:
-        """True for a server of the account, deleted or not (its history stays readable)."""
-        async with cursor(self._pool) as cur:
-            await cur.execute(
-                "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s",
-                (server_id, account_id),
-            )
-            return await cur.fetchone() is not None
-
 
 async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
     await cur.execute(

@@ -101,7 +101,6 @@ class Agent:
         self._reload_requested = False
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
-        self.last_result: Result | None = None
 
     # ---- control, callable from a signal handler or another thread ----------------------------
 
@@ -254,7 +253,6 @@ class Agent:
             if not batch:
                 continue  # unreadable files were set aside; look again
             result = self.gateway.post_samples(self.config.api_key, samples)
-            self.last_result = result
             if result.outcome == OK:
                 self.spool.delete(batch)
                 self._on_success(len(batch))
@@ -309,7 +307,6 @@ class Agent:
         # One bad sample must not hold back the others: send them one by one to find it.
         for entry in self.spool.read(batch):
             single = self.gateway.post_samples(self.config.api_key, entry.samples)
-            self.last_result = single
             if single.outcome == OK:
                 self.spool.delete([entry.name])
             elif single.outcome == INVALID:

@@ -36,7 +36,6 @@ class AuthMethod(enum.StrEnum):
     SESSION = "session"
     API_KEY = "api_key"
     SERVICE = "service"  # the gateway (or an operator tool) acting as itself
-    ADMIN = "admin"  # scout-admin, the operator's command
 
 
 @dataclass(frozen=True)
