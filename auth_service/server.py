@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.activity import ActivityLog
 from auth_service.domain import Authentication
@@ -25,7 +26,11 @@ SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
 async def create_server(
-    settings: Settings, address: str | None = None, *, clock: Clock | None = None
+    settings: Settings,
+    address: str | None = None,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
     clock = clock or SystemClock()
     resources = contextlib.AsyncExitStack()
@@ -61,14 +66,18 @@ async def create_server(
             auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
-        return await build_grpc_service(
+        service = await build_grpc_service(
             name="auth_service",
-            listen_addr=address or settings.common.listen_addr,
+            common=settings.common,
+            listen_addr=address,
             verifier=TokenVerifier(settings.jwt_public_key.reveal(), clock),
             register=register,
             resources=resources,
-            metrics_addr=settings.common.metrics_addr,
+            tracer_provider=tracer_provider,
         )
+        service.monitor_database(pool)
+        service.monitor_redis(redis_client)
+        return service
     except BaseException:
         await resources.aclose()
         raise

@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from gateway.app import create_app, create_plain_http_app, create_ssl_context
+from gateway.keys import LIFECYCLE
 from gateway.settings import Settings
 from scout_kit.logging import configure_logging
 from scout_kit.settings import SettingsError
@@ -19,9 +20,8 @@ log = logging.getLogger("gateway")
 
 async def serve(settings: Settings) -> None:
     runners = []
-    https = web.AppRunner(
-        create_app(settings), shutdown_timeout=settings.shutdown_grace_seconds, access_log=None
-    )
+    app = create_app(settings)
+    https = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
     await https.setup()
     runners.append(https)
     await web.TCPSite(
@@ -39,6 +39,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
+    await app[LIFECYCLE].drain(settings.shutdown_drain_seconds)
     log.info("gateway stopping: finishing in-flight requests")
     for runner in reversed(runners):
         await runner.cleanup()

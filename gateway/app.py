@@ -8,6 +8,8 @@ import ssl
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from opentelemetry.instrumentation.aiohttp_server import create_aiohttp_middleware
+from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticator
 from gateway.backends import Backends
@@ -18,12 +20,15 @@ from gateway.keys import (
     BACKENDS,
     CLOCK,
     KEY_CACHE,
+    LIFECYCLE,
     LISTENER,
     METRICS,
     SECURITY_HEADERS,
     SETTINGS,
+    TRACER_PROVIDER,
     USAGE,
 )
+from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter
 from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
 from gateway.observability import GatewayMetrics
@@ -33,13 +38,26 @@ from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
+from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
+from scout_kit.tracing import client_interceptors, otlp_tracer_provider
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
-    """The public HTTPS application. Nothing connects until the app starts (cleanup_ctx)."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> web.Application:
+    """The public HTTPS application. Nothing connects until the app starts (cleanup_ctx).
+
+    Tracing uses `tracer_provider`, else the one settings.tracing configures; when tracing is
+    off no tracing middleware or interceptor is installed at all."""
+    provider = tracer_provider or otlp_tracer_provider(settings.tracing)
+    tracing = [create_aiohttp_middleware(tracer_provider=provider)] if provider else []
     app = web.Application(
-        middlewares=[edge_middleware, authentication_middleware],
+        # Tracing outermost: the edge's access log and error answers happen inside the span.
+        middlewares=[*tracing, edge_middleware, authentication_middleware],
         client_max_size=2 * 1024 * 1024,
         # Bodies arrive as sent: handlers that take Content-Encoding (metrics) inflate with
         # their own cap on both the compressed and the inflated size.
@@ -48,11 +66,31 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SECURITY_HEADERS] = security_headers(settings)
-    app[METRICS] = GatewayMetrics()
+    app[METRICS] = GatewayMetrics(app[CLOCK])
+    app[LIFECYCLE] = Lifecycle()
+    if provider is not None:
+        app[TRACER_PROVIDER] = provider
+        if tracer_provider is None:  # ours to shut down
+            app.cleanup_ctx.append(_tracing_ctx)
+    app.cleanup_ctx.append(_metrics_endpoint_ctx)
     app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     setup_routes(app)
     return app
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Export the last spans on the way out."""
+    yield
+    await asyncio.to_thread(app[TRACER_PROVIDER].shutdown)
+
+
+async def _metrics_endpoint_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    if settings.metrics_addr:
+        metrics.endpoint.serve(settings.metrics_addr)
+    yield
+    metrics.endpoint.close()
 
 
 async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -64,9 +102,18 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
         ingest_service_addr=settings.ingest_service_addr,
         issuer=issuer,
         timeout=settings.rpc_timeout_seconds,
+        tls=settings.internal_tls,
+        interceptors=client_interceptors(app.get(TRACER_PROVIDER)),
     )
     app[BACKENDS] = backends
+    watcher = asyncio.create_task(
+        backends.watch_certificates(settings.internal_tls_reload_seconds),
+        name="internal-tls-watcher",
+    )
     yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
     await backends.close()
 
 
@@ -75,9 +122,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, clock, backends = app[SETTINGS], app[CLOCK], app[BACKENDS]
     client = create_redis(settings.redis_url.reveal())
     keyspace = Keyspace(settings.redis_prefix)
-    cache = KeyCache(clock, settings.key_cache_size, settings.key_cache_ttl_seconds)
+    metrics = app[METRICS]
+    cache = KeyCache(
+        clock, settings.key_cache_size, settings.key_cache_ttl_seconds, stats=metrics.key_cache
+    )
     subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
-    listener = InvalidationListener(subscriber, client, keyspace, cache)
+    listener = InvalidationListener(
+        subscriber, client, keyspace, cache, on_applied=metrics.invalidation_applied
+    )
     usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
     limiter = UnknownKeyLimiter(
         client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
@@ -86,13 +138,12 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LISTENER] = listener
     app[USAGE] = usage
     app[AUTHENTICATOR] = Authenticator(backends, cache, limiter, usage, clock)
-    metrics = app[METRICS]
     metrics.watch_keys(cache, listener)
-    if settings.metrics_addr:
-        metrics.serve(settings.metrics_addr)
+    probe = DependencyProbe("redis", client.ping, metrics.registry)
     tasks = [
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
+        asyncio.create_task(probe.run(), name="redis-probe"),
     ]
     yield
     for task in tasks:
@@ -100,7 +151,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    metrics.close()
     await usage.flush()
     await subscriber.aclose()
     await client.aclose()

@@ -1,6 +1,12 @@
-"""The gRPC services behind the gateway, and the identity each call carries."""
+"""The gRPC services behind the gateway, the identity each call carries, and the mutual-TLS
+channels to them (re-created when the internal certificate files change)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
 
 import grpc
 
@@ -9,6 +15,9 @@ from scout.ingest.v1 import ingest_pb2_grpc
 from scout.keys.v1 import keys_pb2_grpc
 from scout_kit.grpc_client import call_metadata, create_channel
 from scout_kit.identity import Identity, TokenIssuer, service_identity
+from scout_kit.tls import CertificateFiles, TlsFilesError
+
+log = logging.getLogger(__name__)
 
 GATEWAY_IDENTITY = service_identity("gateway")
 
@@ -22,18 +31,60 @@ class Backends:
         ingest_service_addr: str,
         issuer: TokenIssuer,
         timeout: float,
+        tls: CertificateFiles,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
-        self._channels: list[grpc.aio.Channel] = []
-        self.keys = keys_pb2_grpc.KeyServiceStub(self._channel(key_service_addr))
-        self.auth = auth_pb2_grpc.AuthServiceStub(self._channel(auth_service_addr))
-        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel(ingest_service_addr))
+        self._targets = (key_service_addr, auth_service_addr, ingest_service_addr)
+        self._tls = tls
+        self._interceptors = list(interceptors)
         self._issuer = issuer
         self.timeout = timeout
+        self._stamp = tls.stamp()
+        self._channels: list[grpc.aio.Channel] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self.reconnects = 0
+        self._connect()
 
-    def _channel(self, target: str) -> grpc.aio.Channel:
-        channel = create_channel(target)
-        self._channels.append(channel)
-        return channel
+    def _connect(self) -> None:
+        """New channels (and stubs) with the certificate files as they are now."""
+        material = self._tls.load()
+        keys, auth, ingest = (
+            create_channel(target, material, self._interceptors) for target in self._targets
+        )
+        self._channels = [keys, auth, ingest]
+        self.keys = keys_pb2_grpc.KeyServiceStub(keys)
+        self.auth = auth_pb2_grpc.AuthServiceStub(auth)
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(ingest)
+
+    def reconnect_if_changed(self) -> bool:
+        """Re-create the channels when the certificate files changed and are usable; calls in
+        flight finish on the old channels, which are then closed."""
+        stamp = self._tls.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        old = self._channels
+        try:
+            self._connect()
+        except TlsFilesError as exc:
+            log.warning("internal TLS files changed but are not usable; kept the old: %s", exc)
+            return False
+        self.reconnects += 1
+        log.info("internal TLS certificate reloaded from %s; channels re-created", self._tls.cert_file)
+        task = asyncio.create_task(self._close(old), name="close-old-channels")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    async def watch_certificates(self, interval: float) -> None:
+        """Runs until cancelled: checks the certificate files every `interval` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            self.reconnect_if_changed()
+
+    async def _close(self, channels: list[grpc.aio.Channel]) -> None:
+        for channel in channels:
+            await channel.close(grace=self.timeout)
 
     def metadata(self, identity: Identity) -> tuple[tuple[str, str], ...]:
         """Metadata for a call made on behalf of an authenticated caller."""
@@ -44,5 +95,8 @@ class Backends:
         return call_metadata(self._issuer.token_for(GATEWAY_IDENTITY))
 
     async def close(self) -> None:
+        for task in list(self._closing):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for channel in self._channels:
             await channel.close()

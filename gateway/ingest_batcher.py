@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gateway.backends import Backends
+from gateway.observability import BatchStats
 from scout.ingest.v1 import ingest_pb2
 
 
@@ -45,8 +46,10 @@ class IngestBatcher:
         max_batch_values: int = 50_000,
         max_pending_values: int = 500_000,
         linger: float = 0.005,
+        stats: BatchStats | None = None,
     ) -> None:
         self._backends = backends
+        self.stats = stats or BatchStats()
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch_values
         self._max_pending = max_pending_values
@@ -67,6 +70,7 @@ class IngestBatcher:
             raise BatcherClosed
         values = len(columns.values)
         if self._pending and self._pending_values + values > self._max_pending:
+            self.stats.refused_posts += 1
             raise BatcherFull
         entry = _Entry(columns, values, asyncio.get_running_loop().create_future())
         self._pending.append(entry)
@@ -75,6 +79,14 @@ class IngestBatcher:
             self._dispatch()
         # Shielded: a client that disconnects does not take its entry out of a call.
         return await asyncio.shield(entry.result)
+
+    @property
+    def pending_values(self) -> int:
+        return self._pending_values
+
+    @property
+    def calls_in_flight(self) -> int:
+        return len(self._calls)
 
     def _dispatch(self) -> None:
         if self._timer is not None:
@@ -91,6 +103,7 @@ class IngestBatcher:
                 values += entry.values
             self._pending_values -= values
             self._target = values
+            self.stats.sent(len(batch), values)
             task = asyncio.create_task(self._call(batch), name="ingest-write-batch")
             self._calls.add(task)
             task.add_done_callback(self._finished)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ class InvalidationListener:
         client: aioredis.Redis,
         keyspace: Keyspace,
         cache: KeyCache,
+        on_applied: Callable[[datetime], None] | None = None,
     ) -> None:
         # `subscriber` must not reconnect by itself (see scout_kit.redis.create_redis).
         self._subscriber = subscriber
@@ -45,6 +47,8 @@ class InvalidationListener:
         self.instance = f"gateway-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.subscribed = asyncio.Event()
         self.invalidations_applied = 0
+        # Told each applied invalidation's publication time (metrics: invalidation lag).
+        self._on_applied = on_applied
 
     async def run(self) -> None:
         """Runs until cancelled, resubscribing with backoff."""
@@ -125,6 +129,8 @@ class InvalidationListener:
                 self._cache.flush()
             else:
                 self._cache.invalidate(digests, dead)
+                if self._on_applied is not None:
+                    self._on_applied(datetime.fromisoformat(message["at"]))
         self.invalidations_applied += 1
         ack_key = message.get("ack_key")
         if isinstance(ack_key, str) and ack_key.startswith(self._keyspace.key("acks", "")):

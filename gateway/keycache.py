@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from gateway.observability import KeyCacheStats
 from scout_kit.clock import Clock
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 
@@ -36,8 +37,15 @@ class CachedKey:
 
 
 class KeyCache:
-    def __init__(self, clock: Clock, max_entries: int, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        max_entries: int,
+        ttl_seconds: float,
+        stats: KeyCacheStats | None = None,
+    ) -> None:
         self._clock = clock
+        self.stats = stats or KeyCacheStats()
         self._max = max_entries
         self._ttl = ttl_seconds
         self._entries: OrderedDict[bytes, CachedKey] = OrderedDict()
@@ -54,14 +62,18 @@ class KeyCache:
 
     def get(self, digest: bytes) -> CachedKey | None:
         if not self.trusted:
+            self.stats.bypassed += 1
             return None
         entry = self._entries.get(digest)
         if entry is None:
+            self.stats.misses += 1
             return None
         if entry.expires_at <= self._clock.monotonic():
             del self._entries[digest]
+            self.stats.misses += 1
             return None
         self._entries.move_to_end(digest)
+        self.stats.hits += 1
         return entry
 
     def put(
@@ -106,8 +118,12 @@ class KeyCache:
             self._dead.popitem(last=False)
 
     def dead(self, digest: bytes) -> DeadKey | None:
-        return self._dead.get(digest)
+        found = self._dead.get(digest)
+        if found is not None:
+            self.stats.dead_key_hits += 1
+        return found
 
     def flush(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self.stats.flushes += 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticated, Authenticator
 from gateway.backends import Backends
 from gateway.invalidation import InvalidationListener
 from gateway.keycache import KeyCache
+from gateway.lifecycle import Lifecycle
 from gateway.observability import GatewayMetrics
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
@@ -22,6 +24,8 @@ USAGE = web.AppKey("key_usage", KeyUsageRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 METRICS = web.AppKey("metrics", GatewayMetrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+TRACER_PROVIDER = web.AppKey("tracer_provider", TracerProvider)
 
 AUTH = web.RequestKey("auth", Authenticated)
 CLIENT_ADDRESS = web.RequestKey("client_address", str)

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scout_kit.settings import Env, Secret, SettingsError
+from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
+from scout_kit.tls import CertificateFiles
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Settings:
     hsts_max_age: int
     # host:port of the internal Prometheus endpoint; unset disables it.
     metrics_addr: str | None
+    # Mutual TLS to the services, and how often the gateway looks for rotated files.
+    internal_tls: CertificateFiles
+    internal_tls_reload_seconds: float
+    tracing: TracingSettings
+    # On SIGTERM: readiness fails at once, new connections are still taken this long (until load
+    # balancers have stopped sending), then in-flight requests get SHUTDOWN_GRACE_SECONDS.
+    shutdown_drain_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -92,4 +100,12 @@ class Settings:
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
             hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
             metrics_addr=env.address("METRICS_ADDR") if env.optional("METRICS_ADDR") else None,
+            internal_tls=internal_tls(env),
+            internal_tls_reload_seconds=env.number(
+                "INTERNAL_TLS_RELOAD_SECONDS", 30.0, minimum=0.05, maximum=3600.0
+            ),
+            tracing=TracingSettings.from_env(env, "gateway"),
+            shutdown_drain_seconds=env.number(
+                "SHUTDOWN_DRAIN_SECONDS", 0.0, minimum=0.0, maximum=120.0
+            ),
         )

@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ingest_service.repository import SampleRepository
 from ingest_service.samples import Write
@@ -30,6 +31,27 @@ class QueueFull(Exception):
 
 class ShuttingDown(Exception):
     """The service is stopping and accepts no new writes."""
+
+
+class CommitObserver(Protocol):
+    """Told about every group transaction and refusal (metrics: ingest_service.metrics)."""
+
+    def committed(self, requests: int, values: int, seconds: float) -> None: ...
+
+    def failed(self, requests: int, values: int, seconds: float) -> None: ...
+
+    def refused(self, values: int) -> None: ...
+
+
+class _Unobserved:
+    def committed(self, requests: int, values: int, seconds: float) -> None:
+        pass
+
+    def failed(self, requests: int, values: int, seconds: float) -> None:
+        pass
+
+    def refused(self, values: int) -> None:
+        pass
 
 
 @dataclass
@@ -48,8 +70,10 @@ class GroupCommitter:
         max_queued_values: int,
         max_batch_values: int,
         writers: int,
+        observer: CommitObserver | None = None,
     ) -> None:
         self._repo = repository
+        self._observer: CommitObserver = observer or _Unobserved()
         self._clock = clock
         self._max_queued = max_queued_values
         self._max_batch = max_batch_values
@@ -72,6 +96,7 @@ class GroupCommitter:
         values = sum(len(w) for w in writes)
         # An empty queue takes any single request, so a large one is never refused forever.
         if self._queue and self._queued_values + values > self._max_queued:
+            self._observer.refused(values)
             raise QueueFull
         pending = _Pending(writes, values, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
@@ -80,6 +105,18 @@ class GroupCommitter:
         # A cancelled caller (deadline, client gone) does not withdraw accepted writes: they
         # stay queued and are committed; the future is only how the caller learns of it.
         await asyncio.shield(pending.done)
+
+    @property
+    def queued_values(self) -> int:
+        return self._queued_values
+
+    @property
+    def queued_requests(self) -> int:
+        return len(self._queue)
+
+    @property
+    def transactions_in_flight(self) -> int:
+        return self._busy
 
     def _take(self) -> list[_Pending]:
         group: list[_Pending] = []
@@ -100,9 +137,12 @@ class GroupCommitter:
             if not group:
                 continue
             self._busy += 1
+            values = sum(p.values for p in group)
+            started = self._clock.monotonic()
             try:
                 await self._repo.write([w for p in group for w in p.writes], self._clock.now())
             except Exception as exc:
+                self._observer.failed(len(group), values, self._clock.monotonic() - started)
                 log.warning("group commit of %d requests failed: %r", len(group), exc)
                 for pending in group:
                     if not pending.done.done():
@@ -110,6 +150,7 @@ class GroupCommitter:
                         # Read it here too, so a caller that went away leaves no warning.
                         pending.done.exception()
             else:
+                self._observer.committed(len(group), values, self._clock.monotonic() - started)
                 for pending in group:
                     if not pending.done.done():
                         pending.done.set_result(None)

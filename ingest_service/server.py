@@ -7,8 +7,10 @@ import contextlib
 from datetime import timedelta
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from ingest_service.committer import GroupCommitter
+from ingest_service.metrics import CommitterMetrics, CommitterQueueCollector
 from ingest_service.repository import SCHEMA, SampleRepository
 from ingest_service.retention import RetentionJob
 from ingest_service.servicer import IngestServicer
@@ -18,6 +20,7 @@ from scout_kit.clock import Clock, SystemClock
 from scout_kit.db import open_database
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
+from scout_kit.metrics import create_registry
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 
@@ -29,7 +32,11 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def create_server(
-    settings: Settings, address: str | None = None, *, clock: Clock | None = None
+    settings: Settings,
+    address: str | None = None,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
     clock = clock or SystemClock()
     retention = timedelta(days=settings.retention_days)
@@ -43,12 +50,14 @@ async def create_server(
             migrations="ingest_service.migrations",
         )
         repository = SampleRepository(pool)
+        registry = create_registry("ingest_service")
         committer = GroupCommitter(
             repository,
             clock,
             max_queued_values=settings.max_queued_values,
             max_batch_values=settings.max_batch_values,
             writers=settings.writers,
+            observer=CommitterMetrics(registry),
         )
         # Closed in reverse order after server.stop(grace): the committer commits everything
         # it accepted while the pool is still open.
@@ -64,14 +73,19 @@ async def create_server(
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
-        return await build_grpc_service(
+        service = await build_grpc_service(
             name="ingest_service",
-            listen_addr=address or settings.common.listen_addr,
+            common=settings.common,
+            listen_addr=address,
             verifier=TokenVerifier(settings.jwt_public_key.reveal(), clock),
             register=register,
             resources=resources,
-            metrics_addr=settings.common.metrics_addr,
+            tracer_provider=tracer_provider,
+            registry=registry,
         )
+        service.monitor(CommitterQueueCollector(committer, settings.max_queued_values))
+        service.monitor_database(pool)
+        return service
     except BaseException:
         await resources.aclose()
         raise

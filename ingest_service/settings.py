@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from scout_kit.settings import CommonSettings, Env, Secret
 
 DEFAULT_PORT = 50053
+SERVICE = "ingest_service"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Settings:
         assert public_key is not None
         pool_size = env.integer("DB_POOL_SIZE", 10, minimum=2, maximum=200)
         return cls(
-            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
+            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT, service=SERVICE),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             jwt_public_key=public_key,
             db_pool_size=pool_size,

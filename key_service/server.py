@@ -7,6 +7,7 @@ import os
 import socket
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from key_service.domain import KeyManager
 from key_service.events import RedisInvalidationPublisher
@@ -24,7 +25,11 @@ SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 
 
 async def create_server(
-    settings: Settings, address: str | None = None, *, clock: Clock | None = None
+    settings: Settings,
+    address: str | None = None,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
     """Open the pool and Redis client, migrate, and build the (not yet started) gRPC server."""
     clock = clock or SystemClock()
@@ -53,14 +58,18 @@ async def create_server(
             keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(manager), server)
             return [SERVICE_NAME]
 
-        return await build_grpc_service(
+        service = await build_grpc_service(
             name="key_service",
-            listen_addr=address or settings.common.listen_addr,
+            common=settings.common,
+            listen_addr=address,
             verifier=verifier,
             register=register,
             resources=resources,
-            metrics_addr=settings.common.metrics_addr,
+            tracer_provider=tracer_provider,
         )
+        service.monitor_database(pool)
+        service.monitor_redis(redis_client)
+        return service
     except BaseException:
         await resources.aclose()
         raise

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from scout_kit.settings import CommonSettings, Env, Secret
 
 DEFAULT_PORT = 50052
+SERVICE = "key_service"
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Settings:
         public_key = env.pem("INTERNAL_JWT_PUBLIC_KEY")
         assert public_key is not None
         return cls(
-            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT),
+            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT, service=SERVICE),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
             redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
             redis_prefix=env.text("REDIS_PREFIX", "scout"),

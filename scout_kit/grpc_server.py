@@ -1,4 +1,5 @@
-"""gRPC server bootstrap: health service, request id, internal identity, metrics, graceful stop."""
+"""gRPC server bootstrap: mutual TLS, health service, request id, internal identity, tracing,
+metrics, graceful stop."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
 
+import aiopg
 import grpc
 import psycopg2
+import redis.asyncio as aioredis
 import redis.exceptions
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.registry import Collector
 
 from scout_kit.context import (
     AUTHORIZATION_METADATA,
@@ -29,7 +35,16 @@ from scout_kit.context import (
 )
 from scout_kit.identity import Identity, InvalidToken, PrincipalKind, TokenVerifier
 from scout_kit.logging import configure_logging
+from scout_kit.metrics import (
+    DependencyProbe,
+    MetricsEndpoint,
+    PoolCollector,
+    create_registry,
+    database_round_trip,
+)
 from scout_kit.settings import CommonSettings, SettingsError
+from scout_kit.tls import CertificateFiles, TlsFilesError
+from scout_kit.tracing import otlp_tracer_provider, server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +92,8 @@ class RpcMetrics:
         )
         self.latency = Histogram(
             "scout_grpc_server_handling_seconds",
-            "RPC handling time",
-            ["service", "method"],
+            "RPC handling time, by method and status code",
+            ["service", "method", "code"],
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
@@ -138,7 +153,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 name = method.rsplit("/", 1)[-1]
                 elapsed = time.perf_counter() - started
                 metrics.handled.labels(metrics.service, name, code.name).inc()
-                metrics.latency.labels(metrics.service, name).observe(elapsed)
+                metrics.latency.labels(metrics.service, name, code.name).observe(elapsed)
                 log.debug(
                     "rpc %s %s",
                     name,
@@ -171,6 +186,46 @@ def _verify(verifier: TokenVerifier, header: str | None) -> Identity | None:
         return None
 
 
+class ReloadingServerCredentials:
+    """Server credentials that require a client certificate of the internal CA and pick up
+    new files at the next handshake (see scout_kit.tls)."""
+
+    def __init__(self, files: CertificateFiles) -> None:
+        self._files = files
+        self._lock = threading.Lock()  # gRPC asks from its own threads
+        self._stamp = files.stamp()
+        self._initial = _certificate_configuration(files)
+        self.reloads = 0
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial, self._fetch, require_client_authentication=True
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """None keeps the configuration in use: the files did not change, or are not usable."""
+        with self._lock:
+            stamp = self._files.stamp()
+            if stamp == self._stamp:
+                return None
+            self._stamp = stamp
+            try:
+                configuration = _certificate_configuration(self._files)
+            except TlsFilesError as exc:
+                log.warning("internal TLS files changed but are not usable; kept the old: %s", exc)
+                return None
+            self.reloads += 1
+            log.info("internal TLS certificate reloaded from %s", self._files.cert_file)
+            return configuration
+
+
+def _certificate_configuration(files: CertificateFiles) -> grpc.ServerCertificateConfiguration:
+    material = files.load()
+    return grpc.ssl_server_certificate_configuration(
+        [(material.private_key, material.certificate_chain)], root_certificates=material.ca
+    )
+
+
 class GrpcService:
     """A built gRPC service: its server, bound port, health state and the resources it owns."""
 
@@ -182,8 +237,9 @@ class GrpcService:
         health: health_aio.HealthServicer,
         resources: contextlib.AsyncExitStack,
         service_names: Iterable[str],
-        metrics_addr: str | None,
+        common: CommonSettings,
         registry: CollectorRegistry,
+        tls: ReloadingServerCredentials,
     ) -> None:
         self.name = name
         self.server = server
@@ -191,49 +247,104 @@ class GrpcService:
         self.health = health
         self._resources = resources
         self._service_names = list(service_names)
-        self._metrics_addr = metrics_addr
+        self._common = common
         self.registry = registry
-        self._metrics_server: Any = None
+        self.tls = tls
+        self.metrics_endpoint = MetricsEndpoint(registry)
+        self.health_port: int | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self._probes: list[DependencyProbe] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def monitor(self, collector: Collector) -> None:
+        """Expose a component's state (read at scrape time) on this service's metrics."""
+        self.registry.register(collector)
+
+    def monitor_database(self, pool: aiopg.Pool) -> None:
+        self.registry.register(PoolCollector(pool))
+        self._probes.append(DependencyProbe("db", database_round_trip(pool), self.registry))
+
+    def monitor_redis(self, client: aioredis.Redis) -> None:
+        self._probes.append(DependencyProbe("redis", client.ping, self.registry))
 
     async def start(self) -> None:
         await self.server.start()
         for service_name in ["", *self._service_names]:
             await self.health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
-        if self._metrics_addr:
-            host, _, port = self._metrics_addr.rpartition(":")
-            self._metrics_server, _ = start_http_server(int(port), host, registry=self.registry)
-        log.info("%s serving gRPC on port %d", self.name, self.port)
+        if self._common.health_addr:
+            self._health_server, self.health_port = _health_only_server(
+                self.health, self._common.health_addr
+            )
+            await self._health_server.start()
+        if self._common.metrics_addr:
+            self.metrics_endpoint.serve(self._common.metrics_addr)
+        self._tasks = [
+            asyncio.create_task(probe.run(), name=f"{self.name}-{probe.name}-probe")
+            for probe in self._probes
+        ]
+        log.info("%s serving gRPC (mutual TLS) on port %d", self.name, self.port)
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight RPCs finish within `grace`, then release resources."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.metrics_endpoint.close()
         await self._resources.aclose()
         log.info("%s stopped", self.name)
+
+
+def _health_only_server(
+    health: health_aio.HealthServicer, address: str
+) -> tuple[grpc.aio.Server, int]:
+    """A plain-text listener with nothing but the health service: it reveals only SERVING or
+    NOT_SERVING, for probes that cannot present a client certificate."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address} (HEALTH_ADDR)")
+    return server, port
 
 
 async def build_grpc_service(
     *,
     name: str,
-    listen_addr: str,
+    common: CommonSettings,
     verifier: TokenVerifier,
     register: Callable[[grpc.aio.Server], list[str]],
     resources: contextlib.AsyncExitStack,
-    metrics_addr: str | None = None,
+    listen_addr: str | None = None,
+    tracer_provider: TracerProvider | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> GrpcService:
     """Create the server with interceptors and health; `register` adds servicers and returns
-    their full service names (reported in the health service)."""
-    registry = CollectorRegistry()
+    their full service names (reported in the health service). Tracing uses `tracer_provider`,
+    else the one `common.tracing` configures (none when tracing is off). A service whose
+    components record metrics before this is called passes their `registry`
+    (`scout_kit.metrics.create_registry`)."""
+    registry = registry or create_registry(name)
     metrics = RpcMetrics(registry, name)
+    if tracer_provider is None:
+        tracer_provider = otlp_tracer_provider(common.tracing)
+        if tracer_provider is not None:
+            resources.push_async_callback(asyncio.to_thread, tracer_provider.shutdown)
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(verifier, metrics)],
+        # Tracing first, so the request-id interceptor's log lines carry the trace id.
+        interceptors=[
+            *server_interceptors(tracer_provider),
+            ServerInterceptor(verifier, metrics),
+        ],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
             # Clients re-resolve and rebalance only when a connection ends: ending each after a
-            # few minutes lets gateways find replicas added by an autoscaler.
+            # few minutes lets gateways find replicas added by an autoscaler (and makes every
+            # connection handshake again with the current certificates).
             ("grpc.max_connection_age_ms", 300_000),
             ("grpc.max_connection_age_grace_ms", 30_000),
             # Tolerate the keepalive pings our clients send (scout_kit.grpc_client).
@@ -244,10 +355,14 @@ async def build_grpc_service(
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     service_names = register(server)
-    port = server.add_insecure_port(listen_addr)
+    tls = ReloadingServerCredentials(common.internal_tls)
+    address = listen_addr or common.listen_addr
+    port = server.add_secure_port(address, tls.credentials())
     if port == 0:
-        raise OSError(f"cannot listen on {listen_addr}")
-    return GrpcService(name, server, port, health, resources, service_names, metrics_addr, registry)
+        raise OSError(f"cannot listen on {address}")
+    return GrpcService(
+        name, server, port, health, resources, service_names, common, registry, tls
+    )
 
 
 async def serve_until_signalled(service: GrpcService, grace: float) -> None:
@@ -287,4 +402,20 @@ def run_service_main(
         service = await create_server(settings)
         await serve_until_signalled(service, settings.common.shutdown_grace_seconds)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except DEPENDENCY_ERRORS as exc:
+        # At start, an unreachable dependency is a configuration problem: one line, no trace.
+        raise SystemExit(f"{name}: {unreachable_dependency(exc)}") from None
+
+
+def unreachable_dependency(exc: BaseException) -> str:
+    """One line naming the setting behind a dependency that cannot be reached."""
+    if isinstance(exc, psycopg2.Error):
+        what = "cannot reach PostgreSQL (DATABASE_URL)"
+    elif isinstance(exc, redis.exceptions.RedisError):
+        what = "cannot reach Redis (REDIS_URL)"
+    else:
+        what = "cannot reach a dependency"
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{what}: {detail}"

@@ -3,25 +3,54 @@
 TARGET is a gRPC address (host:port), checked with the standard health service, or an http(s)
 URL such as the gateway's https://127.0.0.1:8443/healthz. Exits 0 when healthy, 1 otherwise (not
 serving, unreachable, timed out).
+
+A service's gRPC port takes only mutual TLS: the check presents the certificate named by
+INTERNAL_TLS_CA_FILE, INTERNAL_TLS_CERT_FILE and INTERNAL_TLS_KEY_FILE (the container's own), and
+talks plain text only to a HEALTH_ADDR listener when those are unset or `--plaintext` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import ssl
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from scout_kit.tls import (
+    CA_VARIABLE,
+    CERT_VARIABLE,
+    KEY_VARIABLE,
+    CertificateFiles,
+    TlsFilesError,
+    TlsMaterial,
+    server_name,
+)
 
-def check(address: str, service: str = "", timeout: float = 3.0) -> bool:
-    """True when the server at `address` answers SERVING for `service` ("" = the whole server)."""
-    with grpc.insecure_channel(address) as channel:
+
+def _channel(address: str, tls: TlsMaterial | None) -> grpc.Channel:
+    if tls is None:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(tls.ca, tls.private_key, tls.certificate_chain)
+    return grpc.secure_channel(
+        address, credentials, options=[("grpc.ssl_target_name_override", server_name(address))]
+    )
+
+
+def check(
+    address: str, service: str = "", timeout: float = 3.0, tls: TlsMaterial | None = None
+) -> bool:
+    """True when the server at `address` answers SERVING for `service` ("" = the whole server),
+    over mutual TLS with `tls`, else in plain text."""
+    with _channel(address, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -63,6 +92,16 @@ def check_url(url: str, cafile: str | None = None, timeout: float = 3.0) -> bool
         return False
 
 
+def tls_from_env(environ: Mapping[str, str]) -> TlsMaterial | None:
+    """The internal TLS files named in the environment, or None when none is set."""
+    paths = [environ.get(name, "").strip() for name in (CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE)]
+    if not any(paths):
+        return None
+    if not all(paths):
+        raise TlsFilesError(f"set all of {CA_VARIABLE}, {CERT_VARIABLE} and {KEY_VARIABLE}")
+    return CertificateFiles(*(Path(p) for p in paths)).load()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scout_kit.healthcheck",
@@ -72,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", default="", help="gRPC service name (default: the server)")
     parser.add_argument("--cafile", help="CA to verify an https TARGET against")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="gRPC without TLS (a HEALTH_ADDR listener), even when INTERNAL_TLS_* are set",
+    )
     args = parser.parse_args(argv)
     if args.target.startswith(("http://", "https://")):
         try:
@@ -79,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     else:
-        healthy = check(args.target, args.service, args.timeout)
+        try:
+            tls = None if args.plaintext else tls_from_env(os.environ)
+        except TlsFilesError as exc:
+            parser.error(str(exc))
+        healthy = check(args.target, args.service, args.timeout, tls)
     if healthy:
         return 0
     print(f"{args.target}: not healthy", file=sys.stderr)

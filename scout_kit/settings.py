@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from scout_kit.tls import CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE, CertificateFiles, TlsFilesError
+
 ENVIRONMENTS = ("development", "production")
 
 
@@ -139,6 +141,53 @@ class Env:
         return self.choice("SCOUT_ENV", "production", ENVIRONMENTS)
 
 
+def internal_tls(env: Env) -> CertificateFiles:
+    """The internal CA, certificate and key files (all required), checked once at start."""
+    files = CertificateFiles(
+        Path(env.text(CA_VARIABLE)), Path(env.text(CERT_VARIABLE)), Path(env.text(KEY_VARIABLE))
+    )
+    for variable, path in files.named():
+        if not path.is_file():
+            raise SettingsError(f"{variable}: no such file {path}")
+    try:
+        files.load()
+    except TlsFilesError as exc:
+        raise SettingsError(str(exc)) from None
+    return files
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing: on only when an OTLP endpoint is configured."""
+
+    endpoint: str | None
+    service_name: str
+    sample_ratio: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint is not None
+
+    @classmethod
+    def from_env(cls, env: Env, service: str) -> TracingSettings:
+        endpoint = None
+        if not env.flag("OTEL_SDK_DISABLED", False):
+            for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+                endpoint = env.optional(name)
+                if endpoint is not None:
+                    if not endpoint.startswith(("http://", "https://")):
+                        raise SettingsError(f"{name} must start with http:// or https://")
+                    break
+        protocol = env.optional("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if endpoint is not None and protocol not in (None, "grpc"):
+            raise SettingsError("OTEL_EXPORTER_OTLP_PROTOCOL: only grpc is supported")
+        return cls(
+            endpoint=endpoint,
+            service_name=env.text("OTEL_SERVICE_NAME", service),
+            sample_ratio=env.number("TRACE_SAMPLE_RATIO", 1.0, minimum=0.0, maximum=1.0),
+        )
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """What every gRPC service reads the same way."""
@@ -149,12 +198,14 @@ class CommonSettings:
     log_format: str
     shutdown_grace_seconds: float
     metrics_addr: str | None
+    # A plain-text listener serving only the health service, for probes that cannot present a
+    # client certificate (Kubernetes' native gRPC probes); unset disables it.
+    health_addr: str | None
+    internal_tls: CertificateFiles
+    tracing: TracingSettings
 
     @classmethod
-    def from_env(cls, env: Env, *, default_port: int) -> CommonSettings:
-        metrics = env.optional("METRICS_ADDR")
-        if metrics is not None:
-            env.address("METRICS_ADDR")
+    def from_env(cls, env: Env, *, default_port: int, service: str) -> CommonSettings:
         return cls(
             environment=env.environment(),
             listen_addr=env.address("LISTEN_ADDR", f"0.0.0.0:{default_port}"),
@@ -163,5 +214,8 @@ class CommonSettings:
             shutdown_grace_seconds=env.number(
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
             ),
-            metrics_addr=metrics,
+            metrics_addr=env.address("METRICS_ADDR") if env.optional("METRICS_ADDR") else None,
+            health_addr=env.address("HEALTH_ADDR") if env.optional("HEALTH_ADDR") else None,
+            internal_tls=internal_tls(env),
+            tracing=TracingSettings.from_env(env, service),
         )

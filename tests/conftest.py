@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 import redis
 
-from devstack.certs import ensure_dev_certificates
+from devstack.certs import ensure_dev_certificates, ensure_internal_certificates
 from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
 from scout_kit.identity import generate_keypair
@@ -72,6 +72,7 @@ def env(database_url: str, redis_prefix: str, tls_dir: Path) -> Environment:
         ca_file=str(certs.ca_cert),
         cert_file=str(certs.server_cert),
         key_file=str(certs.server_key),
+        internal=ensure_internal_certificates(tls_dir / "internal"),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from auth_service.settings import Settings as AuthSettings
+from devstack.certs import ensure_internal_certificates
 from gateway.settings import Settings as GatewaySettings
 from ingest_service.settings import Settings as IngestSettings
 from key_service.settings import Settings as KeySettings
@@ -28,6 +29,15 @@ _VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)")
 
 def _guess(name: str, message: str, tmp: Path, keypair: tuple[str, str]) -> str:
     """A value that satisfies what the error asked for (the caller retries with the next)."""
+    if name.startswith("INTERNAL_TLS_"):
+        internal = ensure_internal_certificates(tmp / "internal-tls")
+        return str(
+            {
+                "INTERNAL_TLS_CA_FILE": internal.ca_file,
+                "INTERNAL_TLS_CERT_FILE": internal.of("keys").cert_file,
+                "INTERNAL_TLS_KEY_FILE": internal.of("keys").key_file,
+            }[name]
+        )
     pem = keypair[0] if "PRIVATE" in name else keypair[1]
     if name.endswith("_FILE"):
         path = tmp / name.lower()

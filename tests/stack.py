@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import grpc
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.server import create_server as create_auth_server
+from devstack.certs import GATEWAY, InternalCertificates
 from auth_service.settings import Settings as AuthSettings
 from gateway.app import create_app, create_ssl_context
 from gateway.keys import KEY_CACHE, LISTENER, USAGE
@@ -22,7 +25,9 @@ from ingest_service.settings import Settings as IngestSettings
 from key_service.server import create_server as create_key_server
 from key_service.settings import Settings as KeySettings
 from scout_kit.clock import Clock
+from scout_kit.grpc_client import create_channel
 from scout_kit.grpc_server import GrpcService
+from scout_kit.tls import CertificateFiles
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,22 @@ class Environment:
     ca_file: str
     cert_file: str
     key_file: str
+    internal: InternalCertificates
 
-    def service_env(self, **overrides: str) -> dict[str, str]:
+    def internal_tls_env(self, component: str) -> dict[str, str]:
+        """Mutual TLS, as in production: the internal CA and `component`'s certificate."""
+        certificate = self.internal.of(component)
+        return {
+            "INTERNAL_TLS_CA_FILE": str(self.internal.ca_file),
+            "INTERNAL_TLS_CERT_FILE": str(certificate.cert_file),
+            "INTERNAL_TLS_KEY_FILE": str(certificate.key_file),
+        }
+
+    def internal_files(self, component: str) -> CertificateFiles:
+        certificate = self.internal.of(component)
+        return CertificateFiles(self.internal.ca_file, certificate.cert_file, certificate.key_file)
+
+    def service_env(self, component: str = "keys", **overrides: str) -> dict[str, str]:
         return {
             "SCOUT_ENV": "development",
             "DATABASE_URL": self.database_url,
@@ -48,6 +67,7 @@ class Environment:
             "LISTEN_ADDR": "127.0.0.1:0",
             "LOG_FORMAT": "text",
             "SHUTDOWN_GRACE_SECONDS": "1",
+            **self.internal_tls_env(component),
             **overrides,
         }
 
@@ -62,12 +82,17 @@ class Environment:
             "REDIS_PREFIX": self.redis_prefix,
             "INTERNAL_JWT_PRIVATE_KEY": self.jwt_private_pem,
             "LOG_FORMAT": "text",
+            **self.internal_tls_env(GATEWAY),
             **backends,
             **overrides,
         }
 
     def client_ssl(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
+
+    def service_channel(self, port: int, component: str = GATEWAY) -> grpc.aio.Channel:
+        """A channel to a service on this machine, presenting `component`'s certificate."""
+        return create_channel(f"127.0.0.1:{port}", self.internal_files(component).load())
 
 
 @dataclass
@@ -111,10 +136,15 @@ class Stack:
 
 
 async def start_gateway(
-    env: Environment, backends: Mapping[str, str], *, clock: Clock | None = None, **overrides: str
+    env: Environment,
+    backends: Mapping[str, str],
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
+    **overrides: str,
 ) -> Gateway:
     settings = GatewaySettings.from_env(env.gateway_env(backends, **overrides))
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, tracer_provider=tracer_provider)
     runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=create_ssl_context(settings))
@@ -134,14 +164,26 @@ async def running_stack(
     gateway_overrides: Mapping[str, str] | None = None,
     key_overrides: Mapping[str, str] | None = None,
     ingest_overrides: Mapping[str, str] | None = None,
+    tracer_providers: Mapping[str, TracerProvider] | None = None,
 ) -> AsyncIterator[Stack]:
+    """Every service and `gateways` gateways, over mutual TLS; `tracer_providers` maps
+    "gateway", "auth", "keys" and "ingest" to the provider each one traces with."""
+    tracing = dict(tracer_providers or {})
     async with contextlib.AsyncExitStack() as stack:
-        auth = await create_auth_server(AuthSettings.from_env(env.service_env()), clock=clock)
+        auth = await create_auth_server(
+            AuthSettings.from_env(env.service_env("auth")),
+            clock=clock,
+            tracer_provider=tracing.get("auth"),
+        )
         keys = await create_key_server(
-            KeySettings.from_env(env.service_env(**dict(key_overrides or {}))), clock=clock
+            KeySettings.from_env(env.service_env("keys", **dict(key_overrides or {}))),
+            clock=clock,
+            tracer_provider=tracing.get("keys"),
         )
         ingest = await create_ingest_server(
-            IngestSettings.from_env(env.service_env(**dict(ingest_overrides or {}))), clock=clock
+            IngestSettings.from_env(env.service_env("ingest", **dict(ingest_overrides or {}))),
+            clock=clock,
+            tracer_provider=tracing.get("ingest"),
         )
         for service in (auth, keys, ingest):
             await service.start()
@@ -149,7 +191,11 @@ async def running_stack(
         result = Stack(env, auth, keys, ingest)
         for _ in range(gateways):
             gateway = await start_gateway(
-                env, result.backends, clock=clock, **dict(gateway_overrides or {})
+                env,
+                result.backends,
+                clock=clock,
+                tracer_provider=tracing.get("gateway"),
+                **dict(gateway_overrides or {}),
             )
             stack.push_async_callback(gateway.runner.cleanup)
             result.gateways.append(gateway)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.body import json_response
-from gateway.keys import KEY_CACHE
+from gateway.keys import KEY_CACHE, LIFECYCLE
 from gateway.middlewares import public
 
 
@@ -17,10 +17,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to serve. An untrusted key cache is not a failure (every key is then checked with
-    the key service), so it is reported, not failed on."""
+    """Ready to serve, until the replica is told to stop (503 while it drains). An untrusted key
+    cache is not a failure (every key is then checked with the key service), so it is reported,
+    not failed on."""
     cache = request.app[KEY_CACHE]
-    return json_response({"status": "ok", "key_cache": "trusted" if cache.trusted else "bypassed"})
+    key_cache = "trusted" if cache.trusted else "bypassed"
+    if request.app[LIFECYCLE].draining:
+        return json_response({"status": "draining", "key_cache": key_cache}, status=503)
+    return json_response({"status": "ok", "key_cache": key_cache})
 
 
 def setup_routes(app: web.Application) -> None:

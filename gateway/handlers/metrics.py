@@ -26,7 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.body import json_response, parse_json_object
 from gateway.ingest_batcher import BatcherClosed, BatcherFull, IngestBatcher
-from gateway.keys import AUTH, BACKENDS, CLOCK
+from gateway.keys import AUTH, BACKENDS, CLOCK, METRICS
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
@@ -482,7 +482,8 @@ async def metric_names(request: web.Request) -> web.Response:
 async def _batcher_ctx(app: web.Application) -> AsyncIterator[None]:
     """The batcher lives inside the backends' context: it is closed (its accepted posts
     answered) before the channels are."""
-    batcher = IngestBatcher(app[BACKENDS])
+    batcher = IngestBatcher(app[BACKENDS], stats=app[METRICS].batches)
+    app[METRICS].watch_batcher(batcher)
     app[BATCHER] = batcher
     yield
     await batcher.close()

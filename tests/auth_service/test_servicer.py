@@ -48,7 +48,7 @@ async def test_gateway_only_and_user_only_methods(
     def as_(identity: Identity) -> tuple[tuple[str, str], ...]:
         return call_metadata(issuer.token_for(identity))
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{auth_service.port}") as channel:
+    async with env.service_channel(auth_service.port) as channel:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         gateway_only = [
             (stub.Login, auth_pb2.LoginRequest(email="a@example.com", password="x")),

@@ -98,7 +98,7 @@ async def test_write_batch_is_for_the_gateway_only(env: Environment, admin: Admi
     )
     async with (
         running_stack(env, clock=clock) as stack,
-        grpc.aio.insecure_channel(f"127.0.0.1:{stack.ingest.port}") as channel,
+        stack.env.service_channel(stack.ingest.port) as channel,
     ):
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:

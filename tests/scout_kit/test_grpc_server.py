@@ -42,16 +42,20 @@ async def key_service(env: Environment) -> AsyncIterator[GrpcService]:
     await service.stop(0.5)
 
 
-async def test_health_is_served_without_credentials(key_service: GrpcService) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{key_service.port}") as channel:
+async def test_health_is_served_without_credentials(
+    env: Environment, key_service: GrpcService
+) -> None:
+    async with env.service_channel(key_service.port) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for name in ("", "scout.keys.v1.KeyService"):
             answer = await stub.Check(health_pb2.HealthCheckRequest(service=name))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def _validate(port: int, metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+async def _validate(
+    env: Environment, port: int, metadata: tuple[tuple[str, str], ...]
+) -> grpc.StatusCode:
+    async with env.service_channel(port) as channel:
         stub = keys_pb2_grpc.KeyServiceStub(channel)
         try:
             await stub.ValidateKey(
@@ -71,11 +75,11 @@ async def test_calls_without_a_valid_identity_token_are_unauthenticated(
     expired = TokenIssuer(env.jwt_private_pem, an_hour_ago).token_for(gateway)
     valid = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(gateway)
     port = key_service.port
-    assert await _validate(port, ()) == grpc.StatusCode.UNAUTHENTICATED
+    assert await _validate(env, port, ()) == grpc.StatusCode.UNAUTHENTICATED
     for token in ("nonsense", forged, expired):
         metadata = (("authorization", f"Bearer {token}"),)
-        assert await _validate(port, metadata) == grpc.StatusCode.UNAUTHENTICATED
-    assert await _validate(port, (("authorization", f"Bearer {valid}"),)) == grpc.StatusCode.OK
+        assert await _validate(env, port, metadata) == grpc.StatusCode.UNAUTHENTICATED
+    assert await _validate(env, port, (("authorization", f"Bearer {valid}"),)) == grpc.StatusCode.OK
 
 
 async def test_services_authorize_from_claims(env: Environment, key_service: GrpcService) -> None:
@@ -84,7 +88,7 @@ async def test_services_authorize_from_claims(env: Environment, key_service: Grp
     )
     token = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(server)
     # ValidateKey is for the gateway only, not for a server's own key.
-    assert await _validate(key_service.port, (("authorization", f"Bearer {token}"),)) == (
+    assert await _validate(env, key_service.port, (("authorization", f"Bearer {token}"),)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
 
@@ -95,7 +99,7 @@ async def test_request_id_travels_through_metadata(
     token = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(service_identity("gateway"))
     caplog.handler.addFilter(RequestIdFilter())
     caplog.set_level(logging.DEBUG, logger="scout_kit.grpc_server")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{key_service.port}") as channel:
+    async with env.service_channel(key_service.port) as channel:
         call = keys_pb2_grpc.KeyServiceStub(channel).ValidateKey(
             keys_pb2.ValidateKeyRequest(key_sha256=b"\1" * 32),
             metadata=(("authorization", f"Bearer {token}"), ("x-request-id", "req-42")),
