@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -185,7 +186,7 @@ def needs_renewal(cert_path: Path, authority: Authority) -> bool:
         return True
     try:
         certificate.verify_directly_issued_by(authority.certificate)
-    except (ValueError, TypeError, x509.InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return True
     return certificate.not_valid_after_utc - _now() < RENEW_BEFORE
 
