@@ -8,7 +8,6 @@ import ssl
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from opentelemetry.instrumentation.aiohttp_server import create_aiohttp_middleware
 from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticator
@@ -40,7 +39,7 @@ from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
 from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
-from scout_kit.tracing import client_interceptors, otlp_tracer_provider
+from scout_kit.tracing import aiohttp_middleware, client_interceptors, otlp_tracer_provider
 
 
 def create_app(
@@ -54,7 +53,7 @@ def create_app(
     Tracing uses `tracer_provider`, else the one settings.tracing configures; when tracing is
     off no tracing middleware or interceptor is installed at all."""
     provider = tracer_provider or otlp_tracer_provider(settings.tracing)
-    tracing = [create_aiohttp_middleware(tracer_provider=provider)] if provider else []
+    tracing = [aiohttp_middleware(provider)] if provider else []
     app = web.Application(
         # Tracing outermost: the edge's access log and error answers happen inside the span.
         middlewares=[*tracing, edge_middleware, authentication_middleware],

@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import warnings
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
+from aiohttp import web
+from opentelemetry.instrumentation.aiohttp_server import (
+    AioHttpServerInstrumentor,
+    create_aiohttp_middleware,
+)
 from opentelemetry.instrumentation.grpc import (
     aio_client_interceptors,
     aio_server_interceptor,
@@ -64,6 +70,23 @@ async def provider_lifetime(provider: TracerProvider | None) -> AsyncIterator[No
     finally:
         if provider is not None:
             await asyncio.to_thread(provider.shutdown)
+
+
+def aiohttp_middleware(provider: TracerProvider) -> web.Middleware:
+    """OpenTelemetry's aiohttp server middleware: adopts a W3C traceparent or starts a trace."""
+    instrumentor = AioHttpServerInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        # The middleware reads module settings (excluded URLs, semantic conventions, its
+        # instruments) that only instrument() sets up. instrument() also swaps web.Application
+        # for every app in the process, which is undone at once: the factory adds the
+        # middleware to its own app, with its own provider.
+        with warnings.catch_warnings():
+            # aiohttp discourages the subclass instrument() makes, which is dropped right away.
+            warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
+            instrumentor.instrument(tracer_provider=provider)
+        instrumentor.uninstrument()
+    middleware: web.Middleware = create_aiohttp_middleware(tracer_provider=provider)
+    return middleware
 
 
 def server_interceptors(provider: TracerProvider | None) -> list[grpc.aio.ServerInterceptor]:
