@@ -165,23 +165,28 @@ async def running_stack(
     key_overrides: Mapping[str, str] | None = None,
     ingest_overrides: Mapping[str, str] | None = None,
     tracer_providers: Mapping[str, TracerProvider] | None = None,
+    service_overrides: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """Every service and `gateways` gateways, over mutual TLS; `tracer_providers` maps
-    "gateway", "auth", "keys" and "ingest" to the provider each one traces with."""
+    "gateway", "auth", "keys" and "ingest" to the provider each one traces with;
+    `service_overrides` apply to all three services."""
     tracing = dict(tracer_providers or {})
+    common = dict(service_overrides or {})
     async with contextlib.AsyncExitStack() as stack:
         auth = await create_auth_server(
-            AuthSettings.from_env(env.service_env("auth")),
+            AuthSettings.from_env(env.service_env("auth", **common)),
             clock=clock,
             tracer_provider=tracing.get("auth"),
         )
         keys = await create_key_server(
-            KeySettings.from_env(env.service_env("keys", **dict(key_overrides or {}))),
+            KeySettings.from_env(env.service_env("keys", **(common | dict(key_overrides or {})))),
             clock=clock,
             tracer_provider=tracing.get("keys"),
         )
         ingest = await create_ingest_server(
-            IngestSettings.from_env(env.service_env("ingest", **dict(ingest_overrides or {}))),
+            IngestSettings.from_env(
+                env.service_env("ingest", **(common | dict(ingest_overrides or {})))
+            ),
             clock=clock,
             tracer_provider=tracing.get("ingest"),
         )
