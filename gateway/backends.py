@@ -70,7 +70,9 @@ class Backends:
             log.warning("internal TLS files changed but are not usable; kept the old: %s", exc)
             return False
         self.reconnects += 1
-        log.info("internal TLS certificate reloaded from %s; channels re-created", self._tls.cert_file)
+        log.info(
+            "internal TLS certificate reloaded from %s; channels re-created", self._tls.cert_file
+        )
         task = asyncio.create_task(self._close(old), name="close-old-channels")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

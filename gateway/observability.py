@@ -133,9 +133,7 @@ class BatcherView(Protocol):
     def calls_in_flight(self) -> int: ...
 
 
-def _histogram(
-    bounds: tuple[float, ...], counts: list[int]
-) -> list[tuple[str, float]]:
+def _histogram(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     """Per-bucket counts as Prometheus' cumulative buckets."""
     cumulative, total = [], 0
     for bound, count in zip((*bounds, float("inf")), list(counts), strict=True):
@@ -248,5 +246,3 @@ class _BatcherCollector(Collector):
             [], _histogram(BATCH_REQUEST_BUCKETS, stats.requests), stats.requests_sum
         )
         yield requests
-
-

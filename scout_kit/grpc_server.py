@@ -198,8 +198,11 @@ class ReloadingServerCredentials:
         self.reloads = 0
 
     def credentials(self) -> grpc.ServerCredentials:
+        # The fetcher may answer None ("keep the current configuration"), which grpc's
+        # documentation allows and its type stubs do not say.
+        fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], self._fetch)
         return grpc.dynamic_ssl_server_credentials(
-            self._initial, self._fetch, require_client_authentication=True
+            self._initial, fetch, require_client_authentication=True
         )
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
@@ -360,9 +363,7 @@ async def build_grpc_service(
     port = server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    return GrpcService(
-        name, server, port, health, resources, service_names, common, registry, tls
-    )
+    return GrpcService(name, server, port, health, resources, service_names, common, registry, tls)
 
 
 async def serve_until_signalled(service: GrpcService, grace: float) -> None:

@@ -16,7 +16,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 import aiopg
-
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
@@ -91,7 +90,7 @@ class _Pool(Protocol):
     def freesize(self) -> int: ...
 
     @property
-    def maxsize(self) -> int: ...
+    def maxsize(self) -> int | None: ...
 
 
 class PoolCollector(Collector):
@@ -111,7 +110,7 @@ class PoolCollector(Collector):
         yield GaugeMetricFamily(
             "scout_db_pool_max_connections",
             "The most connections the pool opens (DB_POOL_SIZE)",
-            value=self._pool.maxsize,
+            value=self._pool.maxsize or 0,
         )
 
 

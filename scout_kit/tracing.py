@@ -15,7 +15,7 @@ import warnings
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
-from aiohttp import web
+from aiohttp.typedefs import Middleware
 from opentelemetry.instrumentation.aiohttp_server import (
     AioHttpServerInstrumentor,
     create_aiohttp_middleware,
@@ -72,7 +72,7 @@ async def provider_lifetime(provider: TracerProvider | None) -> AsyncIterator[No
             await asyncio.to_thread(provider.shutdown)
 
 
-def aiohttp_middleware(provider: TracerProvider) -> web.Middleware:
+def aiohttp_middleware(provider: TracerProvider) -> Middleware:
     """OpenTelemetry's aiohttp server middleware: adopts a W3C traceparent or starts a trace."""
     instrumentor = AioHttpServerInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
@@ -85,7 +85,7 @@ def aiohttp_middleware(provider: TracerProvider) -> web.Middleware:
             warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
             instrumentor.instrument(tracer_provider=provider)
         instrumentor.uninstrument()
-    middleware: web.Middleware = create_aiohttp_middleware(tracer_provider=provider)
+    middleware: Middleware = create_aiohttp_middleware(tracer_provider=provider)
     return middleware
 
 

@@ -15,8 +15,8 @@ from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.server import create_server as create_auth_server
-from devstack.certs import GATEWAY, InternalCertificates
 from auth_service.settings import Settings as AuthSettings
+from devstack.certs import GATEWAY, InternalCertificates
 from gateway.app import create_app, create_ssl_context
 from gateway.keys import KEY_CACHE, LISTENER, USAGE
 from gateway.settings import Settings as GatewaySettings

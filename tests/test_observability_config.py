@@ -82,7 +82,9 @@ def test_promtool_accepts_the_rules_the_config_and_the_rule_tests() -> None:
         ["test", "rules", str(ALERT_TESTS)],
     ):
         result = subprocess.run([PROMTOOL, *command], capture_output=True, text=True, cwd=ROOT)
-        assert result.returncode == 0, f"promtool {' '.join(command)}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 0, (
+            f"promtool {' '.join(command)}:\n{result.stdout}{result.stderr}"
+        )
 
 
 def test_every_rule_is_well_formed_promql_with_severity_and_text() -> None:
@@ -109,7 +111,7 @@ def test_the_dashboard_is_grafana_json_with_parsable_queries() -> None:
     assert {"datasource", "job"} <= variables
     for panel in dashboard["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] == "row":
             continue
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
@@ -232,7 +234,11 @@ async def test_every_component_exposes_the_metrics_alerts_and_dashboard_use(
         gateway = await scrape(stack.gateway.app[METRICS].endpoint.port)
         services = {
             name: await scrape(service.metrics_endpoint.port)
-            for name, service in (("auth", stack.auth), ("keys", stack.keys), ("ingest", stack.ingest))
+            for name, service in (
+                ("auth", stack.auth),
+                ("keys", stack.keys),
+                ("ingest", stack.ingest),
+            )
         }
     assert EXPECTED["gateway"].items() <= gateway.items()
     for name, families in services.items():

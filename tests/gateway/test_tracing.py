@@ -36,9 +36,7 @@ def exporter() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-async def traced_stack(
-    env: Environment, exporter: InMemorySpanExporter
-) -> AsyncIterator[Stack]:
+async def traced_stack(env: Environment, exporter: InMemorySpanExporter) -> AsyncIterator[Stack]:
     """Every component with its own provider (named as it is deployed), one exporter."""
     providers: dict[str, TracerProvider] = {
         component: create_tracer_provider(name, [SimpleSpanProcessor(exporter)])
