@@ -97,9 +97,26 @@ class Env:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    def from_file(self, name: str) -> str | None:
+        """The content of the file NAME_FILE names (a mounted secret), stripped; None when
+        NAME_FILE is unset. Setting both NAME and NAME_FILE is refused."""
+        path = self.optional(f"{name}_FILE")
+        if path is None:
+            return None
+        if self.optional(name):
+            raise SettingsError(f"set only one of {name} and {name}_FILE")
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise SettingsError(f"{name}_FILE: {path} is empty")
+        return value
+
     def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> Secret:
-        """A URL that may carry a password, so it is kept as a Secret."""
-        value = self.text(name, default)
+        """A URL that may carry a password, so it is kept as a Secret; given as NAME or, as a
+        file (a mounted secret), NAME_FILE."""
+        value = self.from_file(name) or self.text(name, default)
         parts = urlsplit(value)
         if parts.scheme not in schemes or not (parts.hostname or parts.path):
             raise SettingsError(f"{name} must be a URL starting with {' or '.join(schemes)}://")

@@ -1,9 +1,12 @@
-"""docker-compose.yml runs the same system: every service is there, and every variable the code
-requires is given (no Docker engine is needed; the required set is read from the code itself)."""
+"""docker-compose.yml runs the same system: every service is there, every variable the code
+requires is given, secrets are files, resources are bounded and stops are graceful (no Docker
+engine is needed; the required set is read from the code itself)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.certs import ensure_dev_certificates
 from gateway.settings import Settings as GatewaySettings
 from ingest_service.settings import Settings as IngestSettings
 from scout_kit.identity import generate_keypair
@@ -30,7 +32,15 @@ MODULES = {
 SETTINGS = {name: SETTINGS_BY_MODULE[module] for name, module in MODULES.items()} | {
     "migrate": SETTINGS_BY_MODULE["scout_admin"]
 }
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "INTERNAL_JWT_PRIVATE_KEY", "INTERNAL_JWT_PUBLIC_KEY")
+SECRETS_SCRIPT = ROOT / "scripts" / "deploy_secrets.py"
+SECRETS_MOUNT = "/run/secrets/"
+# Settings whose value is a secret: compose gives them only as files.
+SECRET_SETTINGS = (
+    "DATABASE_URL",
+    "INTERNAL_JWT_PRIVATE_KEY",
+    "INTERNAL_TLS_KEY_FILE",
+    "TLS_KEY_FILE",
+)
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -70,13 +80,17 @@ def interpolate(value: str, variables: Mapping[str, str]) -> str:
     return _INTERPOLATION.sub(substitute, value.replace("$$", "\0")).replace("\0", "$")
 
 
-def container_path(service: Mapping[str, Any], path: str, variables: Mapping[str, str]) -> str:
-    """Where a container path lives on the host, through the service's bind mounts."""
-    for volume in service.get("volumes") or []:
-        source, target = interpolate(str(volume), variables).split(":")[:2]
-        if path.startswith(target.rstrip("/") + "/"):
-            return source + path[len(target.rstrip("/")) :]
-    return path
+def secret_files(compose: Mapping[str, Any], variables: Mapping[str, str]) -> dict[str, str]:
+    """Secret name -> the host file compose mounts at /run/secrets/<name>."""
+    return {name: interpolate(spec["file"], variables) for name, spec in compose["secrets"].items()}
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What an operator makes first: scripts/deploy_secrets.py, run as documented."""
+    directory = tmp_path_factory.mktemp("secrets")
+    subprocess.run([sys.executable, str(SECRETS_SCRIPT), str(directory)], check=True)
+    return directory
 
 
 def test_every_service_is_defined(compose: dict[str, Any]) -> None:
@@ -106,32 +120,53 @@ def test_required_variables_are_found_in_the_code(tmp_path: Path, keypair: tuple
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_the_settings_accept_what_compose_gives(
-    name: str, compose: dict[str, Any], tmp_path: Path, keypair: tuple[str, str]
+    name: str, compose: dict[str, Any], secrets_dir: Path
 ) -> None:
-    """Not only named: the values compose passes (secrets filled in) load without error."""
-    certs = ensure_dev_certificates(tmp_path / "tls")
-    (tmp_path / "tls" / "tls.crt").write_bytes(certs.server_cert.read_bytes())
-    (tmp_path / "tls" / "tls.key").write_bytes(certs.server_key.read_bytes())
-    variables = {
-        "POSTGRES_PASSWORD": "pw",
-        "INTERNAL_JWT_PRIVATE_KEY": keypair[0],
-        "INTERNAL_JWT_PUBLIC_KEY": keypair[1],
-        "TLS_DIR": str(tmp_path / "tls"),
-    }
+    """Not only named: the values compose passes, with the secret files the documented script
+    makes mounted where compose mounts them, load without error."""
+    files = secret_files(compose, {"SCOUT_SECRETS_DIR": str(secrets_dir)})
     service = compose["services"][name]
-    env = {k: interpolate(v, variables) for k, v in service_environment(service).items()}
-    for key in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
-        if key in env:
-            env[key] = container_path(service, env[key], variables)
+    env = {}
+    for key, value in service_environment(service).items():
+        value = interpolate(value, {})
+        if value.startswith(SECRETS_MOUNT):
+            secret = value.removeprefix(SECRETS_MOUNT)
+            assert secret in service["secrets"], f"{name} reads {secret} without mounting it"
+            value = files[secret]
+        env[key] = value
     SETTINGS[name](env)
 
 
-def test_required_secrets_fail_loudly_when_unset() -> None:
+def test_secrets_are_files_never_environment_values(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for key, value in service_environment(service).items():
+            if any(key.startswith(secret) for secret in SECRET_SETTINGS) or "PASSWORD" in key:
+                assert key.endswith("_FILE"), f"{name}: {key} must be given as a file"
+                assert value.startswith(SECRETS_MOUNT), f"{name}: {key} is not a mounted secret"
     text = COMPOSE_FILE.read_text()
-    for variable in (*REQUIRED_SECRETS, "TLS_DIR"):
-        assert re.search(rf"\$\{{{variable}:\?[^}}]+\}}", text), f"{variable} must use ${{:?}}"
-    with pytest.raises(LookupError, match="POSTGRES_PASSWORD"):
-        interpolate("${POSTGRES_PASSWORD:?URL-safe database password}", {})
+    assert "BEGIN" not in text
+    assert re.search(r"\$\{SCOUT_SECRETS_DIR:\?[^}]+\}", text), "the directory must be required"
+    with pytest.raises(LookupError, match="SCOUT_SECRETS_DIR"):
+        interpolate("${SCOUT_SECRETS_DIR:?directory}", {})
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    assert match, duration
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+def test_every_service_is_bounded_and_stops_after_draining(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert {"cpus", "memory"} <= set(limits), name
+        env = service_environment(service)
+        if name in MODULES:
+            grace = float(env["SHUTDOWN_GRACE_SECONDS"]) + float(
+                env.get("SHUTDOWN_DRAIN_SECONDS", "0")
+            )
+            assert seconds(service["stop_grace_period"]) > grace, name
+    assert float(service_environment(compose["services"]["gateway"])["SHUTDOWN_DRAIN_SECONDS"]) > 0
 
 
 def test_services_start_in_order_and_report_health(compose: dict[str, Any]) -> None:

@@ -253,8 +253,8 @@ def render() -> tuple[list[dict[str, Any]], str]:
             if doc["kind"] != "Namespace":
                 doc["metadata"]["namespace"] = kustomization["namespace"]
             doc["metadata"].setdefault("labels", {}).update(labels)
-            for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get(
-                "containers", []
+            for container in (
+                doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
             ):
                 image = images.get(container["image"])
                 if image is not None:
@@ -274,7 +274,12 @@ def test_rendered_manifests_validate_against_the_kubernetes_schemas(
     record_property("rendered_with", how)
     print(f"rendered with {how}; validated against Kubernetes {KUBERNETES_VERSION} (strict)")
     kinds = {doc["kind"] for doc in documents}
-    assert {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= kinds
     for doc in documents:
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
