@@ -9,11 +9,13 @@ GATEWAYS ?= 1
 AUTH ?= 1
 KEYS ?= 1
 INGEST ?= 1
+# The first gateway's HTTPS port (default: the last run's, else 8443; 0: any free port).
+HTTPS_PORT ?=
 
 .PHONY: help venv run test lint fmt proto bench clean
 
 help:
-	@echo "make run    start the whole system locally (GATEWAYS=n AUTH=n KEYS=n INGEST=n)"
+	@echo "make run    start the whole system locally (GATEWAYS=n AUTH=n KEYS=n INGEST=n HTTPS_PORT=p)"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  benchmarks, reported as ratios against a baseline from the same run"
@@ -30,7 +32,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 run: venv
-	$(BIN)/python -m devstack --gateways $(GATEWAYS) --auth $(AUTH) --keys $(KEYS) --ingest $(INGEST)
+	$(BIN)/python -m devstack --gateways $(GATEWAYS) --auth $(AUTH) --keys $(KEYS) --ingest $(INGEST) \
+		$(if $(HTTPS_PORT),--https-port $(HTTPS_PORT))
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

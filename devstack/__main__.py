@@ -15,18 +15,27 @@ import psycopg2
 import redis.exceptions
 
 from devstack.binaries import MissingBinaries
+from devstack.ports import PortTaken
 from devstack.postgres import PostgresError
 from devstack.processes import LogPrinter, terminal_printer
-from devstack.readiness import NotReady
+from devstack.readiness import NotReady, Unreachable
 from devstack.redis_server import RedisStartError
 from devstack.stack import Options, run_stack
 from devstack.topology import ReplicaCounts
+from scout_kit.grpc_server import unreachable_dependency
 from scout_kit.settings import SettingsError
 
 log = logging.getLogger("devstack")
 
 # Failures with a message that says it all: printed without a traceback.
-_EXPLAINED = (MissingBinaries, PostgresError, RedisStartError, NotReady, SettingsError)
+_EXPLAINED = (
+    MissingBinaries,
+    PostgresError,
+    RedisStartError,
+    NotReady,
+    SettingsError,
+    Unreachable,
+)
 
 
 def replica_count(text: str) -> int:
@@ -36,6 +45,16 @@ def replica_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 1 <= value <= 32:
         raise argparse.ArgumentTypeError("must be between 1 and 32")
+    return value
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535")
     return value
 
 
@@ -68,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="give demo-server a new API key (the old one stops working) and print it",
     )
     parser.add_argument(
+        "--https-port",
+        type=port_number,
+        metavar="PORT",
+        help="the first gateway's HTTPS port, the next ones follow (default: the last run's, "
+        "else 8443; 0: any free port)",
+    )
+    parser.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
@@ -85,6 +111,7 @@ def options_from(args: argparse.Namespace) -> Options:
         data_dir=args.data_dir,
         rotate_demo_key=args.rotate_demo_key,
         ready_timeout=args.ready_timeout,
+        https_port=args.https_port,
     )
 
 
@@ -130,8 +157,11 @@ async def serve(options: Options, environ: Mapping[str, str], printer: LogPrinte
     except _EXPLAINED as exc:
         log.error("%s", exc)
         return 1
-    except (psycopg2.OperationalError, redis.exceptions.ConnectionError) as exc:
-        log.error("cannot reach PostgreSQL or Redis (check DATABASE_URL / REDIS_URL): %s", exc)
+    except PortTaken as exc:
+        log.error("%s; choose another with `make run HTTPS_PORT=...` (or --https-port)", exc)
+        return 1
+    except (psycopg2.Error, redis.exceptions.RedisError) as exc:
+        log.error("%s", unreachable_dependency(exc))
         return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

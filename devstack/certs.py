@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack.jwt_keys import write_private
+from scout_kit.tls import CertificateFiles, TlsMaterial
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 # Components of mutual TLS, and the host names each service answers to besides loopback
@@ -227,6 +228,13 @@ class InternalCertificates:
 
     def of(self, component: str) -> ComponentCertificate:
         return self.components[component]
+
+    def files(self, component: str) -> CertificateFiles:
+        certificate = self.components[component]
+        return CertificateFiles(self.ca_file, certificate.cert_file, certificate.key_file)
+
+    def material(self, component: str) -> TlsMaterial:
+        return self.files(component).load()
 
 
 def component_names(component: str, extra_names: Sequence[str] = ()) -> list[str]:

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+log = logging.getLogger("devstack")
+
+# A replica that exits is started again after RESTART_DELAY seconds, doubling up to
+# RESTART_DELAY_MAX while it keeps failing; one that ran STABLE_AFTER seconds starts over.
+RESTART_DELAY = 1.0
+RESTART_DELAY_MAX = 30.0
+STABLE_AFTER = 60.0
 # Long JSON log lines must not break the reader (asyncio's default line limit is 64 KiB).
 _LINE_LIMIT = 1024 * 1024
 _COLORS = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
@@ -121,11 +129,22 @@ class Child:
 
 class Supervisor:
     """Starts children in waves and stops them in reverse: the gateways before the services they
-    call, so no request is cut off half-way through the stack."""
+    call, so no request is cut off half-way through the stack. While it supervises, a child
+    that exits is logged and started again with backoff; the others keep running."""
 
-    def __init__(self, printer: LogPrinter) -> None:
+    def __init__(
+        self,
+        printer: LogPrinter,
+        *,
+        restart_delay: float = RESTART_DELAY,
+        on_restart: Callable[[Child], None] | None = None,
+    ) -> None:
         self._printer = printer
         self._waves: list[list[Child]] = []
+        self._stopping = asyncio.Event()
+        self._restart_delay = restart_delay
+        self._on_restart = on_restart
+        self.restarts = 0
 
     @property
     def children(self) -> list[Child]:
@@ -152,7 +171,48 @@ class Supervisor:
             await asyncio.gather(*waiters, return_exceptions=True)
         return waiters[next(iter(done))]
 
+    async def supervise(self) -> None:
+        """Keep every child running until cancelled or stopped."""
+        loop = asyncio.get_running_loop()
+        watchers = [
+            loop.create_task(self._keep_alive(wave, index), name=f"keep-{child.name}-alive")
+            for wave in self._waves
+            for index, child in enumerate(wave)
+        ]
+        try:
+            await asyncio.gather(*watchers)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _keep_alive(self, wave: list[Child], index: int) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._restart_delay
+        while not self._stopping.is_set():
+            child = wave[index]
+            started = loop.time()
+            code = await child.wait()
+            if self._stopping.is_set():
+                return
+            if loop.time() - started >= STABLE_AFTER:
+                delay = self._restart_delay
+            self.restarts += 1
+            log.warning(
+                "%s stopped unexpectedly (%s); restarting it in %.0fs (restart %d)",
+                child.name, describe_exit(code), delay, self.restarts,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+            if self._stopping.is_set():
+                return
+            wave[index] = await start_child(child.spec, self._printer)
+            log.info("%s restarted (pid %d)", child.name, wave[index].pid)
+            if self._on_restart is not None:
+                self._on_restart(wave[index])
+
     async def stop_all(self, kill_after: float) -> None:
+        self._stopping.set()
         while self._waves:
             wave = self._waves.pop()
             await asyncio.gather(*(child.stop(kill_after) for child in wave))

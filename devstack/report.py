@@ -52,6 +52,57 @@ def psql_command(url: str) -> str:
     )
 
 
+def replica_lines(topology: Topology, database: Datastore, redis: Datastore) -> list[str]:
+    lines = ["Replicas (each one's Prometheus metrics at the address beside it):"]
+    for replica in topology.replicas:
+        if replica.is_gateway:
+            detail = f"{replica.url}  (plain HTTP refuser on http://localhost:{replica.http_port})"
+        else:
+            detail = f"{replica.address}  (gRPC over mutual TLS, {replica.module})"
+        lines.append(f"  {replica.name:<12} {detail}")
+        lines.append(f"  {'':<12} metrics {replica.metrics_url}")
+    for label, store in (("PostgreSQL", database), ("Redis", redis)):
+        where = f"private, data in {store.data_dir}" if store.private else "from the environment"
+        lines.append(f"  {label:<12} {redact(store.url)}  ({where})")
+        if label == "PostgreSQL" and store.private:
+            lines.append(f"  {'':<12} {psql_command(store.url)}")
+    return lines
+
+
+def trust_lines(gateway_urls: list[str], ca_file: Path) -> list[str]:
+    ca = shlex.quote(str(ca_file.resolve()))
+    return [
+        "HTTPS: " + "  ".join(gateway_urls),
+        f"The gateways' certificate is signed by the development CA {ca_file.resolve()}",
+        "Trust it instead of turning verification off:",
+        f"  export SSL_CERT_FILE={ca}    # Python, the agent, many tools",
+        f"  curl --cacert {ca} {gateway_urls[0]}/healthz",
+    ]
+
+
+def demo_lines(seed: SeedResult, credentials_file: Path, url: str, ca_file: Path) -> list[str]:
+    """The demo user, server and key, and a curl that posts with it: on every run."""
+    credentials = seed.credentials
+    password = credentials.password or "(unknown: this user was not created by this data folder)"
+    lines = [
+        f"Demo user:   {credentials.email}",
+        f"Password:    {password}",
+        f"Demo server: {credentials.server_name} (id {credentials.server_id})",
+    ]
+    if credentials.api_key:
+        state = "new" if seed.created_server or seed.rotated_key else "remembered"
+        lines.append(f"API key:     {credentials.api_key}  ({state}; kept in {credentials_file})")
+    else:
+        lines += [
+            "API key:     not known here (it was rotated or made elsewhere; keys are stored",
+            "             only as hashes). Give demo-server a new one, remembered from then on:",
+            f"             {ROTATE_COMMAND}",
+        ]
+    key = credentials.api_key or "<API key>"
+    lines += ["", "Post a metric:", metric_curl(url, key, ca_file.resolve())]
+    return lines
+
+
 def format_summary(
     topology: Topology,
     *,
@@ -61,51 +112,34 @@ def format_summary(
     seed: SeedResult,
     credentials_file: Path,
 ) -> str:
-    ca = ca_file.resolve()
-    first_url = topology.gateways[0].url
+    urls = [g.url for g in topology.gateways]
     lines = ["", "Server Scout is running. Press Ctrl-C to stop everything.", ""]
-    lines.append("Replicas:")
-    for replica in topology.replicas:
-        if replica.is_gateway:
-            detail = f"{replica.url}  (plain HTTP refuser on http://localhost:{replica.http_port})"
-        else:
-            detail = f"{replica.address}  (gRPC, {replica.module})"
-        lines.append(f"  {replica.name:<12} {detail}")
-    for label, store in (("PostgreSQL", database), ("Redis", redis)):
-        where = f"private, data in {store.data_dir}" if store.private else "from the environment"
-        lines.append(f"  {label:<12} {redact(store.url)}  ({where})")
-        if label == "PostgreSQL" and store.private:
-            lines.append(f"  {'':<12} {psql_command(store.url)}")
+    lines += replica_lines(topology, database, redis)
+    lines += ["", *trust_lines(urls, ca_file), ""]
+    lines += demo_lines(seed, credentials_file, urls[0], ca_file)
+    lines.append("")
+    return "\n".join(lines)
 
-    lines += [
+
+def format_already_running(
+    pid: int,
+    gateway_urls: list[str],
+    metrics_urls: dict[str, str],
+    *,
+    ca_file: Path,
+    seed: SeedResult | None,
+    credentials_file: Path,
+) -> str:
+    """What a second `make run` on the same checkout says instead of starting another stack."""
+    lines = [
         "",
-        "HTTPS: " + "  ".join(g.url for g in topology.gateways),
-        f"The gateways' certificate is signed by the development CA {ca}",
-        "Trust it instead of turning verification off:",
-        f"  export SSL_CERT_FILE={shlex.quote(str(ca))}    # Python, the agent, many tools",
-        f"  curl --cacert {shlex.quote(str(ca))} {first_url}/healthz",
+        f"Server Scout is already running from this checkout (make run, pid {pid}).",
+        "Stop it with Ctrl-C in its terminal (or kill " + str(pid) + ") before starting another.",
         "",
     ]
-
-    credentials = seed.credentials
-    password = credentials.password or "(unknown: this user was not created by this data folder)"
-    lines += [
-        f"Demo user:   {credentials.email}",
-        f"Password:    {password}",
-        f"Demo server: {credentials.server_name} (id {credentials.server_id})",
-    ]
-    if credentials.api_key:
-        state = "new" if seed.created_server or seed.rotated_key else "existing"
-        lines.append(f"API key:     {credentials.api_key}  ({state}; kept in {credentials_file})")
-    else:
-        lines.append(
-            "API key:     not known here (the server exists and its key was rotated or made "
-            "elsewhere; keys are stored only as hashes)."
-        )
-    if not (seed.created_server or seed.rotated_key):
-        lines.append(f"             {credentials.server_name} already exists; rotate its key with:")
-        lines.append(f"             {ROTATE_COMMAND}")
-    if credentials.api_key:
-        lines += ["", "Post a metric:", metric_curl(first_url, credentials.api_key, ca)]
+    lines += [f"  {name:<12} metrics {url}" for name, url in metrics_urls.items()]
+    lines += ["", *trust_lines(gateway_urls, ca_file), ""]
+    if seed is not None:
+        lines += demo_lines(seed, credentials_file, gateway_urls[0], ca_file)
     lines.append("")
     return "\n".join(lines)

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.ports import LOOPBACK, PortPool
+from devstack.certs import GATEWAY, InternalCertificates
+from devstack.ports import LOOPBACK, PortPlan
 from devstack.processes import ProcessSpec
 
 # Variables the orchestrator decides per replica; a value in the calling shell would make every
@@ -18,7 +19,11 @@ _PER_REPLICA = (
     "HTTPS_PORT",
     "HTTP_PORT",
     "METRICS_ADDR",
+    "HEALTH_ADDR",
     "PUBLIC_URL",
+    "INTERNAL_TLS_CA_FILE",
+    "INTERNAL_TLS_CERT_FILE",
+    "INTERNAL_TLS_KEY_FILE",
     "INTERNAL_JWT_PRIVATE_KEY",
     "INTERNAL_JWT_PRIVATE_KEY_FILE",
     "INTERNAL_JWT_PUBLIC_KEY",
@@ -52,11 +57,6 @@ class ReplicaCounts:
     def of(self, kind: ServiceKind) -> int:
         return {AUTH: self.auth, KEYS: self.keys, INGEST: self.ingest}[kind]
 
-    @property
-    def ports_needed(self) -> int:
-        """One per gRPC replica, two per gateway (HTTPS and the plain-HTTP refuser)."""
-        return self.auth + self.keys + self.ingest + 2 * self.gateways
-
 
 @dataclass(frozen=True)
 class SharedConfig:
@@ -69,6 +69,7 @@ class SharedConfig:
     jwt_public_key_file: Path
     tls_cert_file: Path
     tls_key_file: Path
+    internal: InternalCertificates
     base_env: Mapping[str, str] = field(default_factory=dict)
     text_logs: bool = True
     python: str = sys.executable
@@ -80,6 +81,7 @@ class Replica:
     module: str
     env: Mapping[str, str]
     port: int  # gRPC port, or the gateway's HTTPS port
+    metrics_port: int
     http_port: int | None = None
 
     @property
@@ -94,6 +96,10 @@ class Replica:
     def url(self) -> str:
         """What a client uses: the HTTPS URL of a gateway, host:port of a gRPC service."""
         return f"https://localhost:{self.port}" if self.is_gateway else self.address
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
     def spec(self, python: str) -> ProcessSpec:
         return ProcessSpec(self.name, (python, "-m", self.module), self.env)
@@ -119,8 +125,14 @@ def grpc_target(ports: Sequence[int]) -> str:
     return "ipv4:" + ",".join(f"{LOOPBACK}:{port}" for port in ports)
 
 
-def common_env(shared: SharedConfig) -> dict[str, str]:
+def common_env(shared: SharedConfig, component: str) -> dict[str, str]:
     env = {k: v for k, v in shared.base_env.items() if k not in _PER_REPLICA}
+    certificate = shared.internal.of(component)
+    env |= {
+        "INTERNAL_TLS_CA_FILE": str(shared.internal.ca_file),
+        "INTERNAL_TLS_CERT_FILE": str(certificate.cert_file),
+        "INTERNAL_TLS_KEY_FILE": str(certificate.key_file),
+    }
     env["SCOUT_ENV"] = "development"
     env["PYTHONUNBUFFERED"] = "1"
     if "LOG_FORMAT" not in env:
@@ -130,27 +142,32 @@ def common_env(shared: SharedConfig) -> dict[str, str]:
     return env
 
 
-def plan(counts: ReplicaCounts, ports: PortPool, shared: SharedConfig) -> Topology:
+def plan(counts: ReplicaCounts, ports: PortPlan, shared: SharedConfig) -> Topology:
     """Every replica with its ports and environment (nothing is started here)."""
     services: list[Replica] = []
     targets: dict[str, str] = {}
     for kind in GRPC_SERVICES:
-        replica_ports = [ports.take() for _ in range(counts.of(kind))]
+        names = [f"{kind.prefix}-{index}" for index in range(1, counts.of(kind) + 1)]
+        replica_ports = [ports.take(f"{name}/grpc") for name in names]
         targets[kind.addr_variable] = grpc_target(replica_ports)
-        for index, port in enumerate(replica_ports, start=1):
-            env = common_env(shared)
+        for name, port in zip(names, replica_ports, strict=True):
+            env = common_env(shared, kind.prefix)
             if not kind.uses_redis:
                 env.pop("REDIS_URL", None)
+            metrics_port = ports.take(f"{name}/metrics")
             env |= {
                 "LISTEN_ADDR": f"{LOOPBACK}:{port}",
+                "METRICS_ADDR": f"{LOOPBACK}:{metrics_port}",
                 "DATABASE_URL": shared.database_url,
                 "INTERNAL_JWT_PUBLIC_KEY_FILE": str(shared.jwt_public_key_file),
             }
-            services.append(Replica(f"{kind.prefix}-{index}", kind.module, env, port))
+            services.append(Replica(name, kind.module, env, port, metrics_port))
     gateways = []
     for index in range(1, counts.gateways + 1):
-        https_port, http_port = ports.take(), ports.take()
-        env = common_env(shared)
+        name = f"gateway-{index}"
+        https_port, http_port = ports.take(f"{name}/https"), ports.take(f"{name}/http")
+        metrics_port = ports.take(f"{name}/metrics")
+        env = common_env(shared, GATEWAY)
         # The gateway holds no database credentials: everything goes through the services.
         env.pop("DATABASE_URL", None)
         env |= targets | {
@@ -158,9 +175,10 @@ def plan(counts: ReplicaCounts, ports: PortPool, shared: SharedConfig) -> Topolo
             "HTTPS_PORT": str(https_port),
             "HTTP_PORT": str(http_port),
             "PUBLIC_URL": f"https://localhost:{https_port}",
+            "METRICS_ADDR": f"{LOOPBACK}:{metrics_port}",
             "TLS_CERT_FILE": str(shared.tls_cert_file),
             "TLS_KEY_FILE": str(shared.tls_key_file),
             "INTERNAL_JWT_PRIVATE_KEY_FILE": str(shared.jwt_private_key_file),
         }
-        gateways.append(Replica(f"gateway-{index}", "gateway", env, https_port, http_port))
+        gateways.append(Replica(name, "gateway", env, https_port, metrics_port, http_port))
     return Topology(services, gateways)

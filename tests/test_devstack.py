@@ -27,9 +27,9 @@ import redis
 from auth_service.settings import Settings as AuthSettings
 from devstack.__main__ import build_parser, options_from
 from devstack.binaries import MissingBinaries, find_postgres, require_programs
-from devstack.certs import ensure_dev_certificates
+from devstack.certs import ensure_dev_certificates, ensure_internal_certificates
 from devstack.jwt_keys import ensure_jwt_keypair
-from devstack.ports import PortPool, free_ports
+from devstack.ports import PortPlan, PortTaken, free_ports
 from devstack.postgres import PostgresError, unprivileged_user
 from devstack.processes import ChildExited, LogPrinter, ProcessSpec, Supervisor
 from devstack.report import Datastore, format_summary, metric_curl, redact
@@ -77,11 +77,23 @@ def test_free_ports_are_distinct_and_bindable() -> None:
             sock.bind(("127.0.0.1", port))
 
 
-def test_port_pool_refuses_more_than_it_allocated() -> None:
-    pool = PortPool(2)
-    assert pool.take() != pool.take()
-    with pytest.raises(RuntimeError, match="more ports"):
-        pool.take()
+def test_ports_are_fixed_remembered_or_free_and_always_distinct() -> None:
+    remembered_free, fixed_free, taken_port = free_ports(3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", taken_port))
+        taken.listen()
+        plan = PortPlan(
+            {"a": remembered_free, "b": taken_port, "c": fixed_free},
+            fixed={"g": fixed_free},
+        )
+        assert plan.take("g") == fixed_free
+        assert plan.take("a") == remembered_free  # remembered and still free
+        assert plan.take("b") not in (taken_port, remembered_free, fixed_free)  # taken: a new one
+        assert plan.take("c") not in (fixed_free, remembered_free)  # never twice
+        assert plan.take("a") == remembered_free
+        assert len(set(plan.assigned.values())) == 4
+        with pytest.raises(PortTaken, match=f"port {taken_port} "):
+            PortPlan(fixed={"gateway-1/https": taken_port}).take("gateway-1/https")
 
 
 # -- replicas and their environment ----------------------------------------------------------
@@ -99,6 +111,7 @@ def shared(tmp_path: Path) -> SharedConfig:
         jwt_public_key_file=keys.public_key,
         tls_cert_file=certs.server_cert,
         tls_key_file=certs.server_key,
+        internal=ensure_internal_certificates(tmp_path / "tls" / "internal"),
         # What a developer's shell might hold: none of it may reach a replica unchanged.
         base_env={
             "PATH": "/usr/bin",
@@ -123,14 +136,16 @@ def test_plan_gives_every_replica_its_own_port_and_a_valid_environment(
     shared: SharedConfig,
 ) -> None:
     counts = ReplicaCounts(gateways=3, auth=1, keys=2, ingest=2)
-    topology = plan(counts, PortPool(counts.ports_needed), shared)
+    ports = PortPlan()
+    topology = plan(counts, ports, shared)
 
     assert [r.name for r in topology.replicas] == [
         "auth-1", "keys-1", "keys-2", "ingest-1", "ingest-2",
         "gateway-1", "gateway-2", "gateway-3",
     ]  # fmt: skip
-    ports = [r.port for r in topology.replicas] + [g.http_port for g in topology.gateways]
-    assert len(set(ports)) == len(ports) == counts.ports_needed
+    every = [r.port for r in topology.replicas] + [g.http_port for g in topology.gateways]
+    every += [r.metrics_port for r in topology.replicas]
+    assert len(set(every)) == len(every) == len(ports.assigned) == 5 + 3 * 2 + 8
 
     for replica in topology.replicas:
         # The real settings code accepts what each replica is given.
@@ -138,8 +153,11 @@ def test_plan_gives_every_replica_its_own_port_and_a_valid_environment(
         assert replica.env["SCOUT_ENV"] == "development"
         assert replica.env["LOG_LEVEL"] == "debug"  # the developer's choice passes through
         assert replica.env["LOG_FORMAT"] == "json"
-        assert "METRICS_ADDR" not in replica.env
+        # Decided per replica, never the shell's value.
+        assert replica.env["METRICS_ADDR"] == f"127.0.0.1:{replica.metrics_port}"
         assert "INTERNAL_JWT_PRIVATE_KEY" not in replica.env
+        component = "gateway" if replica.is_gateway else replica.name.split("-")[0]
+        assert replica.env["INTERNAL_TLS_CERT_FILE"] == str(shared.internal.of(component).cert_file)
         if replica.is_gateway:
             assert isinstance(settings, GatewaySettings)
             assert settings.https_port == replica.port
@@ -159,7 +177,7 @@ def test_plan_gives_every_replica_its_own_port_and_a_valid_environment(
 
 
 def test_replica_spec_runs_the_service_module(shared: SharedConfig) -> None:
-    topology = plan(ReplicaCounts(), PortPool(ReplicaCounts().ports_needed), shared)
+    topology = plan(ReplicaCounts(), PortPlan(), shared)
     spec = topology.gateways[0].spec("/venv/bin/python")
     assert spec.argv == ("/venv/bin/python", "-m", "gateway")
     assert spec.name == "gateway-1"
@@ -431,7 +449,7 @@ def test_summary_names_every_replica_the_ca_and_the_demo(
     shared: SharedConfig, tmp_path: Path
 ) -> None:
     counts = ReplicaCounts(gateways=2, ingest=2)
-    topology: Topology = plan(counts, PortPool(counts.ports_needed), shared)
+    topology: Topology = plan(counts, PortPlan(), shared)
     creds = DemoCredentials(DEMO_EMAIL, "s3cret-password", "sid", "demo-server", "cd" * 32)
     text = format_summary(
         topology,
@@ -444,10 +462,10 @@ def test_summary_names_every_replica_the_ca_and_the_demo(
     for replica in topology.replicas:
         assert f"{replica.name} " in text
         assert replica.url in text
+        assert f"metrics {replica.metrics_url}" in text
     assert f"export SSL_CERT_FILE={tmp_path / 'tls' / 'dev-ca.pem'}" in text
     assert "s3cret-password" in text
     assert "cd" * 32 in text
-    assert "--rotate-demo-key" in text
     assert "redis://:***@127.0.0.1:6999/0" in text
     assert "psql -h 127.0.0.1 -p 5999 -U postgres scout" in text
 
@@ -527,3 +545,153 @@ def test_make_run_posts_a_metric_and_stops_cleanly_on_ctrl_c(
     while not lines.empty():
         rest.append(lines.get())
     assert "devstack   | stopped" in "".join(rest)
+
+
+def test_an_unknown_demo_key_still_prints_a_curl_and_how_to_get_a_key(
+    shared: SharedConfig, tmp_path: Path
+) -> None:
+    topology = plan(ReplicaCounts(), PortPlan(), shared)
+    creds = DemoCredentials(DEMO_EMAIL, None, "sid", "demo-server", None)
+    text = format_summary(
+        topology,
+        database=Datastore("postgresql://postgres@127.0.0.1:5999/scout", False),
+        redis=Datastore("redis://127.0.0.1:6999/0", False),
+        ca_file=tmp_path / "dev-ca.pem",
+        seed=SeedResult(creds, [], False, False, False),
+        credentials_file=tmp_path / "demo-credentials.json",
+    )
+    assert "--rotate-demo-key" in text
+    assert "Post a metric:" in text and "X-API-Key: <API key>" in text
+
+
+# -- `make run` across restarts (real processes) ---------------------------------------------
+
+
+class DevstackRun:
+    """`python -m devstack` in the background, its output read line by line."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", *args],
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self._reader = threading.Thread(
+            target=_read_lines, args=(self.process.stdout, self.lines), daemon=True
+        )
+        self._reader.start()
+
+    def wait_for(self, text: str, within: float = 60) -> str:
+        """The first line (from now on) that contains `text`."""
+        deadline = time.monotonic() + within
+        while True:
+            assert time.monotonic() < deadline, f"no {text!r} in:\n" + "".join(self.output)
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.process.poll() is None, "exited:\n" + "".join(self.output)
+                continue
+            self.output.append(line)
+            if text in line:
+                return line
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=40)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._reader.join(timeout=5)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+
+
+def _post_with_printed_curl(output: str) -> subprocess.CompletedProcess[str]:
+    curl = output.split("Post a metric:\n", 1)[1].split("\n\n", 1)[0].strip()
+    return subprocess.run(
+        ["bash", "-c", curl + " --silent --show-error --fail-with-body"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+@pytest.mark.slow
+def test_make_run_keeps_its_port_says_it_already_runs_and_restarts_a_crashed_replica(
+    tmp_path: Path, fresh_database: str, redis_prefix: str
+) -> None:
+    env = dict(os.environ) | {
+        "DATABASE_URL": fresh_database,
+        "REDIS_URL": TEST_REDIS_URL,
+        "REDIS_PREFIX": redis_prefix,
+        "NO_COLOR": "1",
+    }
+    data_dir = ["--data-dir", str(tmp_path)]
+    first = DevstackRun([*data_dir, "--https-port", "0"], env)
+    try:
+        url = first.wait_for("HTTPS: ").split("HTTPS: ", 1)[1].split()[0]
+        first.wait_for("Post a metric:")
+        for _ in range(3):
+            first.wait_for("")
+
+        again = subprocess.run(
+            [sys.executable, "-m", "devstack", *data_dir],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already running" in again.stdout and url in again.stdout
+        assert "API key:" in again.stdout and "Post a metric:" in again.stdout
+        assert first.process.poll() is None  # the first run was left alone
+        assert _post_with_printed_curl(again.stdout).returncode == 0
+
+        state = json.loads((tmp_path / "devstack.json").read_text())
+        os.kill(state["children"]["ingest-1"], signal.SIGKILL)
+        first.wait_for("ingest-1 stopped unexpectedly (killed by SIGKILL); restarting it")
+        first.wait_for("ingest-1 restarted")
+        deadline = time.monotonic() + 30
+        while (posted := _post_with_printed_curl(again.stdout)).returncode != 0:
+            assert time.monotonic() < deadline, posted.stdout + posted.stderr
+            time.sleep(0.5)
+        assert json.loads(posted.stdout) == {"accepted": 1}
+    finally:
+        assert first.stop() == 0, "".join(first.output)
+
+    second = DevstackRun(data_dir, env)  # no port asked: the remembered one
+    try:
+        assert second.wait_for("HTTPS: ").split("HTTPS: ", 1)[1].split()[0] == url
+        second.wait_for("Post a metric:")
+    finally:
+        assert second.stop() == 0, "".join(second.output)
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
+def test_an_unreachable_data_store_is_one_line_naming_the_setting(
+    tmp_path: Path, variable: str
+) -> None:
+    (closed,) = free_ports(1)
+    env = dict(os.environ) | {
+        "DATABASE_URL": ADMIN_POSTGRES_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "NO_COLOR": "1",
+    }
+    env[variable] = (
+        f"postgresql://postgres@127.0.0.1:{closed}/scout"
+        if variable == "DATABASE_URL"
+        else f"redis://127.0.0.1:{closed}/0"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack", "--data-dir", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "cannot reach" in line]
+    assert f"({variable})" in line and str(closed) in line
