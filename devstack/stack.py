@@ -179,9 +179,6 @@ async def _run_owned(
         need_postgres=not environ.get("DATABASE_URL", "").strip(),
         need_redis=not environ.get("REDIS_URL", "").strip(),
     )
-    certs = ensure_dev_certificates(data_dir / "tls")
-    internal = ensure_internal_certificates(data_dir / "tls" / "internal")
-    jwt_keys = ensure_jwt_keypair(data_dir / "jwt")
     ports = PortPlan(previous.ports, fixed=gateway_ports(options, previous.ports))
     async with contextlib.AsyncExitStack() as stack:
         stores = await _open_datastores(stack, programs, environ, data_dir, ports)
@@ -192,19 +189,7 @@ async def _run_owned(
             credentials_file,
             rotate_key=options.rotate_demo_key,
         )
-        shared = SharedConfig(
-            database_url=stores.database.url,
-            redis_url=stores.redis.url,
-            redis_prefix=redis_prefix,
-            jwt_private_key_file=jwt_keys.private_key,
-            jwt_public_key_file=jwt_keys.public_key,
-            tls_cert_file=certs.server_cert,
-            tls_key_file=certs.server_key,
-            internal=internal,
-            base_env=environ,
-            text_logs=sys.stdout.isatty(),
-            python=sys.executable,
-        )
+        shared = _shared_config(data_dir, stores, redis_prefix, environ)
         topology = plan(options.counts, ports, shared)
         state = StackState(
             pid=os.getpid(),
@@ -222,16 +207,16 @@ async def _run_owned(
             on_restart=lambda child: _remember_child(data_dir, state, child),
         )
         stack.push_async_callback(supervisor.stop_all, options.stop_timeout)
-        if not await _start_replicas(supervisor, topology, shared, certs.ca_cert, options):
+        ca_file = data_dir / "tls" / "dev-ca.pem"
+        if not await _start_replicas(supervisor, topology, shared, ca_file, options):
             return 1
-        state.children = {child.name: child.pid for child in supervisor.children}
-        save_state(data_dir, state)
+        _remember_children(data_dir, state, supervisor)
         print(
             format_summary(
                 topology,
                 database=stores.database,
                 redis=stores.redis,
-                ca_file=certs.ca_cert,
+                ca_file=ca_file,
                 seed=seed,
                 credentials_file=credentials_file,
             ),
@@ -240,6 +225,33 @@ async def _run_owned(
         what = await first_to_finish({"supervisor": supervisor.supervise(), **stores.watched})
         log.error("%s stopped unexpectedly; stopping everything", what)
         return 1
+
+
+def _shared_config(
+    data_dir: Path, stores: _Datastores, redis_prefix: str, environ: Mapping[str, str]
+) -> SharedConfig:
+    """The development CA, internal certificates and signing keys (made once, kept in the data
+    folder) and where the data lives: what every replica is given."""
+    certs = ensure_dev_certificates(data_dir / "tls")
+    jwt_keys = ensure_jwt_keypair(data_dir / "jwt")
+    return SharedConfig(
+        database_url=stores.database.url,
+        redis_url=stores.redis.url,
+        redis_prefix=redis_prefix,
+        jwt_private_key_file=jwt_keys.private_key,
+        jwt_public_key_file=jwt_keys.public_key,
+        tls_cert_file=certs.server_cert,
+        tls_key_file=certs.server_key,
+        internal=ensure_internal_certificates(data_dir / "tls" / "internal"),
+        base_env=environ,
+        text_logs=sys.stdout.isatty(),
+        python=sys.executable,
+    )
+
+
+def _remember_children(data_dir: Path, state: StackState, supervisor: Supervisor) -> None:
+    state.children = {child.name: child.pid for child in supervisor.children}
+    save_state(data_dir, state)
 
 
 def _remember_child(data_dir: Path, state: StackState, child: Child) -> None:

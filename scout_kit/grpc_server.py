@@ -99,6 +99,17 @@ class RpcMetrics:
         )
         self.service = service
 
+    def record(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
+        name = method.rsplit("/", 1)[-1]
+        self.handled.labels(self.service, name, code.name).inc()
+        self.latency.labels(self.service, name, code.name).observe(elapsed)
+        log.debug(
+            "rpc %s %s",
+            name,
+            code.name,
+            extra={"rpc": name, "code": code.name, "duration_ms": round(elapsed * 1000, 2)},
+        )
+
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Per call: adopt the request id, verify the identity token, map stray errors, count."""
@@ -150,16 +161,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("unhandled error in %s", method)
                 await context.abort(code, "internal error")
             finally:
-                name = method.rsplit("/", 1)[-1]
-                elapsed = time.perf_counter() - started
-                metrics.handled.labels(metrics.service, name, code.name).inc()
-                metrics.latency.labels(metrics.service, name, code.name).observe(elapsed)
-                log.debug(
-                    "rpc %s %s",
-                    name,
-                    code.name,
-                    extra={"rpc": name, "code": code.name, "duration_ms": round(elapsed * 1000, 2)},
-                )
+                metrics.record(method, code, time.perf_counter() - started)
                 request_id_var.reset(rid_token)
                 client_address_var.reset(addr_token)
 
