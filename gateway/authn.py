@@ -145,7 +145,8 @@ class Authenticator:
         if dead.reason == "rotated":
             raise unauthorized(
                 "This API key was replaced when the server's key was regenerated. Put the new "
-                "key in SCOUTAPIKEY in /opt/scout-agent/agent.env and restart the agent.",
+                "key in SCOUTAPIKEY in /opt/scout-agent/agent.env; the agent uses it from its "
+                "next send, without a restart.",
                 "api-key-rotated",
             )
         if dead.reason == "revoked":

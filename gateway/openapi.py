@@ -180,7 +180,12 @@ def _components() -> dict[str, Any]:
                 "description": "RFC 9457 problem details.",
                 "required": ["type", "title", "status"],
                 "properties": {
-                    "type": {"type": "string"},
+                    "type": {
+                        "type": "string",
+                        "format": "uri-reference",
+                        "description": "/problems/<name>, resolved against the request URL: "
+                        "the page that explains it (or about:blank).",
+                    },
                     "title": {"type": "string"},
                     "status": {"type": "integer"},
                     "detail": {"type": "string"},
@@ -680,6 +685,36 @@ def _health_paths() -> dict[str, Any]:
                 "tags": ["meta"],
                 "security": [],
                 "responses": _ok("The OpenAPI document.", {"type": "object"}),
+            }
+        },
+        **_problem_doc_paths(),
+    }
+
+
+def _problem_doc_paths() -> dict[str, Any]:
+    """The pages a problem's `type` (a reference such as /problems/body-too-large) names."""
+    page = {
+        "description": "An HTML page.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    return {
+        "/problems/": {
+            "get": {
+                "summary": "Every problem type the API answers.",
+                "tags": ["meta"],
+                "security": [],
+                "responses": {"200": page},
+            }
+        },
+        "/problems/{name}": {
+            "get": {
+                "summary": "What one problem type means and what to do about it.",
+                "tags": ["meta"],
+                "security": [],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": page, **_problems(404)},
             }
         },
     }

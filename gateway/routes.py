@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.handlers import auth, health, identity, metrics, openapi, servers
+from gateway.handlers import auth, health, identity, metrics, openapi, problem_docs, servers
 
 
 def setup_routes(app: web.Application) -> None:
@@ -16,3 +16,4 @@ def setup_routes(app: web.Application) -> None:
     servers.setup_routes(app)
     metrics.setup_routes(app)
     openapi.setup_routes(app)
+    problem_docs.setup_routes(app)
