@@ -21,6 +21,7 @@ from key_service.models import KeyStatus, key_digest
 from key_service.repository import PostgresKeyRepository
 from scout_admin.commands import Admin, admin_actor, open_admin
 from scout_admin.settings import Settings as AdminSettings
+from scout_kit.timestamps import format_time
 
 log = logging.getLogger("devstack")
 
@@ -76,7 +77,7 @@ def _text_or_none(value: object) -> str | None:
 def save_credentials(path: Path, credentials: DemoCredentials) -> None:
     document = asdict(credentials) | {
         "note": "development only: made by `make run`; delete it with the data folder",
-        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "updated_at": format_time(datetime.now(UTC)),
     }
     write_private(path, json.dumps(document, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.problems import Problem
+from scout_kit.timestamps import format_time
 
 DEFAULT_MAX_BODY = 64 * 1024
 
@@ -73,7 +74,7 @@ def iso(ts: Timestamp, present: bool = True) -> str | None:
     """RFC 3339 UTC text of a protobuf timestamp, or None when the field is unset."""
     if not present:
         return None
-    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+    return format_time(ts.ToDatetime())
 
 
 MAX_PAGE_SIZE = 200

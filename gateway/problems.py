@@ -43,7 +43,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     ),
     "api-key-rotated": ProblemType(
         401, "API key replaced",
-        "The server's key was regenerated and this one no longer works (or its grace window ended).",
+        "The server's key was regenerated and this one no longer works (or its grace window "
+        "ended).",
         "Put the new key in SCOUTAPIKEY in the agent's env file (`scoutctl key rotate SERVER "
         "--update-env FILE` does it); the agent uses it from its next send, without a restart.",
     ),

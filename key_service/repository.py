@@ -20,6 +20,7 @@ from key_service.models import (
     Validation,
 )
 from scout_kit.db import cursor, transaction
+from scout_kit.timestamps import format_time
 
 SCHEMA = "keys"
 
@@ -231,7 +232,7 @@ class PostgresKeyRepository:
             )
             details: dict[str, Any] = {"old_key_hint": old_hint}
             if grace_until > now:
-                details["old_key_valid_until"] = grace_until.isoformat()
+                details["old_key_valid_until"] = format_time(grace_until)
             await _insert_activity(
                 cur,
                 server_id,

@@ -13,6 +13,7 @@ from key_service.errors import KeyServiceError
 from scout_admin.commands import open_admin
 from scout_admin.settings import Settings
 from scout_kit.settings import SettingsError
+from scout_kit.timestamps import format_time
 
 
 def read_password(prompt: str = "Password: ") -> str:
@@ -88,12 +89,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             print(created.api_key)
         elif args.command == "list-servers":
             for server in await admin.list_servers(args.email):
-                used = server.key_last_used_at.isoformat() if server.key_last_used_at else "never"
+                used = format_time(server.key_last_used_at) if server.key_last_used_at else "never"
                 print(f"{server.id}  {server.name}  key …{server.key_hint}  last used {used}")
         elif args.command == "rotate-key":
             rotated = await admin.rotate_key(args.email, args.server, args.grace)
             if rotated.old_key_valid_until is not None:
-                until = rotated.old_key_valid_until.isoformat()
+                until = format_time(rotated.old_key_valid_until)
                 print(f"the old key stays valid until {until}", file=sys.stderr)
             else:
                 print("the old key is no longer accepted", file=sys.stderr)

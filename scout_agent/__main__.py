@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--unit-dir", default="/etc/systemd/system", help="where the unit goes (%(default)s)"
     )
+    install.add_argument(
+        "--bin-dir",
+        default="/usr/local/bin",
+        help="where the `scout-agent` command goes when installing from the archive (%(default)s)",
+    )
     install.add_argument("--no-systemd", action="store_true", help="do not install a unit")
     install.add_argument("--no-start", action="store_true", help="install but do not start")
     return parser
@@ -79,7 +84,25 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
+# What a program killed by SIGPIPE exits with, as `grep` or `cat` would when `| head` stops.
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            code = _main(argv)
+        finally:  # also after --help's SystemExit: a failed flush is a broken pipe too
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`scout-agent check | head`): stop quietly; stdout to /dev/null
+        # so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(
         _with_default_command(list(sys.argv[1:] if argv is None else argv))
     )
@@ -118,6 +141,7 @@ def _install(args: argparse.Namespace) -> int:
         env_file=args.env_file,
         ca_file=args.ca_file,
         unit_dir=args.unit_dir,
+        bin_dir=args.bin_dir,
         systemd=not args.no_systemd,
         start=not args.no_start,
     )

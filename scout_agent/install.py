@@ -22,6 +22,8 @@ from scout_agent.envfile import EnvFileError, parse, set_values, write_atomic
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 UNIT_NAME = "scout-agent.service"
 DEFAULT_PYTHON = "/usr/bin/python3"
+# Where `install` puts the `scout-agent` command that runs the installed archive.
+DEFAULT_BIN_DIR = "/usr/local/bin"
 ARCHIVE_NAME = "scout-agent.pyz"
 DEFAULT_EXEC_START = (
     f"{DEFAULT_PYTHON} /opt/scout-agent/{ARCHIVE_NAME} run --env-file {DEFAULT_ENV_FILE}"
@@ -106,6 +108,7 @@ class InstallOptions:
     unit_dir: str = DEFAULT_UNIT_DIR
     systemd: bool = True
     start: bool = True
+    bin_dir: str = DEFAULT_BIN_DIR
 
 
 def running_archive() -> str | None:
@@ -114,8 +117,12 @@ def running_archive() -> str | None:
     return path if path.endswith(".pyz") and os.path.isfile(path) else None
 
 
+def _python() -> str:
+    return DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable
+
+
 def exec_start(env_file: str, archive: str | None) -> str:
-    python = DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable
+    python = _python()
     if archive is not None:
         return f"{python} {shlex.quote(archive)} run --env-file {shlex.quote(env_file)}"
     return f"{sys.executable} -m scout_agent run --env-file {shlex.quote(env_file)}"
@@ -143,6 +150,27 @@ def write_env_file(options: InstallOptions, api_key: str) -> None:
     write_atomic(options.env_file, set_values(text, updates), 0o600, (0, 0))
 
 
+def install_archive(options: InstallOptions, out: TextIO) -> str | None:
+    """Copy the archive we run from beside the env file, and put a `scout-agent` command in
+    the bin directory that runs it (so `scout-agent check` works as documented). None when
+    not running from an archive (a pip install has its own command)."""
+    archive = running_archive()
+    if archive is None:
+        return None
+    target = os.path.join(os.path.dirname(os.path.abspath(options.env_file)), ARCHIVE_NAME)
+    if os.path.abspath(archive) != target:
+        shutil.copyfile(archive, target + ".new")
+        os.chmod(target + ".new", 0o644)
+        os.replace(target + ".new", target)
+        out.write(f"copied the agent to {target}\n")
+    os.makedirs(options.bin_dir, mode=0o755, exist_ok=True)
+    launcher = os.path.join(options.bin_dir, "scout-agent")
+    script = f'#!/bin/sh\nexec {_python()} {shlex.quote(target)} "$@"\n'
+    write_atomic(launcher, script, 0o755, (0, 0))
+    out.write(f"wrote {launcher}\n")
+    return target
+
+
 def install(options: InstallOptions, api_key: str, out: TextIO) -> None:
     if os.geteuid() != 0:
         raise InstallError("install needs root (the key file belongs to root): run it with sudo")
@@ -167,15 +195,7 @@ def install(options: InstallOptions, api_key: str, out: TextIO) -> None:
         f"wrote {options.env_file} (mode 0600, owner root, key {mask(config.api_key)}, "
         f"{config.url})\n"
     )
-    archive = running_archive()
-    if archive is not None:
-        target = os.path.join(os.path.dirname(os.path.abspath(options.env_file)), ARCHIVE_NAME)
-        if os.path.abspath(archive) != target:
-            shutil.copyfile(archive, target + ".new")
-            os.chmod(target + ".new", 0o644)
-            os.replace(target + ".new", target)
-            out.write(f"copied the agent to {target}\n")
-        archive = target
+    archive = install_archive(options, out)
     if not options.systemd:
         out.write(
             f"not installing a systemd unit; run `{exec_start(options.env_file, archive)}` as "

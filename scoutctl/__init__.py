@@ -5,3 +5,5 @@
 - `store`: the session kept between commands (0600 file in the user's config directory).
 - `cli`: the `scoutctl` commands: tables for people, `--json` for scripts, documented exit codes.
 """
+
+__version__ = "0.1.0"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from scout_agent.envfile import EnvFileError, parse, update_file
+from scoutctl import __version__
 from scoutctl.client import ScoutClient, ScoutError, ScoutUnreachable, check_https
 from scoutctl.store import SessionStore, config_dir
 
@@ -132,7 +133,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return repr(value)  # the shortest text that reads back as the same number
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
     return str(value)
@@ -318,9 +319,10 @@ def cmd_servers_add(ctx: Context) -> int:
         body = client.create_server(ctx.args.name)
 
     def render() -> None:
+        # The key alone on stdout, so `scoutctl servers add NAME > key.txt` feeds the install.
         server = body["server"]
-        ctx.out(f"created server {server['name']} ({server['id']})")
-        ctx.out(f"API key: {body['api_key']}")
+        ctx.err(f"created server {server['name']} ({server['id']}); its API key:")
+        ctx.out(body["api_key"])
         ctx.err("the key is shown only this once: install it with `scout-agent install`")
 
     ctx.emit(body, render)
@@ -368,9 +370,10 @@ def cmd_key_rotate(ctx: Context) -> int:
     if env_file is None:
 
         def render() -> None:
-            ctx.out(f"new API key of {body['server']['name']}: {key}")
+            ctx.err(f"new API key of {body['server']['name']} (the key alone on stdout):")
+            ctx.out(key)
             until = body.get("old_key_valid_until") or "now (revoked)"
-            ctx.out(f"old key valid until: {until}")
+            ctx.err(f"old key valid until: {until}")
 
         ctx.emit(body, render)
         return EXIT_OK
@@ -477,6 +480,7 @@ def build_parser(
         formatter_class=formatter,
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"scoutctl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(

@@ -19,7 +19,8 @@ from gateway.problems import PROBLEM_TYPES, ProblemType
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "gateway" / "problem_docs"
 STYLE = """\
-:root { color-scheme: light dark; --fg: #1d232a; --bg: #ffffff; --muted: #5b6670; --accent: #0b6bcb; }
+:root { color-scheme: light dark;
+        --fg: #1d232a; --bg: #ffffff; --muted: #5b6670; --accent: #0b6bcb; }
 @media (prefers-color-scheme: dark) {
   :root { --fg: #e6e9ec; --bg: #14181c; --muted: #9aa5ae; --accent: #6cb4ff; }
 }

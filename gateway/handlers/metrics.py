@@ -31,7 +31,7 @@ from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity, PrincipalKind
-from scout_kit.timestamps import to_timestamp
+from scout_kit.timestamps import format_time, to_timestamp
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SAMPLES = 1000
@@ -326,11 +326,11 @@ def _not_found() -> Problem:
 
 
 def _iso(ts: Timestamp) -> str:
-    return ts.ToDatetime().isoformat() + "Z"
+    return format_time(ts.ToDatetime())
 
 
 def _iso_datetime(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    return format_time(moment)
 
 
 def _query_time(request: web.Request, parameter: str) -> datetime | None:

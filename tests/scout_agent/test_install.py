@@ -29,6 +29,8 @@ def install(tmp_path: Path, *command: str, key: str = KEY) -> subprocess.Complet
             str(tmp_path / "opt" / "agent.env"),
             "--unit-dir",
             str(tmp_path / "units"),
+            "--bin-dir",
+            str(tmp_path / "bin"),
         ],
         input=key + "\n",
         capture_output=True,
@@ -85,6 +87,11 @@ def test_single_file_build_installs_itself(tmp_path: Path) -> None:
     assert (tmp_path / "opt" / "scout-agent.pyz").read_bytes() == archive.read_bytes()
     unit = (tmp_path / "units" / "scout-agent.service").read_text()
     assert f"{tmp_path}/opt/scout-agent.pyz run --env-file" in unit
+    # `scout-agent` is a command from then on, running the installed archive.
+    launcher = tmp_path / "bin" / "scout-agent"
+    assert launcher.stat().st_mode & 0o777 == 0o755
+    version = subprocess.run([str(launcher), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("scout-agent ")
 
 
 def _python39() -> str | None:
