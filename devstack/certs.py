@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,7 +246,7 @@ def component_names(component: str, extra_names: Sequence[str] = ()) -> list[str
 def ensure_internal_certificates(
     directory: Path,
     services: Sequence[str] = INTERNAL_SERVICES,
-    extra_names: dict[str, Sequence[str]] | None = None,
+    extra_names: Mapping[str, Sequence[str]] | None = None,
 ) -> InternalCertificates:
     """The internal CA and a certificate for the gateway and each service in `directory`; made
     when missing, and a leaf again when it expires within RENEW_BEFORE or the CA changed."""

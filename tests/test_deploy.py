@@ -319,8 +319,9 @@ def _peer_allows(peers: list[dict[str, Any]] | None, other: str) -> bool:
             if other == MONITORING and MONITORING in names:
                 return True
             continue
-        in_namespace = pods is not None and other not in (MONITORING, EXTERNAL)
-        if in_namespace and (pods == {} or selects(pods, {"app.kubernetes.io/name": other})):
+        if pods is None or other in (MONITORING, EXTERNAL):
+            continue
+        if pods == {} or selects(pods, {"app.kubernetes.io/name": other}):
             return True
     return False
 

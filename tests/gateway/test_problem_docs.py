@@ -24,12 +24,12 @@ def problem_types_in_code() -> set[str]:
                 continue
             for keyword in node.keywords:
                 if keyword.arg == "type_" and isinstance(keyword.value, ast.Constant):
-                    found.add(keyword.value.value)
+                    found.add(str(keyword.value.value))
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
             if name == "unauthorized" and len(node.args) == 2:
                 argument = node.args[1]
                 assert isinstance(argument, ast.Constant), f"{path}: a literal type, please"
-                found.add(argument.value)
+                found.add(str(argument.value))
     return found
 
 
