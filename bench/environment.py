@@ -18,8 +18,14 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from devstack.certs import ensure_dev_certificates
+from devstack.certs import (
+    GATEWAY,
+    InternalCertificates,
+    ensure_dev_certificates,
+    ensure_internal_certificates,
+)
 from scout_kit.identity import generate_keypair
+from scout_kit.tls import TlsMaterial
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -40,8 +46,22 @@ class BenchEnvironment:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    internal: InternalCertificates
 
-    def service_env(self, log_level: str, **overrides: str) -> dict[str, str]:
+    def internal_tls_env(self, component: str) -> dict[str, str]:
+        """Mutual TLS between the processes, as deployed."""
+        files = self.internal.files(component)
+        return {
+            "INTERNAL_TLS_CA_FILE": str(files.ca_file),
+            "INTERNAL_TLS_CERT_FILE": str(files.cert_file),
+            "INTERNAL_TLS_KEY_FILE": str(files.key_file),
+        }
+
+    def client_tls(self) -> TlsMaterial:
+        """The gateway's certificate, for the bench's own gRPC calls."""
+        return self.internal.material(GATEWAY)
+
+    def service_env(self, component: str, log_level: str, **overrides: str) -> dict[str, str]:
         return {
             "SCOUT_ENV": "development",
             "DATABASE_URL": self.database_url,
@@ -51,6 +71,7 @@ class BenchEnvironment:
             "LOG_FORMAT": "json",
             "LOG_LEVEL": log_level,
             "SHUTDOWN_GRACE_SECONDS": "2",
+            **self.internal_tls_env(component),
             **overrides,
         }
 
@@ -70,6 +91,7 @@ class BenchEnvironment:
             "LOG_FORMAT": "json",
             "LOG_LEVEL": log_level,
             "SHUTDOWN_GRACE_SECONDS": "2",
+            **self.internal_tls_env(GATEWAY),
             **backends,
             **overrides,
         }
@@ -142,6 +164,7 @@ def bench_environment(environ: Mapping[str, str] | None = None) -> Iterator[Benc
                     ca_file=certs.ca_cert,
                     cert_file=certs.server_cert,
                     key_file=certs.server_key,
+                    internal=ensure_internal_certificates(workdir / "tls" / "internal"),
                 )
         finally:
             conn = _admin_connection(postgres_url)

@@ -24,6 +24,9 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from scout_kit.grpc_client import create_channel
+from scout_kit.tls import TlsMaterial
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -99,6 +102,8 @@ class Fleet:
 
     workdir: Path
     client_ssl: ssl.SSLContext
+    # Our certificate for the services' gRPC ports (mutual TLS).
+    client_tls: TlsMaterial
     processes: list[ServerProcess] = field(default_factory=list)
 
     def _spawn(
@@ -134,7 +139,7 @@ class Fleet:
 
     async def wait_grpc_ready(self, process: ServerProcess) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        async with grpc.aio.insecure_channel(process.address) as channel:
+        async with create_channel(process.address, self.client_tls) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 process.check_alive()

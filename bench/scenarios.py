@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 
 from bench.agent_footprint import footprint_row
 from bench.agent_footprint import measure as measure_agent
@@ -31,7 +30,7 @@ from scout.keys.v1 import keys_pb2
 from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
 from scout_kit.clock import SystemClock
-from scout_kit.grpc_client import call_metadata
+from scout_kit.grpc_client import call_metadata, create_channel
 from scout_kit.identity import TokenIssuer, service_identity
 
 log = logging.getLogger("bench")
@@ -120,7 +119,8 @@ class Bench:
             ("auth", "auth_service", "AUTH_SERVICE_ADDR", wants(4) or wants(6)),
         ):
             if needed:
-                process = self.fleet.spawn_grpc(name, module, self.env.service_env(level))
+                env = self.env.service_env(name, level)
+                process = self.fleet.spawn_grpc(name, module, env)
                 setattr(self, name, process)
                 grpc_processes.append(process)
                 services[variable] = process.address
@@ -305,7 +305,7 @@ class Bench:
         digest = hashlib.sha256(self.seed.api_key.encode()).digest()
         request = keys_pb2.ValidateKeyRequest(key_sha256=digest)
         latencies = []
-        async with grpc.aio.insecure_channel(self.keys.address) as channel:
+        async with create_channel(self.keys.address, self.env.client_tls()) as channel:
             validate = channel.unary_unary(
                 VALIDATE_KEY_METHOD,
                 request_serializer=keys_pb2.ValidateKeyRequest.SerializeToString,
@@ -576,7 +576,7 @@ def _meta(options: Options) -> dict[str, Any]:
 
 
 async def run_bench(options: Options, env: BenchEnvironment) -> Report:
-    fleet = Fleet(env.workdir, env.client_ssl())
+    fleet = Fleet(env.workdir, env.client_ssl(), env.client_tls())
     settings = AdminSettings.from_env(
         {
             "DATABASE_URL": env.database_url,

@@ -139,12 +139,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUTHENTICATOR] = Authenticator(backends, cache, limiter, usage, clock)
     metrics.watch_keys(cache, listener)
     probe = DependencyProbe("redis", client.ping, metrics.registry)
+    probing = asyncio.create_task(probe.run(), name="redis-probe")
     tasks = [
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
-        asyncio.create_task(probe.run(), name="redis-probe"),
     ]
     yield
+    probe.stop()
+    await probing
     for task in tasks:
         task.cancel()
     for task in tasks:

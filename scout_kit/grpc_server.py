@@ -295,8 +295,8 @@ class GrpcService:
         await self.server.stop(grace)
         if self._health_server is not None:
             await self._health_server.stop(0)
-        for task in self._tasks:
-            task.cancel()
+        for probe in self._probes:
+            probe.stop()  # a round trip under way finishes before its pool or client closes
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.metrics_endpoint.close()
         await self._resources.aclose()

@@ -9,6 +9,7 @@ request would meet, and `*_up` drops to 0 while a dependency is unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -128,6 +129,7 @@ class DependencyProbe:
         self.name = name
         self._round_trip = round_trip
         self._interval = interval
+        self._stopped = asyncio.Event()
         self._up = Gauge(
             f"scout_{name}_up",
             f"1 when the last {name} round trip succeeded within {PROBE_TIMEOUT_SECONDS:g}s",
@@ -141,10 +143,11 @@ class DependencyProbe:
         )
 
     async def probe_once(self) -> bool:
+        """One round trip; it bounds its own time (a cancelled query could leave a pooled
+        connection in use for good, so nothing here cancels one)."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                await self._round_trip()
+            await self._round_trip()
         except Exception as exc:
             self._up.set(0)
             log.debug("%s probe failed: %r", self.name, exc)
@@ -154,16 +157,28 @@ class DependencyProbe:
         return True
 
     async def run(self) -> None:
-        while True:
+        """Probe every interval until stop(); a round trip under way is let finish."""
+        while not self._stopped.is_set():
             await self.probe_once()
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._interval)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def database_round_trip(pool: aiopg.Pool) -> Callable[[], Awaitable[object]]:
-    """Acquire a connection and run SELECT 1: includes any wait for a free connection."""
+    """Acquire a connection and run SELECT 1: includes any wait for a free connection. The
+    query is bounded by aiopg's own timeout, which cancels it on the server and keeps the
+    connection usable."""
 
     async def round_trip() -> None:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT 1")
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):  # the wait for a connection
+            conn = await pool.acquire()
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
+        finally:
+            await pool.release(conn)
 
     return round_trip

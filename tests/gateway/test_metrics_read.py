@@ -31,7 +31,8 @@ async def _get(
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    # The API's one time format: RFC 3339 UTC with milliseconds.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 async def test_downsampling_matches_values_computed_here(env: Environment, admin: Admin) -> None:
@@ -181,4 +182,6 @@ async def test_who_may_read_what(env: Environment, admin: Admin) -> None:
 
 
 def test_iso_helper() -> None:
-    assert _iso(datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=1)) == "2030-01-01T00:00:01Z"
+    assert (
+        _iso(datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=1)) == "2030-01-01T00:00:01.000Z"
+    )
