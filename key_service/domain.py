@@ -14,6 +14,7 @@ from key_service.errors import InvalidRequest, ServerNotFound
 from key_service.events import InvalidationPublisher
 from key_service.models import (
     ActivityEvent,
+    ActivityType,
     KeyRejectionReport,
     KeyUsageReport,
     ServerRecord,
@@ -55,6 +56,17 @@ def validate_server_name(name: str) -> str:
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise InvalidRequest("name must not contain control characters")
     return name
+
+
+def activity_types(requested: list[str]) -> list[str]:
+    """The activity types a listing is filtered to (none: every type); unknown ones refused."""
+    known = {t.value for t in ActivityType}
+    unknown = sorted(set(requested) - known)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown activity type {unknown[0][:60]!r}; known types: {', '.join(sorted(known))}"
+        )
+    return sorted(set(requested))
 
 
 def parse_uuid(value: str) -> str:
@@ -188,10 +200,17 @@ class KeyManager:
             await self._repo.record_rejections(rejections)
 
     async def list_activity(
-        self, account_id: str, server_id: str, *, size: int = 0, token: str = ""
+        self,
+        account_id: str,
+        server_id: str,
+        *,
+        size: int = 0,
+        token: str = "",
+        types: list[str] | None = None,
     ) -> tuple[list[ActivityEvent], str]:
         server_id = parse_uuid(server_id)
         limit = page_size(size)
+        wanted = activity_types(types or [])
         before: tuple[datetime, int] | None = None
         if token:
             at, tiebreak = decode_page_token(token)
@@ -200,7 +219,7 @@ class KeyManager:
             before = (at, int(tiebreak))
         # Raises ServerNotFound for a server of another account.
         await self._repo.get_server(account_id, server_id)
-        events = await self._repo.list_activity(account_id, server_id, before, limit + 1)
+        events = await self._repo.list_activity(account_id, server_id, before, limit + 1, wanted)
         next_token = ""
         if len(events) > limit:
             events = events[:limit]

@@ -26,6 +26,17 @@ def key_hint(api_key: str) -> str:
     return api_key[-HINT_LENGTH:]
 
 
+class ActivityType(enum.StrEnum):
+    """What a server's activity log records (the `type` of an event)."""
+
+    KEY_CREATED = "key.created"
+    KEY_ROTATED = "key.rotated"
+    KEY_REVOKED = "key.revoked"
+    # One rolling event per key each, moved forward as use or rejected attempts continue.
+    KEY_USED = "key.used"
+    KEY_REJECTED = "key.rejected"
+
+
 class KeyStatus(enum.Enum):
     VALID = "valid"
     NOT_FOUND = "not_found"
@@ -51,6 +62,7 @@ class ServerRecord:
     key_hint: str
     key_created_at: datetime
     key_last_used_at: datetime | None
+    key_last_used_address: str | None
 
 
 @dataclass(frozen=True)

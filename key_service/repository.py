@@ -12,6 +12,7 @@ import aiopg
 from key_service.errors import ServerNotFound
 from key_service.models import (
     ActivityEvent,
+    ActivityType,
     EndedKey,
     KeyRejectionReport,
     KeyStatus,
@@ -25,7 +26,7 @@ SCHEMA = "keys"
 
 _SERVER_COLUMNS = """
     s.id::text, s.account_id::text, s.name, s.created_at,
-    k.hint, k.created_at, k.last_used_at
+    k.hint, k.created_at, k.last_used_at, k.last_used_address
 """
 _SERVER_FROM = """
     keys.servers s
@@ -84,7 +85,12 @@ class KeyRepository(Protocol):
     async def record_usage(self, reports: list[KeyUsageReport]) -> None: ...
 
     async def list_activity(
-        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+        self,
+        account_id: str,
+        server_id: str,
+        before: tuple[datetime, int] | None,
+        limit: int,
+        types: list[str],
     ) -> list[ActivityEvent]: ...
 
 
@@ -116,9 +122,18 @@ class PostgresKeyRepository:
                 (key_id, server_id, account_id, key_sha256, hint, now, actor),
             )
             await _insert_activity(
-                cur, server_id, account_id, key_id, "key.created", now, actor, address, hint, {}
+                cur,
+                server_id,
+                account_id,
+                key_id,
+                ActivityType.KEY_CREATED,
+                now,
+                actor,
+                address,
+                hint,
+                {},
             )
-        return ServerRecord(server_id, account_id, name, now, hint, now, None)
+        return ServerRecord(server_id, account_id, name, now, hint, now, None, None)
 
     async def list_servers(
         self,
@@ -178,7 +193,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     key_id,
-                    "key.revoked",
+                    ActivityType.KEY_REVOKED,
                     now,
                     actor,
                     address,
@@ -237,7 +252,7 @@ class PostgresKeyRepository:
                 server_id,
                 account_id,
                 new_key_id,
-                "key.rotated",
+                ActivityType.KEY_ROTATED,
                 now,
                 actor,
                 address,
@@ -297,7 +312,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     report.key_id,
-                    "key.rejected",
+                    ActivityType.KEY_REJECTED,
                     last_at,
                     report.address,
                     hint,
@@ -331,7 +346,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     report.key_id,
-                    "key.used",
+                    ActivityType.KEY_USED,
                     last_used_at,
                     last_address or "",
                     hint,
@@ -339,12 +354,20 @@ class PostgresKeyRepository:
                 )
 
     async def list_activity(
-        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+        self,
+        account_id: str,
+        server_id: str,
+        before: tuple[datetime, int] | None,
+        limit: int,
+        types: list[str],
     ) -> list[ActivityEvent]:
         params: list[Any] = [server_id, account_id]
         page = ""
+        if types:
+            page += " AND type = ANY(%s)"
+            params.append(types)
         if before is not None:
-            page = " AND (occurred_at, id) < (%s, %s)"
+            page += " AND (occurred_at, id) < (%s, %s)"
             params.extend(before)
         params.append(limit)
         async with cursor(self._pool) as cur:

@@ -45,6 +45,7 @@ def server_message(server: ServerRecord) -> keys_pb2.Server:
         key_hint=server.key_hint,
         key_created_at=optional_timestamp(server.key_created_at),
         key_last_used_at=optional_timestamp(server.key_last_used_at),
+        key_last_used_address=server.key_last_used_address or "",
     )
 
 
@@ -219,7 +220,11 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         events, token = await self._run(
             context,
             self._keys.list_activity(
-                account, request.server_id, size=request.page_size, token=request.page_token
+                account,
+                request.server_id,
+                size=request.page_size,
+                token=request.page_token,
+                types=list(request.types),
             ),
         )
         return keys_pb2.ListActivityResponse(
