@@ -63,7 +63,6 @@ PAGE_POLICY = "; ".join(
 PAGE_HEADERS = {
     "Content-Security-Policy": PAGE_POLICY,
     "Cache-Control": "no-store",
-    "Cross-Origin-Opener-Policy": "same-origin",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 COMPRESSIBLE = frozenset({".js", ".css", ".html", ".svg", ".json", ".webmanifest", ".txt"})

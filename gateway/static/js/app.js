@@ -215,7 +215,7 @@ class App {
           </nav>
           <div class="topbar-actions">
             <button type="button" class="ghost small hide-phone" @click=${() => this.palette.open()}
-              aria-label="Open the command palette (Control K)"><kbd>Ctrl</kbd><kbd>K</kbd></button>
+              title="Command palette"><kbd>Ctrl</kbd> <kbd>K</kbd><span class="visually-hidden">: command palette</span></button>
             <button type="button" class="ghost icon" @click=${() => this.cycleTheme()}
               aria-label="${THEME_LABELS[choice]}: switch theme" title="${THEME_LABELS[choice]} (click to switch)">
               ${icon(THEME_ICONS[choice])}</button>

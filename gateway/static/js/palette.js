@@ -1,7 +1,7 @@
 // Ctrl/⌘-K: a command palette to jump to a page or a server, add a server, switch the theme.
 import { html, nothing, ref } from "./lit.js";
 import { listAll } from "./api.js";
-import { closeModal } from "./ui.js";
+import { closeModal, openWhenConnected } from "./ui.js";
 
 const ID = "command-palette";
 
@@ -83,7 +83,7 @@ export class Palette {
     const commands = this.commands();
     this.selected = Math.min(this.selected, Math.max(0, commands.length - 1));
     const active = commands.length ? `${ID}-option-${this.selected}` : nothing;
-    const attach = (el) => { if (el && !el.open) { el.returnFocusTo = document.activeElement; el.showModal(); } };
+    const attach = (el) => openWhenConnected(el);
     return html`<dialog id=${ID} class="palette" aria-label="Command palette" ${ref(attach)}
         @cancel=${(e) => { e.preventDefault(); this.close(); }}>
       <label for="${ID}-input" class="visually-hidden">Go to or do</label>

@@ -85,12 +85,7 @@ export function codeBlock(text, label, app) {
  * close is prevented so the view decides), focus returns to where it was when it closes.
  */
 export function modal({ id, title, body, footer, onCancel, className = "", describedBy = null }) {
-  const attach = (el) => {
-    if (el && !el.open) {
-      el.returnFocusTo = document.activeElement;
-      el.showModal();
-    }
-  };
+  const attach = (el) => openWhenConnected(el);
   const cancel = (event) => {
     event.preventDefault();
     onCancel();
@@ -104,6 +99,18 @@ export function modal({ id, title, body, footer, onCancel, className = "", descr
     <div class="dialog-body">${body}</div>
     ${footer ? html`<div class="dialog-footer">${footer}</div>` : nothing}
   </dialog>`;
+}
+
+/** Shows a rendered <dialog> as modal once lit has put it in the document (a ref runs
+ * before a new template's nodes are inserted). */
+export function openWhenConnected(el) {
+  if (!el || el.open) return;
+  queueMicrotask(() => {
+    if (el.isConnected && !el.open) {
+      el.returnFocusTo = document.activeElement;
+      el.showModal();
+    }
+  });
 }
 
 /** Call before a modal stops being rendered: closes it and gives focus back. */
