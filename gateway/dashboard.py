@@ -27,9 +27,12 @@ import brotli
 from aiohttp import web
 
 from gateway.middlewares import public
+from scout_agent.archive import build_archive
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSET_PREFIX = "/assets/"
+# The agent as one file, for the install command the dashboard shows next to a new key.
+AGENT_DOWNLOAD = "/downloads/scout-agent.pyz"
 SHELL = "index.html"
 # The screens of the dashboard; each answers the shell and the browser picks the view.
 PAGE_ROUTES = (
@@ -174,6 +177,7 @@ class Dashboard:
 
     shell: Asset
     assets: dict[str, Asset]
+    agent: Asset
     # Unhashed name -> hashed name (what the shell and the modules were rewritten to).
     names: dict[str, str]
 
@@ -196,7 +200,8 @@ class Dashboard:
             if name != SHELL
         }
         shell = Asset.of(SHELL, hasher.bodies[SHELL])
-        return cls(shell, assets, dict(hasher.names))
+        agent = Asset.of("scout-agent.pyz", build_archive())
+        return cls(shell, assets, agent, dict(hasher.names))
 
     def url(self, name: str) -> str:
         return ASSET_PREFIX + self.names[name]
@@ -262,8 +267,25 @@ async def asset(request: web.Request) -> web.StreamResponse:
     return _respond(request, found, 200, headers)
 
 
+@public
+async def agent_archive(request: web.Request) -> web.Response:
+    """The agent archive of this gateway's version (not content-named: revalidated by ETag)."""
+    found = request.app[DASHBOARD].agent
+    headers = {
+        "Cache-Control": "no-cache",
+        "ETag": found.etag,
+        "Content-Disposition": 'attachment; filename="scout-agent.pyz"',
+    }
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers=headers)
+    response = web.Response(status=200, body=found.body, headers=headers)
+    response.content_type = "application/zip"
+    return response
+
+
 def setup_routes(app: web.Application, dashboard: Dashboard | None = None) -> None:
     app[DASHBOARD] = dashboard or Dashboard.load()
     for index, path in enumerate(PAGE_ROUTES):
         app.router.add_get(path, page, name=f"{PAGE_ROUTE_PREFIX}page_{index}")
     app.router.add_get(ASSET_PREFIX + "{name:.+}", asset, name=f"{PAGE_ROUTE_PREFIX}assets")
+    app.router.add_get(AGENT_DOWNLOAD, agent_archive, name=f"{PAGE_ROUTE_PREFIX}agent")

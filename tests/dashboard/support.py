@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -46,7 +45,8 @@ PHONE = {"width": 360, "height": 740}
 CSP_LISTENER = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${where}`);
 });
 """
 
@@ -93,7 +93,7 @@ async def dashboard_stack(
 
 @contextlib.asynccontextmanager
 async def chromium(env: Environment) -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
+    if not os.path.isfile(CHROMIUM):  # noqa: ASYNC240 (one stat, before any browser runs)
         pytest.fail(
             f"Chromium is needed for the dashboard's browser tests and {CHROMIUM} is missing: "
             "install the Debian package `chromium` (apt-get install chromium).",
@@ -164,9 +164,7 @@ async def axe_findings(page: Page) -> list[dict[str, Any]]:
     through the DevTools protocol, so the page's own CSP stays as strict as it is."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.evaluate(AXE.read_text())
-    result: dict[str, Any] = await page.evaluate(
-        "axe.run(document, {resultTypes: ['violations']})"
-    )
+    result: dict[str, Any] = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     return [
         {
             "id": v["id"],
@@ -179,8 +177,9 @@ async def axe_findings(page: Page) -> list[dict[str, Any]]:
     ]
 
 
-async def screenshot(page: Page, name: str) -> Path:
+async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Saved for a reviewer under test-artifacts/screenshots/ (git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path

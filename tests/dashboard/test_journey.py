@@ -193,6 +193,19 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await expect(cpu_chart.locator(".chart-legend .when")).to_contain_text("At:")
         await watched.assert_clean("server overview")
         await screenshot(page, "server-light-desktop")
+        await page.emulate_media(color_scheme="dark")
+        await watched.assert_clean("server overview, dark")
+        await screenshot(page, "server-dark-desktop", full_page=False)
+        await (
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Servers").click()
+        )
+        await expect(page.locator("tr", has_text="web-1").locator(".spark svg")).to_be_visible()
+        await watched.assert_clean("servers, dark")
+        await screenshot(page, "servers-dark-desktop", full_page=False)
+        await page.emulate_media(color_scheme="light")
+        await screenshot(page, "servers-light-desktop", full_page=False)
+        await page.goto(f"/servers/{server_id}")
+        await expect(tile).to_have_text("37.5 %")
         for label in ("6 h", "24 h", "7 d", "30 d"):
             await page.get_by_role("button", name=label, exact=True).click()
             await expect(page.get_by_role("button", name=label, exact=True)).to_have_attribute(
@@ -204,9 +217,13 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await page.get_by_role("button", name="1 h", exact=True).click()
 
         # Regenerate with the keyboard only; the old key is refused at once.
-        await page.get_by_role("navigation", name="Server").get_by_role("link", name="Settings").click()
+        tabs = page.get_by_role("navigation", name="Server")
+        await tabs.get_by_role("link", name="Settings").click()
         await expect(page.get_by_role("heading", name="API key")).to_be_visible()
-        await expect(page.get_by_test_id("key-last-used")).to_contain_text("127.0.0.1", timeout=15_000)
+        await running.app[USAGE].flush()
+        await expect(page.get_by_test_id("key-last-used")).to_contain_text(
+            "127.0.0.1", timeout=15_000
+        )
         await watched.assert_clean("server settings")
         await page.locator("body").focus()
         await keyboard_until(page, "Regenerate API key")
@@ -237,7 +254,6 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
 
         # Activity: the rotation and the refused attempt with the old key, filterable.
         await running.app[USAGE].flush()
-        tabs = page.get_by_role("navigation", name="Server")
         await tabs.get_by_role("link", name="Activity").click()
         await expect(page.get_by_role("heading", name="Key activity", exact=True)).to_be_visible()
         rotated = page.locator('tr[data-event-type="key.rotated"]')
@@ -260,6 +276,14 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await sign_in(second, email)
         await expect(second.page.locator("tr", has_text="web-1")).to_be_visible()
         await screenshot(second.page, "servers-light-phone")
+        await second.page.emulate_media(color_scheme="dark")
+        await second.page.goto(f"/servers/{server_id}")
+        await expect(second.page.locator('[data-metric="cpu.percent"] .value')).to_have_text(
+            "37.5 %"
+        )
+        await second.assert_clean("server overview, phone, dark")
+        await screenshot(second.page, "server-dark-phone")
+        await second.page.goto("/servers")
         await page.get_by_role("link", name="Account").click()
         sessions = page.locator("tbody tr")
         await expect(sessions).to_have_count(2)
@@ -270,7 +294,9 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await expect(sessions).to_have_count(1)
         await expect(page.get_by_role("status").first).to_contain_text("was ended")
         second.expect(401, "/api/v1/servers")
-        await expect(second.page).to_have_url(re.compile(r"/sign-in\?next=%2Fservers"), timeout=15_000)
+        await expect(second.page).to_have_url(
+            re.compile(r"/sign-in\?next=%2Fservers"), timeout=15_000
+        )
         await expect(second.page.get_by_text("Your session has ended")).to_be_visible()
         await second.assert_clean("the ended session's sign-in")
 

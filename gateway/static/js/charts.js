@@ -120,7 +120,8 @@ export class Chart {
       const colour = cssColor(`--chart-${(i % COLOURS) + 1}`);
       const base = series.length;
       series.push(
-        { label: this.labels(name), stroke: colour, width: 1.75, points: { show: false }, spanGaps: false },
+        // uPlot shows the points by itself where they are sparse (a new server's first minutes).
+        { label: this.labels(name), stroke: colour, width: 1.75, spanGaps: false },
         { label: `${name} min`, stroke: "transparent", points: { show: false } },
         { label: `${name} max`, stroke: "transparent", points: { show: false } },
       );
