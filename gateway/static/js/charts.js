@@ -182,9 +182,9 @@ export class Chart {
     }
     this.names.forEach((name, n) => {
       const item = document.createElement("span");
-      item.className = `item c${(n % COLOURS) + 1}`;
+      item.className = "item";
       const swatch = document.createElement("span");
-      swatch.className = "swatch";
+      swatch.className = `swatch c${(n % COLOURS) + 1}`;
       const label = document.createElement("span");
       label.className = "name";
       label.textContent = this.labels(name);
@@ -229,7 +229,7 @@ export class Chart {
     }
     return html`<details class="data-table">
       <summary>Values (newest ${rows.length} points)</summary>
-      <div class="table-wrap"><table>
+      <div class="table-wrap" tabindex="0" role="region" aria-label="${this.title} values"><table>
         <caption class="visually-hidden">${this.title}: average, minimum and maximum per point</caption>
         <thead><tr><th scope="col">Time</th>${this.names.map((name) => html`<th scope="col" class="num">${this.labels(name)}</th>`)}</tr></thead>
         <tbody>${rows.map((i) => html`<tr>

@@ -114,7 +114,7 @@ export class AccountView {
       </div>
       ${this.sessionsNotice ? html`<div class="card-body">${banner("success", this.sessionsNotice, { role: "status" })}</div>` : nothing}
       ${this.sessionsError ? html`<div class="card-body">${banner("error", this.sessionsError, { role: "alert" })}</div>` : nothing}
-      ${this.sessions === null ? html`<p class="card-body muted">Loading…</p>` : html`<div class="table-wrap"><table>
+      ${this.sessions === null ? html`<p class="card-body muted">Loading…</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Sessions"><table>
         <caption class="visually-hidden">Your sessions</caption>
         <thead><tr><th scope="col">Device</th><th scope="col">Address</th><th scope="col" class="hide-phone">Signed in</th>
           <th scope="col">Last active</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>

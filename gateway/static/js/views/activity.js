@@ -122,7 +122,7 @@ export class ActivityList {
           ? html`<p class="card-body muted">Loading…</p>`
           : this.events.length === 0
             ? html`<div class="empty"><p>${this.kind ? `No “${this.kinds[this.kind]}” events yet.` : "No events yet."}</p></div>`
-            : html`<div class="table-wrap"><table class="activity-table">
+            : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Events"><table class="activity-table">
               <caption class="visually-hidden">Events, newest first</caption>
               <thead><tr>
                 <th scope="col">When</th><th scope="col">Event</th>

@@ -203,7 +203,7 @@ export class OverviewTab {
       <div class="tiles">${tiles(byName).map(tile)}</div>
       <details class="more">
         <summary>All ${this.latest.length} latest values</summary>
-        <div class="card table-wrap"><table>
+        <div class="card table-wrap" tabindex="0" role="region" aria-label="All latest values"><table>
           <caption class="visually-hidden">The latest value of every metric</caption>
           <thead><tr><th scope="col">Metric</th><th scope="col" class="num">Value</th><th scope="col">Time</th></tr></thead>
           <tbody>${repeat(this.latest, (m) => m.name, (m) => html`<tr>

@@ -147,7 +147,7 @@ export class ServersView {
       ${rows.length === 0
         ? html`<div class="empty"><p>No server's name contains “${this.query}”.</p>
             <button type="button" class="small" @click=${() => { this.query = ""; this.app.update(); }}>Clear the search</button></div>`
-        : html`<div class="table-wrap"><table class="servers-table">
+        : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Servers"><table class="servers-table">
           <thead><tr>
             <th scope="col">Status</th>
             <th scope="col">Name</th>
