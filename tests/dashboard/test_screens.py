@@ -193,13 +193,11 @@ async def first_load_bytes(browser: Browser, url: str, session: str) -> dict[str
     await page.wait_for_load_state("networkidle")
     sizes = [await request.sizes() for request in responses]
     total = sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)
-    encodings = {
-        request.url.rsplit("/", 1)[-1]: (await request.response()).headers.get(  # type: ignore[union-attr]
-            "content-encoding"
-        )
-        for request in responses
-        if "/assets/" in request.url
-    }
+    encodings: dict[str, str | None] = {}
+    for request in responses:
+        answer = await request.response()
+        if "/assets/" in request.url and answer is not None:
+            encodings[request.url.rsplit("/", 1)[-1]] = answer.headers.get("content-encoding")
     await context.close()
     return {"total": total, "requests": len(responses), "encodings": encodings}
 
