@@ -63,7 +63,15 @@ def format_summary(
 ) -> str:
     ca = ca_file.resolve()
     first_url = topology.gateways[0].url
-    lines = ["", "Server Scout is running. Press Ctrl-C to stop everything.", ""]
+    lines = [
+        "",
+        "Server Scout is running. Press Ctrl-C to stop everything.",
+        "",
+        f"Dashboard:   {first_url}/  (sign in with the demo user below)",
+        f"             Your browser does not know the development CA: import {ca}",
+        "             into it (certificate authorities), or accept its warning for localhost.",
+        "",
+    ]
     lines.append("Replicas:")
     for replica in topology.replicas:
         if replica.is_gateway:
