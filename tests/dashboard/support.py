@@ -177,9 +177,17 @@ async def axe_findings(page: Page) -> list[dict[str, Any]]:
     ]
 
 
-async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
-    """Saved for a reviewer under test-artifacts/screenshots/ (git-ignored)."""
+async def screenshot(
+    page: Page, name: str, *, full_page: bool = True, height: int | None = None
+) -> Path:
+    """Saved for a reviewer under test-artifacts/screenshots/ (git-ignored); `height` keeps
+    the top of a long page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=full_page)
+    if height is not None:
+        width = page.viewport_size["width"] if page.viewport_size else DESKTOP["width"]
+        clip = {"x": 0, "y": 0, "width": width, "height": height}
+        await page.screenshot(path=str(path), full_page=True, clip=clip)  # type: ignore[arg-type]
+    else:
+        await page.screenshot(path=str(path), full_page=full_page)
     return path
