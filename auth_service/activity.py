@@ -12,6 +12,7 @@ import aiopg
 
 from scout_kit.clock import Clock
 from scout_kit.db import cursor
+from scout_kit.filters import UnknownValues, known_values
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -46,13 +47,10 @@ class InvalidPageToken(InvalidActivityQuery):
 
 def parse_types(requested: list[str]) -> list[str]:
     """The event types a listing is filtered to (none: every type); unknown ones refused."""
-    known = {t.value for t in ActivityType}
-    unknown = sorted(set(requested) - known)
-    if unknown:
-        raise InvalidActivityQuery(
-            f"unknown activity type {unknown[0][:60]!r}; known types: {', '.join(sorted(known))}"
-        )
-    return sorted(set(requested))
+    try:
+        return known_values(requested, (t.value for t in ActivityType), "activity type")
+    except UnknownValues as exc:
+        raise InvalidActivityQuery(str(exc)) from None
 
 
 def parse_page_token(token: str) -> int | None:

@@ -25,6 +25,7 @@ from key_service.models import (
 )
 from key_service.repository import KeyRepository
 from scout_kit.clock import Clock
+from scout_kit.filters import UnknownValues, known_values
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,10 @@ def validate_server_name(name: str) -> str:
 
 def activity_types(requested: list[str]) -> list[str]:
     """The activity types a listing is filtered to (none: every type); unknown ones refused."""
-    known = {t.value for t in ActivityType}
-    unknown = sorted(set(requested) - known)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown activity type {unknown[0][:60]!r}; known types: {', '.join(sorted(known))}"
-        )
-    return sorted(set(requested))
+    try:
+        return known_values(requested, (t.value for t in ActivityType), "activity type")
+    except UnknownValues as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def parse_uuid(value: str) -> str:

@@ -5,7 +5,10 @@ screenshot of each. And the first load of the servers page stays under its trans
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,9 +165,17 @@ async def tour(browser: Browser, url: str, ids: dict[str, str], size: str) -> No
     await context.close()
 
 
-async def test_every_screen_in_both_themes_on_desktop_and_phone(
-    env: Environment, admin: Admin
-) -> None:
+@dataclass
+class Seeded:
+    url: str
+    browser: Browser
+    http: aiohttp.ClientSession
+    ids: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def seeded(env: Environment, admin: Admin) -> AsyncIterator[Seeded]:
+    """A stack with the seeded account, a browser, and a client for the API."""
     clock = seeding_clock()
     async with (
         dashboard_stack(env, clock=clock) as running,
@@ -172,8 +183,15 @@ async def test_every_screen_in_both_themes_on_desktop_and_phone(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl())) as http,
     ):
         ids = await seed_account(admin, running.url, http, clock)
+        yield Seeded(running.url, browser, http, ids)
+
+
+async def test_every_screen_in_both_themes_on_desktop_and_phone(
+    env: Environment, admin: Admin
+) -> None:
+    async with seeded(env, admin) as account:
         for size in ("desktop", "phone"):
-            await tour(browser, running.url, ids, size)
+            await tour(account.browser, account.url, account.ids, size)
 
 
 async def session_cookie(http: aiohttp.ClientSession, url: str, email: str) -> str:
@@ -209,15 +227,9 @@ async def first_load_bytes(browser: Browser, url: str, session: str) -> dict[str
 async def test_first_load_of_the_servers_page_is_under_150_kb(
     env: Environment, admin: Admin
 ) -> None:
-    clock = seeding_clock()
-    async with (
-        dashboard_stack(env, clock=clock) as running,
-        chromium(env) as browser,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl())) as http,
-    ):
-        ids = await seed_account(admin, running.url, http, clock)
-        session = await session_cookie(http, running.url, ids["email"])
-        measured = await first_load_bytes(browser, running.url, session)
+    async with seeded(env, admin) as account:
+        session = await session_cookie(account.http, account.url, account.ids["email"])
+        measured = await first_load_bytes(account.browser, account.url, session)
         assert measured["encodings"], "no asset was loaded"
         uncompressed = {n: e for n, e in measured["encodings"].items() if e != "br"}
         assert not uncompressed or all(n.endswith((".svg", ".png")) for n in uncompressed), (
