@@ -290,7 +290,7 @@ def cmd_password(ctx: Context) -> int:
 
 def cmd_signins(ctx: Context) -> int:
     with ctx.client() as client:
-        body = client.sign_in_activity(ctx.args.limit)
+        body = client.sign_in_activity(ctx.args.limit, types=ctx.args.type)
     rows = [
         [e.get("occurred_at"), e.get("type"), e.get("client_address"), e.get("user_agent")]
         for e in body["events"]
@@ -303,12 +303,19 @@ def cmd_servers_list(ctx: Context) -> int:
     with ctx.client() as client:
         servers = list(client.iter_servers())
     rows = [
-        [s["id"], s["name"], "..." + s["key_hint"], s.get("last_seen_at"), s.get("created_at")]
+        [
+            s["id"],
+            s["name"],
+            s.get("status"),
+            "..." + s["key_hint"],
+            s.get("last_seen_at"),
+            s.get("created_at"),
+        ]
         for s in servers
     ]
     ctx.emit(
         {"servers": servers},
-        lambda: ctx.table(rows, ["id", "name", "key", "last seen", "created"]),
+        lambda: ctx.table(rows, ["id", "name", "status", "key", "last seen", "created"]),
     )
     return EXIT_OK
 
@@ -400,7 +407,7 @@ def cmd_key_rotate(ctx: Context) -> int:
 def cmd_activity(ctx: Context) -> int:
     with ctx.client() as client:
         server_id = resolve_server(ctx, client, ctx.args.server)
-        body = client.activity(server_id, ctx.args.limit)
+        body = client.activity(server_id, ctx.args.limit, types=ctx.args.type)
     rows = [
         [
             e.get("occurred_at"),
@@ -513,6 +520,9 @@ def build_parser(
     )
     signins = add(commands, "signins", cmd_signins, "your sign-in activity, newest first")
     signins.add_argument("--limit", type=int, default=50, help="events to show (default 50)")
+    signins.add_argument(
+        "--type", action="append", default=[], help="only this event type (repeatable)"
+    )
 
     servers = commands.add_parser(
         "servers", help="list, add or remove servers", description="Servers of your account."
@@ -550,6 +560,9 @@ def build_parser(
     activity = add(commands, "activity", cmd_activity, "a server's key activity, newest first")
     activity.add_argument("server", metavar="SERVER")
     activity.add_argument("--limit", type=int, default=50, help="events to show (default 50)")
+    activity.add_argument(
+        "--type", action="append", default=[], help="only this event type (repeatable)"
+    )
 
     metrics = add(commands, "metrics", cmd_metrics, "a server's metric series")
     metrics.add_argument("server", metavar="SERVER")

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 KEY = re.compile(r"^[0-9a-f]{64}$")
 NOW_CPU = 37.5
+NEW_PASSWORD = "a different passphrase, 77 long"
 
 
 async def post_samples(
@@ -283,7 +284,6 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         )
         await second.assert_clean("server overview, phone, dark")
         await screenshot(second.page, "journey-server-dark-phone")
-        await second.page.goto("/servers")
         await page.get_by_role("link", name="Account").click()
         sessions = page.locator("tbody tr")
         await expect(sessions).to_have_count(2)
@@ -293,12 +293,28 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await page.locator("tr", has_not_text="This session").get_by_role("button").click()
         await expect(sessions).to_have_count(1)
         await expect(page.get_by_role("status").first).to_contain_text("was ended")
-        second.expect(401, "/api/v1/servers")
+        server_api = f"/api/v1/servers/{server_id}"
+        for path in ("", "/metrics/latest", "/metrics", "/metric-names"):
+            second.expect(401, server_api + path)
         await expect(second.page).to_have_url(
-            re.compile(r"/sign-in\?next=%2Fservers"), timeout=15_000
+            re.compile(rf"/sign-in\?next=%2Fservers%2F{server_id}$"), timeout=15_000
         )
         await expect(second.page.get_by_text("Your session has ended")).to_be_visible()
         await second.assert_clean("the ended session's sign-in")
+        # Signing in again returns to the page it was on.
+        await sign_in(second, email)
+        await expect(second.page).to_have_url(f"{url}/servers/{server_id}")
+
+        # Changing the password ends every other session, and says so.
+        await page.get_by_label("Current password").fill(STRONG_PASSWORD)
+        await page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+        await page.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
+        await page.get_by_role("button", name="Change password").click()
+        password = page.get_by_role("region", name="Change password")
+        await expect(password.get_by_role("status")).to_contain_text(
+            "Your password was changed. 1 other session was signed out; this one stays signed in."
+        )
+        await expect(second.page).to_have_url(re.compile(r"/sign-in\?next="), timeout=15_000)
 
         # Sign out.
         await page.get_by_role("button", name="Sign out").first.click()
@@ -308,4 +324,26 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await expect(page).to_have_url(re.compile(r"/sign-in\?next="))
         await watched.assert_clean("signed out")
         await other.close()
+        await context.close()
+
+
+async def test_a_throttled_sign_in_says_how_long_to_wait(env: Environment, admin: Admin) -> None:
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    async with dashboard_stack(env) as running, chromium(env) as browser:
+        context = await new_context(browser, running.url, viewport=DESKTOP)
+        watched = await watch(context)
+        watched.expect(401, "/api/v1/auth/login")
+        watched.expect(429, "/api/v1/auth/login")
+        page = watched.page
+        await page.goto("/sign-in")
+        alert = page.get_by_role("alert")
+        for attempt in range(5):  # LOGIN_FAILURES_PER_ACCOUNT_ADDRESS
+            await sign_in(watched, email, f"wrong password {attempt}")
+            await expect(alert).to_have_text("The email or password is wrong.")
+        await sign_in(watched, email)  # even the right password waits now
+        await expect(alert).to_contain_text("Too many failed sign-in attempts. Try again in")
+        wait = page.get_by_role("button", name=re.compile(r"^Wait \d+ min"))
+        await expect(wait).to_be_disabled()
+        await watched.assert_clean("throttled sign-in")
         await context.close()

@@ -124,6 +124,38 @@ async def fits_the_screen(page: Page, what: str) -> None:
     assert overflow <= 0, f"{what}: the page is {overflow} px wider than the screen"
 
 
+HIDE_TAB = """
+for (const [name, value] of [["hidden", true], ["visibilityState", "hidden"]]) {
+  Object.defineProperty(document, name, { value, configurable: true });
+}
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+SHOW_TAB = """
+delete document.hidden; delete document.visibilityState;
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+
+
+async def refreshes_only_while_visible(page: Page) -> None:
+    """The servers list asks the API every few seconds while the tab is visible, never while
+    it is hidden, and at once when it is shown again."""
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: asked.append(r.url) if r.url.endswith("/api/v1/servers?limit=200") else None,
+    )
+    await page.goto("/servers")
+    await page.wait_for_timeout(6_000)
+    assert len(asked) >= 2, asked
+    await page.evaluate(HIDE_TAB)
+    hidden_from = len(asked)
+    await page.wait_for_timeout(6_000)
+    assert len(asked) == hidden_from, "the list refreshed while the tab was hidden"
+    await page.evaluate(SHOW_TAB)
+    await page.wait_for_timeout(1_000)
+    assert len(asked) > hidden_from, "showing the tab did not refresh the list"
+
+
 async def tour(browser: Browser, url: str, ids: dict[str, str], size: str) -> None:
     viewport = DESKTOP if size == "desktop" else PHONE
     context = await new_context(
@@ -162,6 +194,17 @@ async def tour(browser: Browser, url: str, ids: dict[str, str], size: str) -> No
     await page.get_by_label("Search servers by name").fill("nothing-like-this")
     await expect(page.get_by_text("No server's name contains")).to_be_visible()
     await watched.assert_clean(f"servers, no match, {size}")
+    if size == "desktop":
+        await refreshes_only_while_visible(page)
+        # Ctrl-K: the command palette goes to a server by name, from the keyboard.
+        await page.keyboard.press("Control+k")
+        palette = page.get_by_role("dialog", name="Command palette")
+        await expect(palette).to_be_visible()
+        await expect(palette.get_by_role("option", name="db-1").first).to_be_visible()
+        await watched.assert_clean("command palette")
+        await page.keyboard.type("db-1")
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(f"{url}/servers/{ids['db-1']}")
     await context.close()
 
 

@@ -70,6 +70,7 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         server_id, first_key = created["server"]["id"], created["api_key"]
         code, out, _ = await ctl("servers", "list")
         assert code == 0 and "db-1" in out and server_id in out and first_key not in out
+        assert "initialising" in out
         assert [s["name"] for s in (await ctl.json("servers", "list"))["servers"]] == ["db-1"]
 
         # Rotation into an agent env file: mode, owner, comments and other lines kept.
@@ -113,6 +114,10 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         assert {"key.created", "key.rotated"} <= types
         code, out, _ = await ctl("activity", "db-1")
         assert code == 0 and "key.rotated" in out
+        rotations = await ctl.json("activity", "db-1", "--type", "key.rotated")
+        assert {e["type"] for e in rotations["events"]} == {"key.rotated"}
+        signins = await ctl.json("signins", "--type", "login.succeeded")
+        assert signins["events"] and {e["type"] for e in signins["events"]} == {"login.succeeded"}
 
         # Not found, ambiguous names, usage.
         assert (await ctl("latest", "no-such-server"))[0] == 4
