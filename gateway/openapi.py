@@ -139,10 +139,15 @@ def _components() -> dict[str, Any]:
                 "description": "The client address of the key's last use.",
             },
             "last_seen_at": NULLABLE_TIMESTAMP,
+            "paused_at": {
+                **NULLABLE_TIMESTAMP,
+                "description": "Set while a person has paused the server's monitoring.",
+            },
             "status": {
                 "type": "string",
                 "enum": [s.value for s in ServerStatus],
-                "description": "initialising: never delivered metrics; online, warning, "
+                "description": "paused: a person paused its monitoring; "
+                "initialising: never delivered metrics; online, warning, "
                 "offline: by how many agent reporting intervals ago it last did "
                 "(AGENT_INTERVAL_SECONDS, STATUS_WARNING_INTERVALS, STATUS_OFFLINE_INTERVALS); "
                 "unknown: the last-seen facts are unavailable right now.",
@@ -452,6 +457,36 @@ def _server_paths() -> dict[str, Any]:
                         },
                     ),
                     **_problems(400, 401, 403, 404, 422),
+                },
+            },
+            "patch": {
+                "summary": "Rename a server, or pause or resume its monitoring.",
+                "tags": ["servers"],
+                "security": SESSION_ONLY,
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "paused": {"type": "boolean"},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    **_ok(
+                        "The server, changed.",
+                        {
+                            "type": "object",
+                            "required": ["server"],
+                            "properties": {"server": _ref("Server")},
+                        },
+                    ),
+                    **_problems(400, 401, 403, 404, 413, 415, 422),
                 },
             },
             "delete": {

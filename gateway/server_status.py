@@ -3,8 +3,9 @@
 The model is the real Server Scout's: *initialising* (added, never checked in), *online*,
 *warning* and *offline*, with thresholds counted in the agent's reporting intervals (the real
 product's agent reports every 5 s: online within 15 s, offline after 60 s, i.e. 3 and 12
-intervals). *unknown* is answered when the last-seen facts could not be read (the ingest service
-is down): a status we cannot back is never guessed.
+intervals), and *paused* while a person has paused the server's monitoring (maintenance: no
+warning, no offline; its agent may still post). *unknown* is answered when the last-seen facts
+could not be read (the ingest service is down): a status we cannot back is never guessed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class ServerStatus(enum.StrEnum):
     ONLINE = "online"
     WARNING = "warning"
     OFFLINE = "offline"
+    PAUSED = "paused"
     UNKNOWN = "unknown"
 
 
@@ -48,8 +50,12 @@ class StatusRule:
     def offline_after_seconds(self) -> float:
         return self.agent_interval_seconds * self.offline_intervals
 
-    def status(self, last_seen_at: datetime | None, now: datetime, *, known: bool) -> ServerStatus:
+    def status(
+        self, last_seen_at: datetime | None, now: datetime, *, known: bool, paused: bool = False
+    ) -> ServerStatus:
         """`known` is False when the last-seen facts were unavailable."""
+        if paused:
+            return ServerStatus.PAUSED
         if not known:
             return ServerStatus.UNKNOWN
         if last_seen_at is None:

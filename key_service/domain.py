@@ -17,6 +17,7 @@ from key_service.models import (
     ActivityType,
     KeyRejectionReport,
     KeyUsageReport,
+    ServerChange,
     ServerRecord,
     Validation,
     generate_api_key,
@@ -150,6 +151,31 @@ class KeyManager:
         )
         await self._publisher.publish(ended, now)
         log.info("server deleted, keys revoked", extra={"server_id": server_id, "actor": actor})
+
+    async def update_server(
+        self,
+        account_id: str,
+        server_id: str,
+        *,
+        name: str | None = None,
+        paused: bool | None = None,
+        actor: str,
+        address: str = "",
+    ) -> ServerRecord:
+        """Rename a server, or pause or resume its monitoring."""
+        if name is None and paused is None:
+            raise InvalidRequest("nothing to change: give a name or paused")
+        change = ServerChange(
+            account_id,
+            parse_uuid(server_id),
+            None if name is None else validate_server_name(name),
+            paused,
+        )
+        server = await self._repo.update_server(
+            change, actor=actor, address=address, now=self._clock.now()
+        )
+        log.info("server updated", extra={"server_id": server.id, "actor": actor})
+        return server
 
     async def rotate_key(
         self,

@@ -35,6 +35,9 @@ class ActivityType(enum.StrEnum):
     # One rolling event per key each, moved forward as use or rejected attempts continue.
     KEY_USED = "key.used"
     KEY_REJECTED = "key.rejected"
+    SERVER_RENAMED = "server.renamed"
+    SERVER_PAUSED = "server.paused"
+    SERVER_RESUMED = "server.resumed"
 
 
 class KeyStatus(enum.Enum):
@@ -63,6 +66,17 @@ class ServerRecord:
     key_created_at: datetime
     key_last_used_at: datetime | None
     key_last_used_address: str | None
+    paused_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServerChange:
+    """What a person changes about a server; None leaves that part as it is."""
+
+    account_id: str
+    server_id: str
+    name: str | None = None
+    paused: bool | None = None
 
 
 @dataclass(frozen=True)

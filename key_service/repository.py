@@ -17,6 +17,7 @@ from key_service.models import (
     KeyRejectionReport,
     KeyStatus,
     KeyUsageReport,
+    ServerChange,
     ServerRecord,
     Validation,
 )
@@ -26,7 +27,7 @@ SCHEMA = "keys"
 
 _SERVER_COLUMNS = """
     s.id::text, s.account_id::text, s.name, s.created_at,
-    k.hint, k.created_at, k.last_used_at, k.last_used_address
+    k.hint, k.created_at, k.last_used_at, k.last_used_address, s.paused_at
 """
 _SERVER_FROM = """
     keys.servers s
@@ -64,6 +65,10 @@ class KeyRepository(Protocol):
     async def delete_server(
         self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
     ) -> list[EndedKey]: ...
+
+    async def update_server(
+        self, change: ServerChange, *, actor: str, address: str, now: datetime
+    ) -> ServerRecord: ...
 
     async def rotate_key(
         self,
@@ -204,6 +209,53 @@ class PostgresKeyRepository:
             EndedKey(key_id, bytes(digest), server_id, "revoked", now)
             for key_id, digest, _ in ended
         ]
+
+    async def update_server(
+        self, change: ServerChange, *, actor: str, address: str, now: datetime
+    ) -> ServerRecord:
+        """Apply what differs from the stored server, each change in the activity log."""
+        async with transaction(self._pool) as cur:
+            await _lock_server(cur, change.account_id, change.server_id)
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
+                (change.server_id,),
+            )
+            before = _server(await cur.fetchone())
+            events: list[tuple[ActivityType, dict[str, Any]]] = []
+            if change.name is not None and change.name != before.name:
+                await cur.execute(
+                    "UPDATE keys.servers SET name = %s WHERE id = %s",
+                    (change.name, change.server_id),
+                )
+                events.append(
+                    (ActivityType.SERVER_RENAMED, {"old_name": before.name, "name": change.name})
+                )
+            if change.paused is not None and change.paused != (before.paused_at is not None):
+                await cur.execute(
+                    "UPDATE keys.servers SET paused_at = %s WHERE id = %s",
+                    (now if change.paused else None, change.server_id),
+                )
+                kind = ActivityType.SERVER_PAUSED if change.paused else ActivityType.SERVER_RESUMED
+                events.append((kind, {}))
+            for kind, details in events:
+                await cur.execute(
+                    "INSERT INTO keys.activity (server_id, account_id, type, occurred_at, actor,"
+                    " client_address, details) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        change.server_id,
+                        change.account_id,
+                        kind,
+                        now,
+                        actor,
+                        address,
+                        json.dumps(details),
+                    ),
+                )
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
+                (change.server_id,),
+            )
+            return _server(await cur.fetchone())
 
     async def rotate_key(
         self,

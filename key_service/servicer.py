@@ -46,6 +46,7 @@ def server_message(server: ServerRecord) -> keys_pb2.Server:
         key_created_at=optional_timestamp(server.key_created_at),
         key_last_used_at=optional_timestamp(server.key_last_used_at),
         key_last_used_address=server.key_last_used_address or "",
+        paused_at=optional_timestamp(server.paused_at),
     )
 
 
@@ -191,6 +192,23 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
             ),
         )
         return keys_pb2.DeleteServerResponse()
+
+    async def UpdateServer(
+        self, request: keys_pb2.UpdateServerRequest, context: Context
+    ) -> keys_pb2.UpdateServerResponse:
+        identity, account = await _require_user(context)
+        server = await self._run(
+            context,
+            self._keys.update_server(
+                account,
+                request.server_id,
+                name=request.name if request.HasField("name") else None,
+                paused=request.paused if request.HasField("paused") else None,
+                actor=identity.principal,
+                address=current_client_address(),
+            ),
+        )
+        return keys_pb2.UpdateServerResponse(server=server_message(server))
 
     async def RotateKey(
         self, request: keys_pb2.RotateKeyRequest, context: Context

@@ -62,7 +62,8 @@ def server_json(
 ) -> dict[str, Any]:
     seen = None if last_seen is None else last_seen.get(server.id)
     rule = request.app[SETTINGS].status_rule
-    status = rule.status(seen, request.app[CLOCK].now(), known=last_seen is not None)
+    paused = server.HasField("paused_at")
+    status = rule.status(seen, request.app[CLOCK].now(), known=last_seen is not None, paused=paused)
     used = server.HasField("key_last_used_at")
     return {
         "id": server.id,
@@ -74,6 +75,7 @@ def server_json(
         "key_last_used_address": (server.key_last_used_address or None) if used else None,
         "last_seen_at": iso_datetime(seen) if seen is not None else None,
         "status": status.value,
+        "paused_at": iso(server.paused_at, paused),
     }
 
 
@@ -125,6 +127,44 @@ async def get_server(request: web.Request) -> web.Response:
     server_id = request.match_info["server_id"]
     response = await backends.keys.GetServer(
         keys_pb2.GetServerRequest(server_id=server_id),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    last_seen = await _last_seen(request, [response.server.id])
+    return json_response({"server": server_json(request, response.server, last_seen)})
+
+
+def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> Any:
+    value = body.get(name)
+    if value is not None and (type(value) is not kind):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"{name} must be {described}.",
+            type_="invalid-field",
+            pointer=f"/{name}",
+        )
+    return value
+
+
+async def update_server(request: web.Request) -> web.Response:
+    """Rename a server (`name`) or pause or resume its monitoring (`paused`)."""
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"name", "paused"})
+    if unknown:
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"{unknown[0][:60]!r} cannot be changed; only name and paused.",
+            type_="invalid-field",
+        )
+    name = _optional(body, "name", str, "a string")
+    paused = _optional(body, "paused", bool, "true or false")
+    backends = request.app[BACKENDS]
+    response = await backends.keys.UpdateServer(
+        keys_pb2.UpdateServerRequest(
+            server_id=request.match_info["server_id"], name=name, paused=paused
+        ),
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
     )
@@ -193,5 +233,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/servers", list_servers)
     app.router.add_get("/api/v1/servers/{server_id}", get_server)
     app.router.add_delete("/api/v1/servers/{server_id}", delete_server)
+    app.router.add_patch("/api/v1/servers/{server_id}", update_server)
     app.router.add_post("/api/v1/servers/{server_id}/api-key/rotate", rotate_key)
     app.router.add_get("/api/v1/servers/{server_id}/activity", list_activity)

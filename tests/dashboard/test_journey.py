@@ -253,6 +253,17 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await page.get_by_role("button", name="Close, I copied it").click()
         await expect(page.get_by_test_id("key-hint")).to_have_text(f"…{new_key[-4:]}")
 
+        # Rename it; pause its monitoring (status "paused"), then resume it.
+        await page.get_by_label("Name", exact=True).fill("web-1 (rack 4)")
+        await page.get_by_role("button", name="Rename").click()
+        await expect(page.get_by_role("heading", name="web-1 (rack 4)", level=1)).to_be_visible()
+        await page.get_by_role("button", name="Pause monitoring").click()
+        header_status = page.locator(".page-header .status")
+        await expect(header_status).to_have_text("Paused")
+        await watched.assert_clean("server settings, paused")
+        await page.get_by_role("button", name="Resume monitoring").click()
+        await expect(header_status).to_have_text("Online")
+
         # Activity: the rotation and the refused attempt with the old key, filterable.
         await running.app[USAGE].flush()
         await tabs.get_by_role("link", name="Activity").click()

@@ -124,3 +124,50 @@ async def test_key_last_used_address_and_activity_filters(env: Environment, admi
         assert status == 200 and page["events"] == []
         status, problem = await _get(http, f"{signins}?type=key.used", **session)
         assert status == 422 and "login.failed" in problem["detail"]
+
+
+async def test_rename_pause_and_resume_a_server(env: Environment, admin: Admin) -> None:
+    server = await new_server(admin, name="web-1")
+    async with (
+        running_stack(env) as stack,
+        client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
+    ):
+        url = f"{stack.gateway.url}/api/v1/servers/{server.server_id}"
+        session = await sign_in(http, stack.gateway.url, server.email)
+
+        async def patch(body: Any, **headers: str) -> tuple[int, Any]:
+            async with http.patch(url, json=body, headers=headers or session) as response:
+                return response.status, await response.json()
+
+        status, answer = await patch({"name": "  web-01 "})
+        assert status == 200 and answer["server"]["name"] == "web-01"
+        assert answer["server"]["paused_at"] is None
+        status, answer = await patch({"paused": True})
+        assert status == 200 and answer["server"]["status"] == "paused"
+        assert answer["server"]["paused_at"].endswith("Z")
+        # A paused server's agent may still post; it stays paused until resumed.
+        async with http.post(
+            f"{stack.gateway.url}/api/v1/metrics",
+            json=body((datetime.now(UTC).timestamp(), {"cpu.percent": 1.0})),
+            headers={"X-API-Key": server.api_key},
+        ) as response:
+            assert response.status == 202
+        assert (await _get(http, url, **session))[1]["server"]["status"] == "paused"
+        status, answer = await patch({"paused": False})
+        assert answer["server"]["status"] == "online" and answer["server"]["paused_at"] is None
+
+        status, page = await _get(http, f"{url}/activity?type=server.renamed", **session)
+        (renamed,) = page["events"]
+        assert renamed["details"] == {"old_name": "web-1", "name": "web-01"}
+        assert renamed["actor"].startswith("user:") and renamed["client_address"] == "127.0.0.1"
+        status, page = await _get(
+            http, f"{url}/activity?type=server.paused,server.resumed", **session
+        )
+        assert [e["type"] for e in page["events"]] == ["server.resumed", "server.paused"]
+
+        for bad in ({}, {"name": ""}, {"name": 5}, {"paused": "yes"}, {"id": "x"}):
+            status, problem = await patch(bad)
+            assert status == 422, bad
+            assert problem["status"] == 422
+        status, _ = await patch({"name": "x"}, **{"X-API-Key": server.api_key})
+        assert status == 403

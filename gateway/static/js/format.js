@@ -106,6 +106,7 @@ export const STATUS_LABELS = {
   warning: "Warning",
   offline: "Offline",
   initialising: "Initialising",
+  paused: "Paused",
   unknown: "Unknown",
 };
 
@@ -114,5 +115,6 @@ export const STATUS_HELP = {
   warning: "Late: no metrics for a few reporting intervals.",
   offline: "No metrics for many reporting intervals.",
   initialising: "Added, waiting for the agent's first check-in.",
+  paused: "Monitoring paused by a person: no warning, no offline.",
   unknown: "Status unavailable right now.",
 };

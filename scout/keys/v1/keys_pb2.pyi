@@ -24,7 +24,7 @@ KEY_STATUS_ROTATED: KeyStatus
 KEY_STATUS_REVOKED: KeyStatus
 
 class Server(_message.Message):
-    __slots__ = ("id", "account_id", "name", "created_at", "key_hint", "key_created_at", "key_last_used_at", "key_last_used_address")
+    __slots__ = ("id", "account_id", "name", "created_at", "key_hint", "key_created_at", "key_last_used_at", "key_last_used_address", "paused_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Server(_message.Message):
     KEY_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     KEY_LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     KEY_LAST_USED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     account_id: str
     name: str
@@ -41,7 +42,8 @@ class Server(_message.Message):
     key_created_at: _timestamp_pb2.Timestamp
     key_last_used_at: _timestamp_pb2.Timestamp
     key_last_used_address: str
-    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_hint: _Optional[str] = ..., key_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_address: _Optional[str] = ...) -> None: ...
+    paused_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_hint: _Optional[str] = ..., key_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_address: _Optional[str] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ValidateKeyRequest(_message.Message):
     __slots__ = ("key_sha256",)
@@ -150,6 +152,22 @@ class DeleteServerRequest(_message.Message):
 class DeleteServerResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class UpdateServerRequest(_message.Message):
+    __slots__ = ("server_id", "name", "paused")
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    name: str
+    paused: bool
+    def __init__(self, server_id: _Optional[str] = ..., name: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class UpdateServerResponse(_message.Message):
+    __slots__ = ("server",)
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    server: Server
+    def __init__(self, server: _Optional[_Union[Server, _Mapping]] = ...) -> None: ...
 
 class RotateKeyRequest(_message.Message):
     __slots__ = ("server_id", "grace_seconds")

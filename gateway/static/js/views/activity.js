@@ -13,6 +13,9 @@ export const KEY_KINDS = {
   "key.revoked": "Key revoked",
   "key.used": "Key used",
   "key.rejected": "Old key refused",
+  "server.renamed": "Server renamed",
+  "server.paused": "Monitoring paused",
+  "server.resumed": "Monitoring resumed",
 };
 
 export const SIGN_IN_KINDS = {
@@ -46,6 +49,8 @@ function keyDetail(event) {
       return "Latest use of this key";
     case "key.rejected":
       return `This key was ${d.reason || "ended"}; ${d.attempts} ${d.attempts === 1 ? "attempt" : "attempts"} refused, the latest shown`;
+    case "server.renamed":
+      return `From “${d.old_name}” to “${d.name}”`;
     default:
       return "";
   }
@@ -163,7 +168,7 @@ export class ServerActivityTab {
   render() {
     return html`<section class="stack" aria-labelledby="server-activity-title">
       <div><h2 id="server-activity-title">Key activity</h2>
-        <p class="small muted">Every key made, regenerated or revoked, its latest use, and attempts with keys that no longer work.</p></div>
+        <p class="small muted">Every key made, regenerated or revoked, its latest use, attempts with keys that no longer work, and changes to the server.</p></div>
       ${this.list.render()}
     </section>`;
   }

@@ -25,6 +25,7 @@ export class SettingsTab {
     this.error = null;
     this.rotated = null;
     this.typedName = "";
+    this.changeError = null;
   }
 
   connected() {}
@@ -85,9 +86,65 @@ export class SettingsTab {
     }
   }
 
+  async change(change, done) {
+    this.busy = true;
+    this.changeError = null;
+    this.app.update();
+    try {
+      const { server } = await api("PATCH", serverPath(this.page.id), { body: change });
+      this.page.replaceServer(server);
+      this.app.announce(done(server));
+      this.app.toast(done(server));
+    } catch (error) {
+      this.changeError = problemText(error);
+    } finally {
+      this.busy = false;
+      this.app.update();
+    }
+  }
+
+  rename(event) {
+    event.preventDefault();
+    const name = String(new FormData(event.currentTarget).get("name") || "").trim();
+    if (name === this.page.server.name) return;
+    this.change({ name }, (server) => `Renamed to ${server.name}.`);
+  }
+
+  togglePause() {
+    const paused = !this.page.server.paused_at;
+    this.change({ paused }, (server) =>
+      paused ? `Monitoring of ${server.name} is paused.` : `Monitoring of ${server.name} resumed.`);
+  }
+
+  generalSection(server) {
+    const paused = Boolean(server.paused_at);
+    return html`<section class="card" aria-labelledby="general-title">
+      <div class="card-header"><div><h2 id="general-title">Server</h2>
+        <p>Its name, and whether it is monitored.</p></div></div>
+      <div class="card-body stack">
+        ${this.changeError ? banner("error", this.changeError, { role: "alert" }) : nothing}
+        <form class="row" @submit=${(e) => this.rename(e)}>
+          <div class="field grow">
+            <label for="rename">Name</label>
+            <input id="rename" name="name" maxlength="100" required autocomplete="off" .value=${server.name}>
+          </div>
+          <button type="submit" class="align-end" ?disabled=${this.busy}>Rename</button>
+        </form>
+        <div class="spread">
+          <p>${paused
+            ? html`Monitoring is <strong>paused</strong> since ${formatDateTime(server.paused_at)}: no warning, no offline. The agent may keep posting.`
+            : "Pause monitoring during maintenance: the server shows as paused instead of warning or offline."}</p>
+          <button type="button" ?disabled=${this.busy} @click=${() => this.togglePause()}>
+            ${paused ? "Resume monitoring" : "Pause monitoring"}</button>
+        </div>
+      </div>
+    </section>`;
+  }
+
   render() {
     const server = this.page.server;
     return html`<div class="stack-lg">
+      ${this.generalSection(server)}
       <section class="card" aria-labelledby="key-title">
         <div class="card-header"><div><h2 id="key-title">API key</h2>
           <p>The agent on ${server.name} sends this key with every sample. Keys are stored only as a hash: they are shown once, when made.</p></div></div>
