@@ -334,6 +334,22 @@ def cmd_servers_add(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_servers_update(ctx: Context) -> int:
+    """rename, pause and resume: one PATCH each."""
+    changes: dict[str, dict[str, Any]] = {
+        "rename": {"name": getattr(ctx.args, "name", None)},
+        "pause": {"paused": True},
+        "resume": {"paused": False},
+    }
+    change = changes[ctx.args.servers_command]
+    with ctx.client() as client:
+        server_id = resolve_server(ctx, client, ctx.args.server)
+        body = client.update_server(server_id, **change)
+    server = body["server"]
+    ctx.emit(body, lambda: ctx.out(f"{server['name']} ({server['id']}): {server['status']}"))
+    return EXIT_OK
+
+
 def cmd_servers_remove(ctx: Context) -> int:
     with ctx.client() as client:
         server_id = resolve_server(ctx, client, ctx.args.server)
@@ -534,6 +550,16 @@ def build_parser(
     add(server_commands, "add", cmd_servers_add, "add a server and print its API key").add_argument(
         "name"
     )
+    rename = add(server_commands, "rename", cmd_servers_update, "give a server a new name")
+    rename.add_argument("server", metavar="SERVER")
+    rename.add_argument("name", metavar="NAME")
+    for verb, help_text in (
+        ("pause", "pause a server's monitoring (maintenance: shown as paused, not offline)"),
+        ("resume", "resume a paused server's monitoring"),
+    ):
+        add(server_commands, verb, cmd_servers_update, help_text).add_argument(
+            "server", metavar="SERVER"
+        )
     remove = add(server_commands, "remove", cmd_servers_remove, "remove a server (revokes its key)")
     remove.add_argument("server", metavar="SERVER")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")

@@ -307,6 +307,13 @@ class ScoutClient:
     def delete_server(self, server_id: str) -> None:
         self._call("DELETE", _server_path(server_id))
 
+    def update_server(
+        self, server_id: str, *, name: str | None = None, paused: bool | None = None
+    ) -> Json:
+        """Rename a server, or pause (True) or resume (False) its monitoring."""
+        body = {k: v for k, v in (("name", name), ("paused", paused)) if v is not None}
+        return self._call("PATCH", _server_path(server_id), body=body)
+
     def rotate_key(self, server_id: str, grace_seconds: int | None = None) -> Json:
         """{"api_key", "server", "old_key_valid_until"}; the old key stops working at once
         unless `grace_seconds` keeps it valid that long."""
