@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -357,4 +358,26 @@ async def test_a_throttled_sign_in_says_how_long_to_wait(env: Environment, admin
         wait = page.get_by_role("button", name=re.compile(r"^Wait \d+ min"))
         await expect(wait).to_be_disabled()
         await watched.assert_clean("throttled sign-in")
+        await context.close()
+
+
+async def test_sign_in_returns_only_to_pages_of_this_gateway(
+    env: Environment, admin: Admin
+) -> None:
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    async with dashboard_stack(env) as running, chromium(env) as browser:
+        context = await new_context(browser, running.url, viewport=DESKTOP)
+        watched = await watch(context)
+        page = watched.page
+        for next_page in ("//example.com/servers", "/\\example.com", "https://example.com/"):
+            await page.goto(f"/sign-in?next={quote(next_page)}")
+            await sign_in(watched, email)
+            await expect(page).to_have_url(f"{running.url}/servers")
+            await page.get_by_role("button", name="Sign out").click()
+            await expect(page).to_have_url(f"{running.url}/sign-in")
+        await page.goto("/sign-in?next=%2Faccount")
+        await sign_in(watched, email)
+        await expect(page).to_have_url(f"{running.url}/account")
+        await watched.assert_clean("signed in, back to the account page")
         await context.close()

@@ -22,11 +22,19 @@ const ROUTES = [
 const THEME_LABELS = { system: "System theme", light: "Light theme", dark: "Dark theme" };
 const THEME_ICONS = { system: "system", light: "sun", dark: "moon" };
 
-/** Only a path of this origin may be returned to after signing in. */
+/** Only a page of this origin may be returned to after signing in (never "//host" or "/\\host",
+ * which browsers read as another origin). */
 export function safeNext(value) {
-  return value && value.startsWith("/") && !value.startsWith("//") && !value.startsWith("/sign-in")
-    ? value
-    : "/servers";
+  if (!value || !value.startsWith("/") || value.includes("\\")) return "/servers";
+  try {
+    const target = new URL(value, location.origin);
+    if (target.origin === location.origin && !target.pathname.startsWith("/sign-in")) {
+      return target.pathname + target.search;
+    }
+  } catch {
+    // Not a URL at all: fall through to the default.
+  }
+  return "/servers";
 }
 
 class App {

@@ -93,8 +93,7 @@ export class SettingsTab {
     try {
       const { server } = await api("PATCH", serverPath(this.page.id), { body: change });
       this.page.replaceServer(server);
-      this.app.announce(done(server));
-      this.app.toast(done(server));
+      this.app.toast(done(server)); // the toast region is a live region
     } catch (error) {
       this.changeError = problemText(error);
     } finally {
