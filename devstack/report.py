@@ -69,6 +69,14 @@ def replica_lines(topology: Topology, database: Datastore, redis: Datastore) -> 
     return lines
 
 
+def dashboard_lines(url: str, ca_file: Path) -> list[str]:
+    return [
+        f"Dashboard:   {url}/  (sign in with the demo user below)",
+        f"             Your browser does not know the development CA: import {ca_file.resolve()}",
+        "             into it (certificate authorities), or accept its warning for localhost.",
+    ]
+
+
 def trust_lines(gateway_urls: list[str], ca_file: Path) -> list[str]:
     ca = shlex.quote(str(ca_file.resolve()))
     return [
@@ -114,6 +122,7 @@ def format_summary(
 ) -> str:
     urls = [g.url for g in topology.gateways]
     lines = ["", "Server Scout is running. Press Ctrl-C to stop everything.", ""]
+    lines += [*dashboard_lines(urls[0], ca_file), ""]
     lines += replica_lines(topology, database, redis)
     lines += ["", *trust_lines(urls, ca_file), ""]
     lines += demo_lines(seed, credentials_file, urls[0], ca_file)
@@ -135,6 +144,8 @@ def format_already_running(
         "",
         f"Server Scout is already running from this checkout (make run, pid {pid}).",
         "Stop it with Ctrl-C in its terminal (or kill " + str(pid) + ") before starting another.",
+        "",
+        *dashboard_lines(gateway_urls[0], ca_file),
         "",
     ]
     lines += [f"  {name:<12} metrics {url}" for name, url in metrics_urls.items()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import dashboard
 from gateway.handlers import auth, health, identity, metrics, openapi, problem_docs, servers
 
 
@@ -17,3 +18,4 @@ def setup_routes(app: web.Application) -> None:
     metrics.setup_routes(app)
     openapi.setup_routes(app)
     problem_docs.setup_routes(app)
+    dashboard.setup_routes(app)

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.server_status import (
+    DEFAULT_AGENT_INTERVAL_SECONDS,
+    DEFAULT_OFFLINE_INTERVALS,
+    DEFAULT_WARNING_INTERVALS,
+    StatusRule,
+)
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
@@ -47,6 +53,8 @@ class Settings:
     # On SIGTERM: readiness fails at once, new connections are still taken this long (until load
     # balancers have stopped sending), then in-flight requests get SHUTDOWN_GRACE_SECONDS.
     shutdown_drain_seconds: float
+    # When a server counts as online, warning or offline (AGENT_INTERVAL_SECONDS, STATUS_*).
+    status_rule: StatusRule
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -108,4 +116,20 @@ class Settings:
             shutdown_drain_seconds=env.number(
                 "SHUTDOWN_DRAIN_SECONDS", 0.0, minimum=0.0, maximum=120.0
             ),
+            status_rule=_status_rule(env),
         )
+
+
+def _status_rule(env: Env) -> StatusRule:
+    warning = env.integer(
+        "STATUS_WARNING_INTERVALS", DEFAULT_WARNING_INTERVALS, minimum=1, maximum=1000
+    )
+    offline = env.integer(
+        "STATUS_OFFLINE_INTERVALS", DEFAULT_OFFLINE_INTERVALS, minimum=2, maximum=10_000
+    )
+    if offline <= warning:
+        raise SettingsError("STATUS_OFFLINE_INTERVALS must be more than STATUS_WARNING_INTERVALS")
+    interval = env.number(
+        "AGENT_INTERVAL_SECONDS", DEFAULT_AGENT_INTERVAL_SECONDS, minimum=0.1, maximum=3600.0
+    )
+    return StatusRule(interval, warning, offline)
