@@ -59,17 +59,17 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = Env(environ)
-        cert = Path(env.text("TLS_CERT_FILE"))
-        key = Path(env.text("TLS_KEY_FILE"))
-        for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):
-            if not path.is_file():
-                raise SettingsError(f"{name}: no such file {path}")
+        cert, key = _public_tls_files(env)
         https_port = env.integer("HTTPS_PORT", 8443, minimum=0, maximum=65535)
         private_key = env.pem("INTERNAL_JWT_PRIVATE_KEY")
         assert private_key is not None
         public_url = env.text("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
         if not public_url.startswith("https://"):
             raise SettingsError("PUBLIC_URL must start with https://")
+        reload_seconds = env.number(
+            "INTERNAL_TLS_RELOAD_SECONDS", 30.0, minimum=0.05, maximum=3600.0
+        )
+        drain_seconds = env.number("SHUTDOWN_DRAIN_SECONDS", 0.0, minimum=0.0, maximum=120.0)
         return cls(
             environment=env.environment(),
             listen_host=env.text("LISTEN_HOST", "0.0.0.0"),
@@ -109,15 +109,20 @@ class Settings:
             hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
             metrics_addr=env.address("METRICS_ADDR") if env.optional("METRICS_ADDR") else None,
             internal_tls=internal_tls(env),
-            internal_tls_reload_seconds=env.number(
-                "INTERNAL_TLS_RELOAD_SECONDS", 30.0, minimum=0.05, maximum=3600.0
-            ),
+            internal_tls_reload_seconds=reload_seconds,
             tracing=TracingSettings.from_env(env, "gateway"),
-            shutdown_drain_seconds=env.number(
-                "SHUTDOWN_DRAIN_SECONDS", 0.0, minimum=0.0, maximum=120.0
-            ),
+            shutdown_drain_seconds=drain_seconds,
             status_rule=_status_rule(env),
         )
+
+
+def _public_tls_files(env: Env) -> tuple[Path, Path]:
+    cert = Path(env.text("TLS_CERT_FILE"))
+    key = Path(env.text("TLS_KEY_FILE"))
+    for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):
+        if not path.is_file():
+            raise SettingsError(f"{name}: no such file {path}")
+    return cert, key
 
 
 def _status_rule(env: Env) -> StatusRule:
