@@ -3,8 +3,9 @@
 Requests queue their writes and wait; `writers` tasks each take everything queued (up to
 `max_batch_values`), store it in one transaction and only then wake the requests, so nothing is
 acknowledged before it is committed. A transaction that finds no partition for a sample (the
-clock ran ahead of the partition pass) gets the partitions made and is run once more. While a commit runs, the next group gathers, so batches grow
-with the load and a transaction's fixed cost is shared. The queue is bounded in values: past the
+clock ran ahead of the partition pass) gets the partitions made and is run once more. While a
+commit runs, the next group gathers, so batches grow with the load and a transaction's fixed
+cost is shared. The queue is bounded in values: past the
 bound a write is refused at once (`QueueFull`, answered RESOURCE_EXHAUSTED) instead of waiting
 without limit. `close()` refuses new writes and commits everything already accepted.
 """

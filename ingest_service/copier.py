@@ -100,7 +100,10 @@ def _writes(rows: list[tuple[str, str, datetime, float]]) -> list[Write]:
         by_server.setdefault(server_id, {}).setdefault(micros(ts), []).append((name, value))
     writes = []
     for server_id, samples in by_server.items():
-        stamps, sizes, names, values = [], [], [], []
+        stamps: list[int] = []
+        sizes: list[int] = []
+        names: list[str] = []
+        values: list[float] = []
         for stamp, metrics in samples.items():
             metrics.sort()
             stamps.append(stamp)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import psycopg2
 
 from ingest_service.copier import SampleCopier
-from ingest_service.partitions import PartitionedTable, Partitions
+from ingest_service.partitions import RAW_MARGIN, PartitionedTable, Partitions
 from ingest_service.rollup import RollupJob
 from scout_kit.clock import Clock
 from scout_kit.grpc_server import DEPENDENCY_ERRORS
@@ -21,7 +21,7 @@ from scout_kit.grpc_server import DEPENDENCY_ERRORS
 log = logging.getLogger(__name__)
 
 # A lock timeout (55P03) or a deadlock with a concurrent replica is worth a retry, not a crash.
-_PASS_ERRORS = (*DEPENDENCY_ERRORS, psycopg2.Error)
+_PASS_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, psycopg2.Error)
 COPIER_PAUSE_SECONDS = 0.05
 
 
@@ -30,7 +30,7 @@ def partitioned_tables(
 ) -> tuple[PartitionedTable, ...]:
     """Each table's partition width, retention, and the tier it feeds."""
     return (
-        PartitionedTable("samples_raw", timedelta(days=1), raw, feeds_tier=1, margin=timedelta(hours=1)),
+        PartitionedTable("samples_raw", timedelta(days=1), raw, feeds_tier=1, margin=RAW_MARGIN),
         PartitionedTable("rollup_1m", timedelta(days=7), minute, feeds_tier=2),
         PartitionedTable("rollup_1h", timedelta(days=28), hour, feeds_tier=None),
     )
@@ -69,7 +69,9 @@ class Maintenance:
         await self.partitions.ensure_window(now, now - self._raw_retention)
         return await self.partitions.drop_expired(now)
 
-    async def _every(self, what: str, interval: float, work: Callable[[], Awaitable[object]]) -> None:
+    async def _every(
+        self, what: str, interval: float, work: Callable[[], Awaitable[object]]
+    ) -> None:
         while True:
             try:
                 await work()

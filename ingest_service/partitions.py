@@ -160,7 +160,5 @@ class Partitions:
                 (waiting,) = await cur.fetchone()
                 if waiting:
                     return False
-            await cur.execute(
-                f"DROP TABLE IF EXISTS {self._schema}.{partition_name(table, start)}"
-            )
+            await cur.execute(f"DROP TABLE IF EXISTS {self._schema}.{partition_name(table, start)}")
         return True

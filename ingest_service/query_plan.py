@@ -64,9 +64,7 @@ def _append(intervals: list[Interval], lo: int, hi: int) -> None:
         intervals.append((lo, hi))
 
 
-def plan_query(
-    start: int, end: int, step_seconds: int, stale: list[tuple[int, int]]
-) -> Plan:
+def plan_query(start: int, end: int, step_seconds: int, stale: list[tuple[int, int]]) -> Plan:
     """Cover [start, end) given the stale buckets (tier, bucket start) of the server."""
     plan = Plan()
     stale_minutes = {bucket for tier, bucket in stale if tier == TIER_MINUTE}

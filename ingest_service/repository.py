@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiopg
 
@@ -55,14 +55,16 @@ WITH x AS (
   -- DO UPDATE ... WHERE false writes nothing but locks an existing mark until commit, so the
   -- rollup job (FOR UPDATE SKIP LOCKED) never takes a mark whose samples are not committed.
   INSERT INTO {s}.rollup_pending (server_id, tier, bucket)
-  SELECT DISTINCT server_id, 1::int2, date_bin('1 minute', ts, 'epoch'::timestamptz) FROM ins ORDER BY 1, 3
+  SELECT DISTINCT server_id, 1::int2, date_bin('1 minute', ts, 'epoch'::timestamptz)
+  FROM ins ORDER BY 1, 3
   ON CONFLICT (server_id, tier, bucket) DO UPDATE SET tier = EXCLUDED.tier WHERE false
 )"""
 # One row per server per group commit; a server never changes account. Sorted, so concurrent
 # commits take the row locks in the same order.
 _SEEN = """, seen AS (
   INSERT INTO {s}.servers_seen (server_id, account_id, last_seen_at)
-  SELECT s, a, %(seen_at)s FROM unnest(%(seen_servers)s::uuid[], %(seen_accounts)s::uuid[]) AS x(s, a)
+  SELECT s, a, %(seen_at)s
+  FROM unnest(%(seen_servers)s::uuid[], %(seen_accounts)s::uuid[]) AS x(s, a)
   ON CONFLICT (server_id) DO UPDATE
   SET last_seen_at = GREATEST(servers_seen.last_seen_at, EXCLUDED.last_seen_at)
 )"""
@@ -105,8 +107,8 @@ _RAW_PART = """
   WHERE u.n = ANY(%(names)s::text[])
   GROUP BY 1, 2"""
 _TIER_PART = """
-  SELECT u.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(u.mn), max(u.mx), sum(u.sm),
-         sum(t.n)
+  SELECT u.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(u.mn), max(u.mx),
+         sum(u.sm), sum(t.n)
   FROM unnest(%({p}_lo)s::timestamptz[], %({p}_hi)s::timestamptz[]) AS iv(lo, hi)
   JOIN {s}.{table} t ON t.server_id = %(server)s AND t.bucket >= iv.lo AND t.bucket < iv.hi
   JOIN {s}.metric_sets m ON m.server_id = t.server_id AND m.set_id = t.set_id
@@ -303,7 +305,11 @@ class SampleRepository:
         if len(self._set_ids) > _SET_CACHE_LIMIT:
             self._set_ids.clear()
         servers: dict[str, int] = {}
-        index, digests, offsets, lengths, names = [], [], [], [], []
+        index: list[int] = []
+        digests: list[bytes] = []
+        offsets: list[int] = []
+        lengths: list[int] = []
+        names: list[str] = []
         by_digest: dict[tuple[str, bytes], tuple[str, tuple[str, ...]]] = {}
         for server_id, set_names in keys:
             index.append(servers.setdefault(server_id, len(servers) + 1))
@@ -366,7 +372,9 @@ class SampleRepository:
                         found[name] = (value, ts)
         return [(name, *found[name]) for name in sorted(found)]
 
-    async def pending(self, server_id: str, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    async def pending(
+        self, server_id: str, start: datetime, end: datetime
+    ) -> list[tuple[int, int]]:
         """(tier, bucket start in microseconds) of the server's stale buckets near the range."""
         async with cursor(self._pool) as cur:
             await cur.execute(self._pending_sql, {"server": server_id, "start": start, "end": end})

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
     MAX_FUTURE,
+    MAX_FUTURE_MINUTES,
     MAX_METRICS_PER_SAMPLE,
     MAX_SAMPLES,
     METRIC_NAME,
@@ -21,7 +22,6 @@ from scout_kit.sample_rules import (
 )
 
 _EPOCH_MICROS = 1_000_000
-MAX_FUTURE_MINUTES = int(MAX_FUTURE.total_seconds() // 60)
 
 
 class InvalidWrite(ValueError):
@@ -107,7 +107,9 @@ def _check_samples(
                 f"/samples/{index}: a sample has 1 to {MAX_METRICS_PER_SAMPLE} metrics"
             )
         if stamp > newest:
-            raise InvalidWrite(f"/samples/{index}: ts is more than {MAX_FUTURE_MINUTES} minutes in the future")
+            raise InvalidWrite(
+                f"/samples/{index}: ts is more than {MAX_FUTURE_MINUTES} minutes in the future"
+            )
         if stamp < oldest:
             raise InvalidWrite(
                 f"/samples/{index}: ts is older than the retention period ({retention.days} days)"

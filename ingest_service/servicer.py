@@ -8,8 +8,8 @@ from typing import Any, NoReturn
 import grpc
 
 from ingest_service.committer import GroupCommitter, QueueFull, ShuttingDown
-from ingest_service.repository import SampleRepository
 from ingest_service.query_plan import plan_query
+from ingest_service.repository import SampleRepository
 from ingest_service.samples import InvalidWrite, Write, canonical_uuid, micros, write_from_columns
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock

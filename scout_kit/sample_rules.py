@@ -12,6 +12,7 @@ MAX_SAMPLES = 1000
 MAX_METRICS_PER_SAMPLE = 500
 # How far ahead of the receiving service's clock a sample may be.
 MAX_FUTURE = timedelta(minutes=5)
+MAX_FUTURE_MINUTES = int(MAX_FUTURE.total_seconds() // 60)
 METRIC_NAME_PATTERN = "[A-Za-z0-9_.:/-]{1,200}"
 METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 # Every name of a write checked at once: one regex call over the names joined by newlines (a
@@ -28,4 +29,3 @@ DEFAULT_RAW_RETENTION_DAYS = 7
 MAX_POINTS_PER_SERIES = 1000
 MAX_NAMES_PER_QUERY = 50
 MAX_POINTS_PER_QUERY = 20_000
-

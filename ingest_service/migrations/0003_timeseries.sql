@@ -64,7 +64,10 @@ CREATE INDEX rollup_pending_due ON rollup_pending (tier, bucket);
 CREATE FUNCTION merge_sample(
     p_server uuid, old_set bigint, old_vals float8[], new_set bigint, new_vals float8[]
 ) RETURNS TABLE (set_id bigint, vals float8[])
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Bound to the schema it was created in (whatever search_path the caller has).
+SET search_path FROM CURRENT
+AS $$
 DECLARE
     old_names text[];
     new_names text[];
