@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 import grpc
 import psycopg2
 import redis.exceptions
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -287,4 +288,4 @@ def run_service_main(
         service = await create_server(settings)
         await serve_until_signalled(service, settings.common.shutdown_grace_seconds)
 
-    asyncio.run(run())
+    uvloop.run(run())

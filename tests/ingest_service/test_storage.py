@@ -190,8 +190,8 @@ async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
             if i * 7 > 6000:
                 metrics["disk"] = rng.uniform(-5, 5)
             samples.append((ts, metrics))
-        for start in range(0, len(samples), 200):
-            await repo.write([sample_write(server, samples[start : start + 200], account)], T0)
+        for first in range(0, len(samples), 200):
+            await repo.write([sample_write(server, samples[first : first + 200], account)], T0)
         # Every sample resent, in other groupings: nothing may be counted twice.
         await repo.write([sample_write(server, samples[::3], account)], T0)
         clock.advance(4 * 3600)
@@ -230,7 +230,7 @@ async def test_a_crashed_rollup_pass_leaves_its_marks(admin: Admin, env: Environ
         job = storage.maintenance.rollup
         partitions = storage.maintenance.partitions
 
-        async def fail(*_: object) -> int:
+        async def fail(table_name: str, lo: datetime, hi: datetime) -> int:
             raise RuntimeError("crash between taking the marks and writing the tier")
 
         original = partitions.ensure
