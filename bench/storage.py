@@ -128,8 +128,12 @@ async def generate_month(
         for index, server_id in enumerate(ids):
             await cur.execute(
                 f"INSERT INTO {SCHEMA}.metric_sets (server_id, digest, names)"
-                " VALUES (%s, %s, %s) RETURNING set_id",
+                " VALUES (%s, %s, %s) ON CONFLICT (server_id, digest) DO NOTHING",
                 (server_id, metric_set_digest(names), names),
+            )
+            await cur.execute(
+                f"SELECT set_id FROM {SCHEMA}.metric_sets WHERE server_id = %s AND digest = %s",
+                (server_id, metric_set_digest(names)),
             )
             (set_id,) = await cur.fetchone()
             await cur.execute(
