@@ -10,12 +10,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import aiopg
 import grpc
 
 from bench.load import percentile
 from bench.processes import ServerProcess
 from bench.report import Goal, Row
-from bench.storage import PostgresBackends, backend_pids, chart_window, footprint, generate_month
+from bench.storage import (
+    Footprint,
+    PostgresBackends,
+    backend_pids,
+    chart_window,
+    footprint,
+    generate_month,
+)
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import SystemClock
 from scout_kit.grpc_client import call_metadata
@@ -30,21 +38,13 @@ CALLS_IN_FLIGHT = 4
 
 async def storage_footprint(bench: Any) -> None:
     """Scenario 8: a month for `storage_servers` servers (the seed server among them)."""
-    options, seed = bench.options, bench.seed
+    options = bench.options
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     started = time.perf_counter()
-    _, raw_values = await generate_month(
-        bench.admin.pool,
-        bench.metric_names,
-        servers=options.storage_servers,
-        days=options.storage_days,
-        interval_seconds=options.storage_interval,
-        end=end,
-        first_server=seed.server_id,
-        account_id=seed.account_id,
-    )
+    # Statements of a whole simulated day take longer than the admin pool's 10 s timeout.
+    async with aiopg.create_pool(bench.env.database_url, maxsize=2, timeout=3600) as pool:
+        raw_values, sizes = await _month(bench, pool, end)
     generated = time.perf_counter() - started
-    sizes = await footprint(bench.admin.pool, raw_values)
     per_value = sizes.per_value()
     row = bench.report.add(
         Row(
@@ -70,6 +70,21 @@ async def storage_footprint(bench: Any) -> None:
         "per raw value written"
     )
     await _chart_queries(bench, end)
+
+
+async def _month(bench: Any, pool: aiopg.Pool, end: datetime) -> tuple[int, Footprint]:
+    options, seed = bench.options, bench.seed
+    _, raw_values = await generate_month(
+        pool,
+        bench.metric_names,
+        servers=options.storage_servers,
+        days=options.storage_days,
+        interval_seconds=options.storage_interval,
+        end=end,
+        first_server=seed.server_id,
+        account_id=seed.account_id,
+    )
+    return raw_values, await footprint(pool, raw_values)
 
 
 async def _chart_queries(bench: Any, end: datetime) -> None:
