@@ -96,13 +96,15 @@ _PENDING = (
     " AND bucket >= %(start)s - interval '1 hour' AND bucket < %(end)s"
 )
 # Partial aggregates per (name, query bucket) from each source over its intervals; the outer
-# query combines them.
+# query combines them. LATERAL makes each interval its own index range scan, so only the
+# partitions an interval touches are read (an interval list spans the whole query range).
 _RAW_PART = """
   SELECT u.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, min(u.v) AS mn, max(u.v) AS mx,
          sum(u.v) AS sm, count(*) AS c
   FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
-  JOIN {s}.samples_raw r ON r.server_id = %(server)s AND r.ts >= iv.lo AND r.ts < iv.hi
-  JOIN {s}.metric_sets m ON m.server_id = r.server_id AND m.set_id = r.set_id
+  CROSS JOIN LATERAL (SELECT ts, set_id, vals FROM {s}.samples_raw
+    WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi) r
+  JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = r.set_id
   CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(n, v)
   WHERE u.n = ANY(%(names)s::text[])
   GROUP BY 1, 2"""
@@ -110,8 +112,9 @@ _TIER_PART = """
   SELECT u.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(u.mn), max(u.mx),
          sum(u.sm), sum(t.n)
   FROM unnest(%({p}_lo)s::timestamptz[], %({p}_hi)s::timestamptz[]) AS iv(lo, hi)
-  JOIN {s}.{table} t ON t.server_id = %(server)s AND t.bucket >= iv.lo AND t.bucket < iv.hi
-  JOIN {s}.metric_sets m ON m.server_id = t.server_id AND m.set_id = t.set_id
+  CROSS JOIN LATERAL (SELECT bucket, set_id, n, mins, maxs, sums FROM {s}.{table}
+    WHERE server_id = %(server)s AND bucket >= iv.lo AND bucket < iv.hi) t
+  JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = t.set_id
   CROSS JOIN LATERAL unnest(m.names, t.mins, t.maxs, t.sums) AS u(n, mn, mx, sm)
   WHERE u.n = ANY(%(names)s::text[])
   GROUP BY 1, 2"""
