@@ -1,9 +1,10 @@
 """Storage scenarios: a simulated month written server-side into the real layout (bytes per
 value, a 30-day chart), ingest cost as the number of servers grows, and PostgreSQL's own CPU.
 
-The month is generated with generate_series into the ingest schema's own tables (raw rows, one
-metric set per server, and both tiers aggregated by the same per-bucket arithmetic the rollup job
-uses), so its size is that of the real layout without the hours a real write path would take.
+The month is generated with generate_series into the ingest schema's own tables (raw rows and one
+metric set per server), its minutes are marked as writes mark them, and the real rollup job
+builds both tiers, so its size is that of the real layout without the hours a real write path
+would take.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiopg
 from ingest_service.maintenance import partitioned_tables
 from ingest_service.partitions import Partitions
 from ingest_service.repository import SCHEMA
+from ingest_service.rollup import RollupJob
 
 CLOCK_TICKS = 100
 
@@ -154,38 +156,19 @@ async def generate_month(
                 "   make_interval(secs => %s)) AS ts) g",
                 (day, upto, interval_seconds),
             )
-            await cur.execute(_BULK_MINUTES.format(s=SCHEMA), (day, upto))
-            await cur.execute(_BULK_HOURS.format(s=SCHEMA), (day, upto))
+            # Marked as a write marks them; the rollup job builds both tiers.
+            await cur.execute(
+                f"INSERT INTO {SCHEMA}.rollup_pending (server_id, tier, bucket)"
+                " SELECT s.server_id, 1, g FROM bench_servers s CROSS JOIN generate_series("
+                "  %s::timestamptz, %s::timestamptz - interval '1 minute', interval '1 minute') g"
+                " ON CONFLICT DO NOTHING",
+                (day, upto),
+            )
             day = upto
         await cur.execute("DROP TABLE bench_servers")
+    await RollupJob(partitions, SCHEMA, batch_size=5000).run_once(end + timedelta(hours=2))
     per_server = int((end - start).total_seconds()) // interval_seconds
     return ids, per_server * servers * len(names)
-
-
-# The rollup job's arithmetic (ingest_service.rollup), over a whole day at once.
-_BULK_MINUTES = """
-INSERT INTO {s}.rollup_1m (server_id, bucket, set_id, n, mins, maxs, sums)
-SELECT server_id, bucket, set_id, max(c), array_agg(mn ORDER BY i), array_agg(mx ORDER BY i),
-       array_agg(sm ORDER BY i)
-FROM (
-  SELECT r.server_id, date_bin('1 minute', r.ts, 'epoch'::timestamptz) AS bucket, r.set_id, u.i,
-         count(*) AS c, min(u.v) AS mn, max(u.v) AS mx, sum(u.v) AS sm
-  FROM {s}.samples_raw r CROSS JOIN LATERAL unnest(r.vals) WITH ORDINALITY AS u(v, i)
-  WHERE r.ts >= %s AND r.ts < %s
-  GROUP BY 1, 2, 3, 4
-) x GROUP BY 1, 2, 3"""
-_BULK_HOURS = """
-INSERT INTO {s}.rollup_1h (server_id, bucket, set_id, n, mins, maxs, sums)
-SELECT server_id, bucket, set_id, max(c), array_agg(mn ORDER BY i), array_agg(mx ORDER BY i),
-       array_agg(sm ORDER BY i)
-FROM (
-  SELECT t.server_id, date_bin('1 hour', t.bucket, 'epoch'::timestamptz) AS bucket, t.set_id,
-         u.i, sum(t.n) AS c, min(u.mn) AS mn, max(u.mx) AS mx, sum(u.sm) AS sm
-  FROM {s}.rollup_1m t
-  CROSS JOIN LATERAL unnest(t.mins, t.maxs, t.sums) WITH ORDINALITY AS u(mn, mx, sm, i)
-  WHERE t.bucket >= %s AND t.bucket < %s
-  GROUP BY 1, 2, 3, 4
-) x GROUP BY 1, 2, 3"""
 
 
 async def footprint(pool: aiopg.Pool, raw_values: int) -> Footprint:

@@ -11,7 +11,6 @@ recursion limit is a 400, so neither path has an unbounded input.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import zlib
@@ -21,6 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from gateway.body import parse_json_object
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
@@ -162,13 +162,8 @@ def _fast_columns(raw: bytes, now: datetime) -> ingest_pb2.SampleColumns | None:
     samples = post.samples
     if not samples or len(samples) > MAX_SAMPLES:
         return None
-    now_us = micros(now)
-    newest = now_us + _micros_of(MAX_FUTURE)
-    oldest = now_us - _micros_of(MAX_RETENTION)
-    stamps: list[int] = []
-    sizes: list[int] = []
-    names: list[str] = []
-    values: list[float] = []
+    oldest, newest = _window(now)
+    stamps, sizes, names, values = _columns()
     for sample in samples:
         ts = sample.ts
         if type(ts) is int and abs(ts) <= 10**12:
@@ -196,18 +191,11 @@ def _fast_columns(raw: bytes, now: datetime) -> ingest_pb2.SampleColumns | None:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        return parse_json_object(raw)
     except RecursionError:
         raise Problem(
             400, "Bad Request", "The body is nested too deeply.", type_="invalid-json"
         ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            400, "Bad Request", f"The body is not valid JSON: {exc}", type_="invalid-json"
-        ) from None
-    if not isinstance(value, dict):
-        raise Problem(400, "Bad Request", "The body must be a JSON object.", type_="invalid-json")
-    return value
 
 
 def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColumns:
@@ -220,13 +208,8 @@ def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColum
         raise invalid(
             f"At most {MAX_SAMPLES} samples per request; this one has {len(samples)}.", "/samples"
         )
-    now_us = micros(now)
-    newest = now_us + _micros_of(MAX_FUTURE)
-    oldest = now_us - _micros_of(MAX_RETENTION)
-    stamps: list[int] = []
-    sizes: list[int] = []
-    names: list[str] = []
-    values: list[float] = []
+    oldest, newest = _window(now)
+    stamps, sizes, names, values = _columns()
     for index, sample in enumerate(samples):
         where = f"/samples/{index}"
         if not isinstance(sample, dict):
@@ -248,30 +231,7 @@ def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColum
                 f"{MAX_METRICS_PER_SAMPLE} per sample.",
                 f"{where}/metrics",
             )
-        for name, value in metrics.items():
-            if not METRIC_NAME.fullmatch(name):
-                raise invalid(
-                    f"{where}/metrics: the metric name {name[:60]!r} must match "
-                    f"{METRIC_NAME_PATTERN}.",
-                    f"{where}/metrics",
-                )
-            kind = type(value)
-            if kind is float:
-                if not math.isfinite(value):
-                    raise invalid(
-                        f"{where}/metrics/{name} must be a finite number.",
-                        f"{where}/metrics/{name}",
-                    )
-            elif kind is int:
-                if abs(value) > 1e308:
-                    raise invalid(
-                        f"{where}/metrics/{name} must be a finite number.",
-                        f"{where}/metrics/{name}",
-                    )
-            else:
-                raise invalid(
-                    f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}"
-                )
+        _check_metrics(metrics, where)
         stamps.append(ts)
         sizes.append(len(metrics))
         names.extend(metrics)
@@ -282,6 +242,32 @@ def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColum
         names=names,
         values=values,
     )
+
+
+def _window(now: datetime) -> tuple[int, int]:
+    """The oldest and newest sample time the gateway lets through, in microseconds."""
+    now_us = micros(now)
+    return now_us - _micros_of(MAX_RETENTION), now_us + _micros_of(MAX_FUTURE)
+
+
+def _columns() -> tuple[list[int], list[int], list[str], list[float]]:
+    return [], [], [], []
+
+
+def _check_metrics(metrics: dict[str, Any], where: str) -> None:
+    for name, value in metrics.items():
+        if not METRIC_NAME.fullmatch(name):
+            raise invalid(
+                f"{where}/metrics: the metric name {name[:60]!r} must match {METRIC_NAME_PATTERN}.",
+                f"{where}/metrics",
+            )
+        kind = type(value)
+        if kind is not float and kind is not int:
+            raise invalid(f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}")
+        if (kind is float and not math.isfinite(value)) or (kind is int and abs(value) > 1e308):
+            raise invalid(
+                f"{where}/metrics/{name} must be a finite number.", f"{where}/metrics/{name}"
+            )
 
 
 def micros(moment: datetime) -> int:

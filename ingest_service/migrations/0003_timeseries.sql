@@ -36,16 +36,8 @@ CREATE TABLE rollup_1m (
     PRIMARY KEY (server_id, bucket, set_id)
 ) PARTITION BY RANGE (bucket);
 
-CREATE TABLE rollup_1h (
-    server_id uuid NOT NULL,
-    bucket timestamptz NOT NULL,
-    set_id bigint NOT NULL,
-    n integer NOT NULL,
-    mins float8[] NOT NULL,
-    maxs float8[] NOT NULL,
-    sums float8[] NOT NULL,
-    PRIMARY KEY (server_id, bucket, set_id)
-) PARTITION BY RANGE (bucket);
+CREATE TABLE rollup_1h (LIKE rollup_1m) PARTITION BY RANGE (bucket);
+ALTER TABLE rollup_1h ADD PRIMARY KEY (server_id, bucket, set_id);
 
 -- Buckets whose tier rows are stale (tier 1: a minute of raw samples, tier 2: an hour of 1m
 -- rows). A write marks the minutes it touches in its own transaction; the rollup job deletes a
