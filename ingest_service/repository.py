@@ -96,36 +96,42 @@ _PENDING = (
     " AND bucket >= %(start)s - interval '1 hour' AND bucket < %(end)s"
 )
 # Partial aggregates per (name, query bucket) from each source over its intervals; the outer
-# query combines them. LATERAL makes each interval its own index range scan, so only the
-# partitions an interval touches are read (an interval list spans the whole query range).
+# query combines them. `pos` is each wanted name's position in each of the server's sets, so a
+# row costs one subscript per wanted name rather than unnesting all of its arrays. LATERAL makes
+# each interval its own index range scan, so only the partitions an interval touches are read
+# (an interval list spans the whole query range); OFFSET 0 keeps the planner from flattening it
+# into one scan of all the server's rows.
+_POSITIONS = """
+WITH pos AS (
+  SELECT m.set_id, u.n, u.i::int4 AS i FROM {s}.metric_sets m
+  CROSS JOIN LATERAL unnest(m.names) WITH ORDINALITY AS u(n, i)
+  WHERE m.server_id = %(server)s AND u.n = ANY(%(names)s::text[])
+)"""
 _RAW_PART = """
-  SELECT u.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, min(u.v) AS mn, max(u.v) AS mx,
-         sum(u.v) AS sm, count(*) AS c
+  SELECT p.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, min(r.vals[p.i]) AS mn,
+         max(r.vals[p.i]) AS mx, sum(r.vals[p.i]) AS sm, count(*) AS c
   FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
   CROSS JOIN LATERAL (SELECT ts, set_id, vals FROM {s}.samples_raw
-    WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi) r
-  JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = r.set_id
-  CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(n, v)
-  WHERE u.n = ANY(%(names)s::text[])
+    WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi OFFSET 0) r
+  JOIN pos p ON p.set_id = r.set_id
   GROUP BY 1, 2"""
 _TIER_PART = """
-  SELECT u.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(u.mn), max(u.mx),
-         sum(u.sm), sum(t.n)
+  SELECT p.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(t.mins[p.i]),
+         max(t.maxs[p.i]), sum(t.sums[p.i]), sum(t.n)
   FROM unnest(%({p}_lo)s::timestamptz[], %({p}_hi)s::timestamptz[]) AS iv(lo, hi)
   CROSS JOIN LATERAL (SELECT bucket, set_id, n, mins, maxs, sums FROM {s}.{table}
-    WHERE server_id = %(server)s AND bucket >= iv.lo AND bucket < iv.hi) t
-  JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = t.set_id
-  CROSS JOIN LATERAL unnest(m.names, t.mins, t.maxs, t.sums) AS u(n, mn, mx, sm)
-  WHERE u.n = ANY(%(names)s::text[])
+    WHERE server_id = %(server)s AND bucket >= iv.lo AND bucket < iv.hi OFFSET 0) t
+  JOIN pos p ON p.set_id = t.set_id
   GROUP BY 1, 2"""
 _BUCKETS = (
-    "SELECT p.n, p.b, sum(p.sm) / sum(p.c), min(p.mn), max(p.mx), sum(p.c)::int8 FROM ("
+    _POSITIONS
+    + " SELECT q.n, q.b, sum(q.sm) / sum(q.c), min(q.mn), max(q.mx), sum(q.c)::int8 FROM ("
     + _RAW_PART
     + " UNION ALL "
     + _TIER_PART.replace("{p}", "m1").replace("{table}", "rollup_1m")
     + " UNION ALL "
     + _TIER_PART.replace("{p}", "h1").replace("{table}", "rollup_1h")
-    + ") AS p(n, b, mn, mx, sm, c) WHERE "
+    + ") AS q(n, b, mn, mx, sm, c) WHERE "
     + _OWNED
     + " GROUP BY 1, 2 ORDER BY 1, 2"
 )
@@ -397,7 +403,10 @@ class SampleRepository:
         one snapshot: the stale buckets first, then each source over the plan's intervals."""
         async with self._pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + self._pending_sql,
+                # A chart is a few thousand small rows: parallel workers cost more than they save.
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                " SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL work_mem = '32MB'; "
+                + self._pending_sql,
                 {"server": server_id, "start": start, "end": end},
             )
             try:
