@@ -97,6 +97,13 @@ BEGIN
 END
 $$;
 
+-- Every stored value as a row, for people at a psql prompt and for tests (never the hot path).
+CREATE VIEW sample_values AS
+    SELECT r.server_id, u.name, r.ts, u.value
+    FROM samples_raw r
+    JOIN metric_sets m ON m.server_id = r.server_id AND m.set_id = r.set_id
+    CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(name, value);
+
 -- Moving the old one-row-per-value table: the copier (ingest_service.copier) moves it slice by
 -- slice in time, each slice in one transaction with its cursor, then drops it. An empty table
 -- (a new installation) is dropped here.

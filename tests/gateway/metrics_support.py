@@ -76,12 +76,7 @@ async def post(
         return r.status, json.loads(text) if text else None, r.headers
 
 
-STORED = (
-    "SELECT u.n, r.ts, u.v FROM {schema}.samples_raw r"
-    " JOIN {schema}.metric_sets m ON m.server_id = r.server_id AND m.set_id = r.set_id"
-    " CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(n, v)"
-    " WHERE r.server_id = %s ORDER BY 1, 2"
-)
+STORED = "SELECT name, ts, value FROM {schema}.sample_values WHERE server_id = %s ORDER BY 1, 2"
 
 
 async def stored(
