@@ -70,8 +70,15 @@ class Maintenance:
         return await self.partitions.drop_expired(now)
 
     async def _every(
-        self, what: str, interval: float, work: Callable[[], Awaitable[object]]
+        self,
+        what: str,
+        interval: float,
+        work: Callable[[], Awaitable[object]],
+        *,
+        wait_first: bool = False,
     ) -> None:
+        if wait_first:
+            await asyncio.sleep(interval)
         while True:
             try:
                 await work()
@@ -80,7 +87,9 @@ class Maintenance:
             await asyncio.sleep(interval)
 
     async def run_partitions(self, interval: float) -> None:
-        await self._every("partition", interval, self.partitions_once)
+        # prepare() made the partitions at start: the first pass (and any drop) comes one
+        # interval later, so replicas starting together run no DDL against each other's writes.
+        await self._every("partition", interval, self.partitions_once, wait_first=True)
 
     async def run_rollups(self, interval: float) -> None:
         await self._every("rollup", interval, lambda: self.rollup.run_once(self._clock.now()))
