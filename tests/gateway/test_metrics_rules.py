@@ -14,10 +14,16 @@ from scout_kit import sample_rules as rules
 
 
 def test_gateway_and_ingest_use_the_shared_rules() -> None:
-    assert gateway_samples.METRIC_NAME is rules.METRIC_NAME is ingest_samples.METRIC_NAME
-    assert gateway_samples.MAX_SAMPLES is ingest_samples.MAX_SAMPLES is rules.MAX_SAMPLES
-    assert gateway_metrics.MAX_POINTS_PER_QUERY == ingest_servicer.MAX_POINTS_PER_QUERY
-    assert gateway_metrics.MAX_NAMES_PER_QUERY == ingest_servicer.MAX_NAMES_PER_QUERY
+    # Each module holds the shared objects themselves, not copies of their values.
+    shared = {
+        gateway_samples: ("METRIC_NAME", "METRIC_NAME_LIST", "MAX_SAMPLES", "MAX_BODY_BYTES"),
+        ingest_samples: ("METRIC_NAME", "METRIC_NAME_LIST", "MAX_SAMPLES", "MAX_FUTURE"),
+        gateway_metrics: ("METRIC_NAME", "MAX_NAMES_PER_QUERY", "MAX_POINTS_PER_QUERY"),
+        ingest_servicer: ("METRIC_NAME", "MAX_NAMES_PER_QUERY", "MAX_POINTS_PER_SERIES"),
+    }
+    for module, names in shared.items():
+        for name in names:
+            assert vars(module)[name] is vars(rules)[name], (module.__name__, name)
     assert gateway_samples.MAX_RETENTION.days == rules.MAX_RETENTION_DAYS
 
 
