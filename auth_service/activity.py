@@ -12,6 +12,7 @@ import aiopg
 
 from scout_kit.clock import Clock
 from scout_kit.db import cursor
+from scout_kit.filters import UnknownValues, known_values
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -36,8 +37,20 @@ class ActivityEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class InvalidPageToken(ValueError):
+class InvalidActivityQuery(ValueError):
+    """A listing's page token or type filter is not valid; the message is caller-safe."""
+
+
+class InvalidPageToken(InvalidActivityQuery):
     pass
+
+
+def parse_types(requested: list[str]) -> list[str]:
+    """The event types a listing is filtered to (none: every type); unknown ones refused."""
+    try:
+        return known_values(requested, (t.value for t in ActivityType), "activity type")
+    except UnknownValues as exc:
+        raise InvalidActivityQuery(str(exc)) from None
 
 
 def parse_page_token(token: str) -> int | None:
@@ -81,17 +94,20 @@ class ActivityLog:
             )
 
     async def list_for_user(
-        self, user_id: str, page_size: int, page_token: str
+        self, user_id: str, page_size: int, page_token: str, types: list[str] | None = None
     ) -> tuple[list[ActivityEvent], str]:
-        """One page of the user's events, newest first, and the token of the next page."""
+        """One page of the user's events (of `types`, or all), newest first, and the token of
+        the next page."""
         before = parse_page_token(page_token)
+        wanted = parse_types(types or [])
         limit = min(page_size, MAX_PAGE_SIZE) if page_size > 0 else DEFAULT_PAGE_SIZE
         async with cursor(self._pool) as cur:
             await cur.execute(
                 "SELECT id, type, occurred_at, actor, client_address, user_agent, details::text"
                 " FROM auth.activity WHERE user_id = %s AND (%s::bigint IS NULL OR id < %s)"
+                " AND (cardinality(%s::text[]) = 0 OR type = ANY(%s::text[]))"
                 " ORDER BY id DESC LIMIT %s",
-                (user_id, before, before, limit + 1),
+                (user_id, before, before, wanted, wanted, limit + 1),
             )
             rows = await cur.fetchall()
         events = [

@@ -201,9 +201,9 @@ class Authentication:
         return ended
 
     async def list_activity(
-        self, caller: Caller, page_size: int, page_token: str
+        self, caller: Caller, page_size: int, page_token: str, types: list[str] | None = None
     ) -> tuple[list[ActivityEvent], str]:
-        return await self._activity.list_for_user(caller.user_id, page_size, page_token)
+        return await self._activity.list_for_user(caller.user_id, page_size, page_token, types)
 
     async def disable_user(self, email: str, actor: str) -> tuple[UserRecord, int]:
         """Disable a user and end all their sessions at once; how many were ended."""

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from auth_service.activity import ActivityEvent, InvalidPageToken
+from auth_service.activity import ActivityEvent, InvalidActivityQuery
 from auth_service.domain import Authentication, Caller, LoginOutcome
 from auth_service.errors import (
     AuthError,
@@ -211,9 +211,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = await _caller(context)
         try:
             events, next_token = await self._auth.list_activity(
-                caller, request.page_size, request.page_token
+                caller, request.page_size, request.page_token, list(request.types)
             )
-        except InvalidPageToken as exc:
+        except InvalidActivityQuery as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return auth_pb2.ListActivityResponse(
             events=[event_message(e) for e in events], next_page_token=next_token

@@ -52,6 +52,16 @@ def psql_command(url: str) -> str:
     )
 
 
+def dashboard_lines(url: str, ca: Path) -> list[str]:
+    """Where a person opens the dashboard, first: it is what most come for."""
+    return [
+        f"Dashboard:   {url}/  (sign in with the demo user below)",
+        f"             Your browser does not know the development CA: import {ca}",
+        "             into it (certificate authorities), or accept its warning for localhost.",
+        "",
+    ]
+
+
 def format_summary(
     topology: Topology,
     *,
@@ -64,6 +74,7 @@ def format_summary(
     ca = ca_file.resolve()
     first_url = topology.gateways[0].url
     lines = ["", "Server Scout is running. Press Ctrl-C to stop everything.", ""]
+    lines += dashboard_lines(first_url, ca)
     lines.append("Replicas:")
     for replica in topology.replicas:
         if replica.is_gateway:

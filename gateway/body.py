@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -73,10 +74,16 @@ def iso(ts: Timestamp, present: bool = True) -> str | None:
     """RFC 3339 UTC text of a protobuf timestamp, or None when the field is unset."""
     if not present:
         return None
-    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+    return iso_datetime(ts.ToDatetime(tzinfo=UTC))
+
+
+def iso_datetime(moment: datetime) -> str:
+    """RFC 3339 UTC text, milliseconds and `Z`: the one time format of the API."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 MAX_PAGE_SIZE = 200
+MAX_TYPE_FILTERS = 20
 
 
 def page_params(request: web.Request) -> tuple[int, str]:
@@ -90,6 +97,22 @@ def page_params(request: web.Request) -> tuple[int, str]:
             type_="invalid-parameter",
         )
     return int(raw or 0), request.query.get("page_token", "")
+
+
+def type_filter(request: web.Request) -> list[str]:
+    """`type` of an activity listing: event types, comma-separated or repeated (the service
+    says which types exist and refuses others)."""
+    types: list[str] = []
+    for raw in request.query.getall("type", []):
+        types.extend(t.strip() for t in raw.split(",") if t.strip())
+    if len(types) > MAX_TYPE_FILTERS:
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"type names at most {MAX_TYPE_FILTERS} event types.",
+            type_="invalid-parameter",
+        )
+    return list(dict.fromkeys(types))
 
 
 def activity_json(response: Any, specific: str) -> dict[str, Any]:

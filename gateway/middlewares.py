@@ -31,6 +31,11 @@ log = logging.getLogger("gateway.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# No page of ours uses these; clipboard-write is the dashboard's Copy buttons.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=(), clipboard-write=(self)"
+)
 # With ACCESS_LOG=errors, requests slower than this are logged even when they succeed.
 SLOW_REQUEST_SECONDS = 1.0
 
@@ -70,6 +75,11 @@ def security_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "no-referrer"),
+        ("Permissions-Policy", PERMISSIONS_POLICY),
+        # API answers are data, never documents: nothing in them may load or be framed. The
+        # dashboard's pages set their own policy (gateway.dashboard.PAGE_POLICY).
+        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
     )
 
 

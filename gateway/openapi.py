@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth_service.activity import ActivityType as SignInActivityType
+from gateway.body import MAX_TYPE_FILTERS
 from gateway.handlers import metrics
+from gateway.server_status import ServerStatus
+from key_service.models import ActivityType as KeyActivityType
 from scout_kit import sample_rules as rules
 
 JSON = "application/json"
@@ -81,6 +85,20 @@ PAGING = [
     _query("page_token", "The next_page_token of the previous page.", {"type": "string"}),
 ]
 SERVER_ID = _path_id("server_id", "The server's id (a UUID).")
+
+
+def _type_filter(types: list[str]) -> Schema:
+    return _query(
+        "type",
+        f"Only events of these types, comma-separated (at most {MAX_TYPE_FILTERS}): "
+        + ", ".join(types)
+        + ".",
+        {"type": "string"},
+    )
+
+
+KEY_ACTIVITY_FILTER = _type_filter([t.value for t in KeyActivityType])
+SIGN_IN_ACTIVITY_FILTER = _type_filter([t.value for t in SignInActivityType])
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
 CALLER: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
@@ -118,7 +136,24 @@ def _components() -> dict[str, Any]:
             "key_hint": {"type": "string"},
             "key_created_at": NULLABLE_TIMESTAMP,
             "key_last_used_at": NULLABLE_TIMESTAMP,
+            "key_last_used_address": {
+                "type": ["string", "null"],
+                "description": "The client address of the key's last use.",
+            },
             "last_seen_at": NULLABLE_TIMESTAMP,
+            "paused_at": {
+                **NULLABLE_TIMESTAMP,
+                "description": "Set while a person has paused the server's monitoring.",
+            },
+            "status": {
+                "type": "string",
+                "enum": [s.value for s in ServerStatus],
+                "description": "paused: a person paused its monitoring; "
+                "initialising: never delivered metrics; online, warning, "
+                "offline: by how many agent reporting intervals ago it last did "
+                "(AGENT_INTERVAL_SECONDS, STATUS_WARNING_INTERVALS, STATUS_OFFLINE_INTERVALS); "
+                "unknown: the last-seen facts are unavailable right now.",
+            },
         },
     }
     event = {
@@ -330,7 +365,7 @@ def _auth_paths() -> dict[str, Any]:
                 "summary": "The user's sign-in activity.",
                 "tags": ["auth"],
                 "security": SESSION_ONLY,
-                "parameters": PAGING,
+                "parameters": [*PAGING, SIGN_IN_ACTIVITY_FILTER],
                 "responses": {**_ok("Events.", _ref("ActivityPage")), **_problems(401, 403, 422)},
             }
         },
@@ -426,6 +461,36 @@ def _server_paths() -> dict[str, Any]:
                     **_problems(400, 401, 403, 404, 422),
                 },
             },
+            "patch": {
+                "summary": "Rename a server, or pause or resume its monitoring.",
+                "tags": ["servers"],
+                "security": SESSION_ONLY,
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "paused": {"type": "boolean"},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    **_ok(
+                        "The server, changed.",
+                        {
+                            "type": "object",
+                            "required": ["server"],
+                            "properties": {"server": _ref("Server")},
+                        },
+                    ),
+                    **_problems(400, 401, 403, 404, 413, 415, 422),
+                },
+            },
             "delete": {
                 "summary": "Delete a server; its keys stop working at once.",
                 "tags": ["servers"],
@@ -476,7 +541,7 @@ def _server_paths() -> dict[str, Any]:
                 "summary": "The server's key activity.",
                 "tags": ["keys"],
                 "security": CALLER,
-                "parameters": [SERVER_ID, *PAGING],
+                "parameters": [SERVER_ID, *PAGING, KEY_ACTIVITY_FILTER],
                 "responses": {
                     **_ok("Events.", _ref("ActivityPage")),
                     **_problems(400, 401, 403, 404, 422),

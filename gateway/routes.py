@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import dashboard
 from gateway.handlers import auth, health, identity, metrics, openapi, servers
 
 
@@ -16,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     servers.setup_routes(app)
     metrics.setup_routes(app)
     openapi.setup_routes(app)
+    dashboard.setup_routes(app)

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.server_status import (
+    DEFAULT_AGENT_INTERVAL_SECONDS,
+    DEFAULT_OFFLINE_INTERVALS,
+    DEFAULT_WARNING_INTERVALS,
+    StatusRule,
+)
 from scout_kit.settings import Env, Secret, SettingsError
 
 
@@ -39,6 +45,8 @@ class Settings:
     hsts_max_age: int
     # host:port of the internal Prometheus endpoint; unset disables it.
     metrics_addr: str | None
+    # When a server counts as online, warning or offline (AGENT_INTERVAL_SECONDS, STATUS_*).
+    status_rule: StatusRule
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -92,4 +100,20 @@ class Settings:
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
             hsts_max_age=env.integer("HSTS_MAX_AGE", 31_536_000, minimum=31_536_000, maximum=10**9),
             metrics_addr=env.address("METRICS_ADDR") if env.optional("METRICS_ADDR") else None,
+            status_rule=_status_rule(env),
         )
+
+
+def _status_rule(env: Env) -> StatusRule:
+    warning = env.integer(
+        "STATUS_WARNING_INTERVALS", DEFAULT_WARNING_INTERVALS, minimum=1, maximum=1000
+    )
+    offline = env.integer(
+        "STATUS_OFFLINE_INTERVALS", DEFAULT_OFFLINE_INTERVALS, minimum=2, maximum=10_000
+    )
+    if offline <= warning:
+        raise SettingsError("STATUS_OFFLINE_INTERVALS must be more than STATUS_WARNING_INTERVALS")
+    interval = env.number(
+        "AGENT_INTERVAL_SECONDS", DEFAULT_AGENT_INTERVAL_SECONDS, minimum=0.1, maximum=3600.0
+    )
+    return StatusRule(interval, warning, offline)

@@ -14,8 +14,10 @@ from key_service.errors import InvalidRequest, ServerNotFound
 from key_service.events import InvalidationPublisher
 from key_service.models import (
     ActivityEvent,
+    ActivityType,
     KeyRejectionReport,
     KeyUsageReport,
+    ServerChange,
     ServerRecord,
     Validation,
     generate_api_key,
@@ -24,6 +26,7 @@ from key_service.models import (
 )
 from key_service.repository import KeyRepository
 from scout_kit.clock import Clock
+from scout_kit.filters import UnknownValues, known_values
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,14 @@ def validate_server_name(name: str) -> str:
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise InvalidRequest("name must not contain control characters")
     return name
+
+
+def activity_types(requested: list[str]) -> list[str]:
+    """The activity types a listing is filtered to (none: every type); unknown ones refused."""
+    try:
+        return known_values(requested, (t.value for t in ActivityType), "activity type")
+    except UnknownValues as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def parse_uuid(value: str) -> str:
@@ -141,6 +152,31 @@ class KeyManager:
         await self._publisher.publish(ended, now)
         log.info("server deleted, keys revoked", extra={"server_id": server_id, "actor": actor})
 
+    async def update_server(
+        self,
+        account_id: str,
+        server_id: str,
+        *,
+        name: str | None = None,
+        paused: bool | None = None,
+        actor: str,
+        address: str = "",
+    ) -> ServerRecord:
+        """Rename a server, or pause or resume its monitoring."""
+        if name is None and paused is None:
+            raise InvalidRequest("nothing to change: give a name or paused")
+        change = ServerChange(
+            account_id,
+            parse_uuid(server_id),
+            None if name is None else validate_server_name(name),
+            paused,
+        )
+        server = await self._repo.update_server(
+            change, actor=actor, address=address, now=self._clock.now()
+        )
+        log.info("server updated", extra={"server_id": server.id, "actor": actor})
+        return server
+
     async def rotate_key(
         self,
         account_id: str,
@@ -188,10 +224,17 @@ class KeyManager:
             await self._repo.record_rejections(rejections)
 
     async def list_activity(
-        self, account_id: str, server_id: str, *, size: int = 0, token: str = ""
+        self,
+        account_id: str,
+        server_id: str,
+        *,
+        size: int = 0,
+        token: str = "",
+        types: list[str] | None = None,
     ) -> tuple[list[ActivityEvent], str]:
         server_id = parse_uuid(server_id)
         limit = page_size(size)
+        wanted = activity_types(types or [])
         before: tuple[datetime, int] | None = None
         if token:
             at, tiebreak = decode_page_token(token)
@@ -200,7 +243,7 @@ class KeyManager:
             before = (at, int(tiebreak))
         # Raises ServerNotFound for a server of another account.
         await self._repo.get_server(account_id, server_id)
-        events = await self._repo.list_activity(account_id, server_id, before, limit + 1)
+        events = await self._repo.list_activity(account_id, server_id, before, limit + 1, wanted)
         next_token = ""
         if len(events) > limit:
             events = events[:limit]

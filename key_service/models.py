@@ -26,6 +26,20 @@ def key_hint(api_key: str) -> str:
     return api_key[-HINT_LENGTH:]
 
 
+class ActivityType(enum.StrEnum):
+    """What a server's activity log records (the `type` of an event)."""
+
+    KEY_CREATED = "key.created"
+    KEY_ROTATED = "key.rotated"
+    KEY_REVOKED = "key.revoked"
+    # One rolling event per key each, moved forward as use or rejected attempts continue.
+    KEY_USED = "key.used"
+    KEY_REJECTED = "key.rejected"
+    SERVER_RENAMED = "server.renamed"
+    SERVER_PAUSED = "server.paused"
+    SERVER_RESUMED = "server.resumed"
+
+
 class KeyStatus(enum.Enum):
     VALID = "valid"
     NOT_FOUND = "not_found"
@@ -51,6 +65,18 @@ class ServerRecord:
     key_hint: str
     key_created_at: datetime
     key_last_used_at: datetime | None
+    key_last_used_address: str | None
+    paused_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServerChange:
+    """What a person changes about a server; None leaves that part as it is."""
+
+    account_id: str
+    server_id: str
+    name: str | None = None
+    paused: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ import aiopg
 from key_service.errors import ServerNotFound
 from key_service.models import (
     ActivityEvent,
+    ActivityType,
     EndedKey,
     KeyRejectionReport,
     KeyStatus,
     KeyUsageReport,
+    ServerChange,
     ServerRecord,
     Validation,
 )
@@ -25,7 +27,7 @@ SCHEMA = "keys"
 
 _SERVER_COLUMNS = """
     s.id::text, s.account_id::text, s.name, s.created_at,
-    k.hint, k.created_at, k.last_used_at
+    k.hint, k.created_at, k.last_used_at, k.last_used_address, s.paused_at
 """
 _SERVER_FROM = """
     keys.servers s
@@ -64,6 +66,10 @@ class KeyRepository(Protocol):
         self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
     ) -> list[EndedKey]: ...
 
+    async def update_server(
+        self, change: ServerChange, *, actor: str, address: str, now: datetime
+    ) -> ServerRecord: ...
+
     async def rotate_key(
         self,
         *,
@@ -84,7 +90,12 @@ class KeyRepository(Protocol):
     async def record_usage(self, reports: list[KeyUsageReport]) -> None: ...
 
     async def list_activity(
-        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+        self,
+        account_id: str,
+        server_id: str,
+        before: tuple[datetime, int] | None,
+        limit: int,
+        types: list[str],
     ) -> list[ActivityEvent]: ...
 
 
@@ -116,9 +127,18 @@ class PostgresKeyRepository:
                 (key_id, server_id, account_id, key_sha256, hint, now, actor),
             )
             await _insert_activity(
-                cur, server_id, account_id, key_id, "key.created", now, actor, address, hint, {}
+                cur,
+                server_id,
+                account_id,
+                key_id,
+                ActivityType.KEY_CREATED,
+                now,
+                actor,
+                address,
+                hint,
+                {},
             )
-        return ServerRecord(server_id, account_id, name, now, hint, now, None)
+        return ServerRecord(server_id, account_id, name, now, hint, now, None, None)
 
     async def list_servers(
         self,
@@ -178,7 +198,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     key_id,
-                    "key.revoked",
+                    ActivityType.KEY_REVOKED,
                     now,
                     actor,
                     address,
@@ -189,6 +209,53 @@ class PostgresKeyRepository:
             EndedKey(key_id, bytes(digest), server_id, "revoked", now)
             for key_id, digest, _ in ended
         ]
+
+    async def update_server(
+        self, change: ServerChange, *, actor: str, address: str, now: datetime
+    ) -> ServerRecord:
+        """Apply what differs from the stored server, each change in the activity log."""
+        async with transaction(self._pool) as cur:
+            await _lock_server(cur, change.account_id, change.server_id)
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
+                (change.server_id,),
+            )
+            before = _server(await cur.fetchone())
+            events: list[tuple[ActivityType, dict[str, Any]]] = []
+            if change.name is not None and change.name != before.name:
+                await cur.execute(
+                    "UPDATE keys.servers SET name = %s WHERE id = %s",
+                    (change.name, change.server_id),
+                )
+                events.append(
+                    (ActivityType.SERVER_RENAMED, {"old_name": before.name, "name": change.name})
+                )
+            if change.paused is not None and change.paused != (before.paused_at is not None):
+                await cur.execute(
+                    "UPDATE keys.servers SET paused_at = %s WHERE id = %s",
+                    (now if change.paused else None, change.server_id),
+                )
+                kind = ActivityType.SERVER_PAUSED if change.paused else ActivityType.SERVER_RESUMED
+                events.append((kind, {}))
+            for kind, details in events:
+                await cur.execute(
+                    "INSERT INTO keys.activity (server_id, account_id, type, occurred_at, actor,"
+                    " client_address, details) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        change.server_id,
+                        change.account_id,
+                        kind,
+                        now,
+                        actor,
+                        address,
+                        json.dumps(details),
+                    ),
+                )
+            await cur.execute(
+                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
+                (change.server_id,),
+            )
+            return _server(await cur.fetchone())
 
     async def rotate_key(
         self,
@@ -237,7 +304,7 @@ class PostgresKeyRepository:
                 server_id,
                 account_id,
                 new_key_id,
-                "key.rotated",
+                ActivityType.KEY_ROTATED,
                 now,
                 actor,
                 address,
@@ -297,7 +364,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     report.key_id,
-                    "key.rejected",
+                    ActivityType.KEY_REJECTED,
                     last_at,
                     report.address,
                     hint,
@@ -331,7 +398,7 @@ class PostgresKeyRepository:
                     server_id,
                     account_id,
                     report.key_id,
-                    "key.used",
+                    ActivityType.KEY_USED,
                     last_used_at,
                     last_address or "",
                     hint,
@@ -339,12 +406,20 @@ class PostgresKeyRepository:
                 )
 
     async def list_activity(
-        self, account_id: str, server_id: str, before: tuple[datetime, int] | None, limit: int
+        self,
+        account_id: str,
+        server_id: str,
+        before: tuple[datetime, int] | None,
+        limit: int,
+        types: list[str],
     ) -> list[ActivityEvent]:
         params: list[Any] = [server_id, account_id]
         page = ""
+        if types:
+            page += " AND type = ANY(%s)"
+            params.append(types)
         if before is not None:
-            page = " AND (occurred_at, id) < (%s, %s)"
+            page += " AND (occurred_at, id) < (%s, %s)"
             params.extend(before)
         params.append(limit)
         async with cursor(self._pool) as cur:

@@ -45,6 +45,8 @@ def server_message(server: ServerRecord) -> keys_pb2.Server:
         key_hint=server.key_hint,
         key_created_at=optional_timestamp(server.key_created_at),
         key_last_used_at=optional_timestamp(server.key_last_used_at),
+        key_last_used_address=server.key_last_used_address or "",
+        paused_at=optional_timestamp(server.paused_at),
     )
 
 
@@ -191,6 +193,23 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         )
         return keys_pb2.DeleteServerResponse()
 
+    async def UpdateServer(
+        self, request: keys_pb2.UpdateServerRequest, context: Context
+    ) -> keys_pb2.UpdateServerResponse:
+        identity, account = await _require_user(context)
+        server = await self._run(
+            context,
+            self._keys.update_server(
+                account,
+                request.server_id,
+                name=request.name if request.HasField("name") else None,
+                paused=request.paused if request.HasField("paused") else None,
+                actor=identity.principal,
+                address=current_client_address(),
+            ),
+        )
+        return keys_pb2.UpdateServerResponse(server=server_message(server))
+
     async def RotateKey(
         self, request: keys_pb2.RotateKeyRequest, context: Context
     ) -> keys_pb2.RotateKeyResponse:
@@ -219,7 +238,11 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         events, token = await self._run(
             context,
             self._keys.list_activity(
-                account, request.server_id, size=request.page_size, token=request.page_token
+                account,
+                request.server_id,
+                size=request.page_size,
+                token=request.page_token,
+                types=list(request.types),
             ),
         )
         return keys_pb2.ListActivityResponse(

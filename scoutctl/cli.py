@@ -290,7 +290,7 @@ def cmd_password(ctx: Context) -> int:
 
 def cmd_signins(ctx: Context) -> int:
     with ctx.client() as client:
-        body = client.sign_in_activity(ctx.args.limit)
+        body = client.sign_in_activity(ctx.args.limit, types=ctx.args.type)
     rows = [
         [e.get("occurred_at"), e.get("type"), e.get("client_address"), e.get("user_agent")]
         for e in body["events"]
@@ -303,12 +303,19 @@ def cmd_servers_list(ctx: Context) -> int:
     with ctx.client() as client:
         servers = list(client.iter_servers())
     rows = [
-        [s["id"], s["name"], "..." + s["key_hint"], s.get("last_seen_at"), s.get("created_at")]
+        [
+            s["id"],
+            s["name"],
+            s.get("status"),
+            "..." + s["key_hint"],
+            s.get("last_seen_at"),
+            s.get("created_at"),
+        ]
         for s in servers
     ]
     ctx.emit(
         {"servers": servers},
-        lambda: ctx.table(rows, ["id", "name", "key", "last seen", "created"]),
+        lambda: ctx.table(rows, ["id", "name", "status", "key", "last seen", "created"]),
     )
     return EXIT_OK
 
@@ -324,6 +331,22 @@ def cmd_servers_add(ctx: Context) -> int:
         ctx.err("the key is shown only this once: install it with `scout-agent install`")
 
     ctx.emit(body, render)
+    return EXIT_OK
+
+
+def cmd_servers_update(ctx: Context) -> int:
+    """rename, pause and resume: one PATCH each."""
+    changes: dict[str, dict[str, Any]] = {
+        "rename": {"name": getattr(ctx.args, "name", None)},
+        "pause": {"paused": True},
+        "resume": {"paused": False},
+    }
+    change = changes[ctx.args.servers_command]
+    with ctx.client() as client:
+        server_id = resolve_server(ctx, client, ctx.args.server)
+        body = client.update_server(server_id, **change)
+    server = body["server"]
+    ctx.emit(body, lambda: ctx.out(f"{server['name']} ({server['id']}): {server['status']}"))
     return EXIT_OK
 
 
@@ -400,7 +423,7 @@ def cmd_key_rotate(ctx: Context) -> int:
 def cmd_activity(ctx: Context) -> int:
     with ctx.client() as client:
         server_id = resolve_server(ctx, client, ctx.args.server)
-        body = client.activity(server_id, ctx.args.limit)
+        body = client.activity(server_id, ctx.args.limit, types=ctx.args.type)
     rows = [
         [
             e.get("occurred_at"),
@@ -513,6 +536,9 @@ def build_parser(
     )
     signins = add(commands, "signins", cmd_signins, "your sign-in activity, newest first")
     signins.add_argument("--limit", type=int, default=50, help="events to show (default 50)")
+    signins.add_argument(
+        "--type", action="append", default=[], help="only this event type (repeatable)"
+    )
 
     servers = commands.add_parser(
         "servers", help="list, add or remove servers", description="Servers of your account."
@@ -524,6 +550,16 @@ def build_parser(
     add(server_commands, "add", cmd_servers_add, "add a server and print its API key").add_argument(
         "name"
     )
+    rename = add(server_commands, "rename", cmd_servers_update, "give a server a new name")
+    rename.add_argument("server", metavar="SERVER")
+    rename.add_argument("name", metavar="NAME")
+    for verb, help_text in (
+        ("pause", "pause a server's monitoring (maintenance: shown as paused, not offline)"),
+        ("resume", "resume a paused server's monitoring"),
+    ):
+        add(server_commands, verb, cmd_servers_update, help_text).add_argument(
+            "server", metavar="SERVER"
+        )
     remove = add(server_commands, "remove", cmd_servers_remove, "remove a server (revokes its key)")
     remove.add_argument("server", metavar="SERVER")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -550,6 +586,9 @@ def build_parser(
     activity = add(commands, "activity", cmd_activity, "a server's key activity, newest first")
     activity.add_argument("server", metavar="SERVER")
     activity.add_argument("--limit", type=int, default=50, help="events to show (default 50)")
+    activity.add_argument(
+        "--type", action="append", default=[], help="only this event type (repeatable)"
+    )
 
     metrics = add(commands, "metrics", cmd_metrics, "a server's metric series")
     metrics.add_argument("server", metavar="SERVER")

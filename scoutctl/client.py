@@ -19,7 +19,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -271,9 +271,17 @@ class ScoutClient:
             body={"current_password": current_password, "new_password": new_password},
         )
 
-    def sign_in_activity(self, limit: int | None = None, page_token: str | None = None) -> Json:
+    def sign_in_activity(
+        self,
+        limit: int | None = None,
+        page_token: str | None = None,
+        types: Sequence[str] = (),
+    ) -> Json:
+        """`types`: only events of these types (login.failed, password.changed, ...)."""
         return self._call(
-            "GET", "/api/v1/auth/activity", query={"limit": limit, "page_token": page_token}
+            "GET",
+            "/api/v1/auth/activity",
+            query={"limit": limit, "page_token": page_token, "type": ",".join(types) or None},
         )
 
     def whoami(self) -> Json:
@@ -299,6 +307,13 @@ class ScoutClient:
     def delete_server(self, server_id: str) -> None:
         self._call("DELETE", _server_path(server_id))
 
+    def update_server(
+        self, server_id: str, *, name: str | None = None, paused: bool | None = None
+    ) -> Json:
+        """Rename a server, or pause (True) or resume (False) its monitoring."""
+        body = {k: v for k, v in (("name", name), ("paused", paused)) if v is not None}
+        return self._call("PATCH", _server_path(server_id), body=body)
+
     def rotate_key(self, server_id: str, grace_seconds: int | None = None) -> Json:
         """{"api_key", "server", "old_key_valid_until"}; the old key stops working at once
         unless `grace_seconds` keeps it valid that long."""
@@ -306,12 +321,17 @@ class ScoutClient:
         return self._call("POST", _server_path(server_id, "/api-key/rotate"), body=body)
 
     def activity(
-        self, server_id: str, limit: int | None = None, page_token: str | None = None
+        self,
+        server_id: str,
+        limit: int | None = None,
+        page_token: str | None = None,
+        types: Sequence[str] = (),
     ) -> Json:
+        """`types`: only events of these types (key.rotated, key.rejected, ...)."""
         return self._call(
             "GET",
             _server_path(server_id, "/activity"),
-            query={"limit": limit, "page_token": page_token},
+            query={"limit": limit, "page_token": page_token, "type": ",".join(types) or None},
         )
 
     def iter_activity(self, server_id: str) -> Iterator[dict[str, Any]]:

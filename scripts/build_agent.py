@@ -10,25 +10,22 @@ its command line; `install` copies the archive to /opt/scout-agent/ and points t
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import sys
-import tempfile
-import zipapp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "scout_agent"
+sys.path.insert(0, str(ROOT))
+
+from scout_agent.archive import build_archive  # noqa: E402 (the checkout, not an install)
+
 DEFAULT_OUTPUT = ROOT / "dist" / "scout-agent.pyz"
-MAIN = "import sys\nfrom scout_agent.__main__ import main\n\nsys.exit(main())\n"
 
 
 def build(output: Path = DEFAULT_OUTPUT) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as staging:
-        target = Path(staging) / "scout_agent"
-        shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        (Path(staging) / "__main__.py").write_text(MAIN)
-        zipapp.create_archive(staging, output, interpreter="/usr/bin/env python3", compressed=True)
+    output.write_bytes(build_archive())
+    os.chmod(output, 0o755)  # noqa: S103 (a program, run by anyone who may read it)
     return output
 
 

@@ -450,6 +450,7 @@ def test_summary_names_every_replica_the_ca_and_the_demo(
     assert "--rotate-demo-key" in text
     assert "redis://:***@127.0.0.1:6999/0" in text
     assert "psql -h 127.0.0.1 -p 5999 -U postgres scout" in text
+    assert f"Dashboard:   {topology.gateways[0].url}/  (sign in with the demo user below)" in text
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -505,6 +506,15 @@ def test_make_run_posts_a_metric_and_stops_cleanly_on_ctrl_c(
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout) == {"accepted": 1}
+        dashboard = re.search(r"^Dashboard: +(https://\S+)", text, re.MULTILINE)
+        assert dashboard, text
+        page = subprocess.run(
+            ["bash", "-c", curl.split(" -X POST")[0] + f" --silent --fail {dashboard.group(1)}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert page.returncode == 0 and "<title>Server Scout</title>" in page.stdout
 
         conn = psycopg2.connect(fresh_database)
         try:

@@ -15,7 +15,14 @@ import grpc
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.body import activity_json, iso, json_response, page_params, read_json_object
+from gateway.body import (
+    activity_json,
+    iso,
+    json_response,
+    page_params,
+    read_json_object,
+    type_filter,
+)
 from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
 from gateway.problems import Problem, unauthorized
@@ -275,7 +282,7 @@ async def list_activity(request: web.Request) -> web.Response:
     limit, token = page_params(request)
     backends = request.app[BACKENDS]
     response: auth_pb2.ListActivityResponse = await backends.auth.ListActivity(
-        auth_pb2.ListActivityRequest(page_size=limit, page_token=token),
+        auth_pb2.ListActivityRequest(page_size=limit, page_token=token, types=type_filter(request)),
         metadata=backends.metadata(authenticated.identity),
         timeout=backends.timeout,
     )

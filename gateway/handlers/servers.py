@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from aiohttp import web
 
-from gateway.body import activity_json, iso, json_response, page_params, read_json_object
-from gateway.keys import AUTH, BACKENDS
+from gateway.body import (
+    activity_json,
+    iso,
+    iso_datetime,
+    json_response,
+    page_params,
+    read_json_object,
+    type_filter,
+)
+from gateway.keys import AUTH, BACKENDS, CLOCK, SETTINGS
 from gateway.problems import Problem
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
@@ -22,9 +31,13 @@ def _identity(request: web.Request) -> Identity:
     return request[AUTH].identity
 
 
-async def _last_seen(request: web.Request, server_ids: list[str]) -> dict[str, str | None]:
-    """When each server last delivered metrics (owned by the ingest service). The listing still
-    answers if ingest is down; last_seen_at is then absent and the outage is logged."""
+LastSeen = dict[str, datetime] | None
+
+
+async def _last_seen(request: web.Request, server_ids: list[str]) -> LastSeen:
+    """When each server last delivered metrics (owned by the ingest service); None when that is
+    unknown. The listing still answers if ingest is down: last_seen_at is then absent, the
+    status `unknown`, and the outage is logged."""
     if not server_ids:
         return {}
     backends = request.app[BACKENDS]
@@ -36,19 +49,33 @@ async def _last_seen(request: web.Request, server_ids: list[str]) -> dict[str, s
         )
     except grpc.aio.AioRpcError as exc:
         log.warning("last_seen_at unavailable: %s", exc.code().name)
-        return {}
-    return {s.server_id: iso(s.last_seen_at, s.HasField("last_seen_at")) for s in response.servers}
+        return None
+    return {
+        s.server_id: s.last_seen_at.ToDatetime(tzinfo=UTC)
+        for s in response.servers
+        if s.HasField("last_seen_at")
+    }
 
 
-def server_json(server: keys_pb2.Server, last_seen: dict[str, str | None]) -> dict[str, Any]:
+def server_json(
+    request: web.Request, server: keys_pb2.Server, last_seen: LastSeen
+) -> dict[str, Any]:
+    seen = None if last_seen is None else last_seen.get(server.id)
+    rule = request.app[SETTINGS].status_rule
+    paused = server.HasField("paused_at")
+    status = rule.status(seen, request.app[CLOCK].now(), known=last_seen is not None, paused=paused)
+    used = server.HasField("key_last_used_at")
     return {
         "id": server.id,
         "name": server.name,
         "created_at": iso(server.created_at),
         "key_hint": server.key_hint,
         "key_created_at": iso(server.key_created_at),
-        "key_last_used_at": iso(server.key_last_used_at, server.HasField("key_last_used_at")),
-        "last_seen_at": last_seen.get(server.id),
+        "key_last_used_at": iso(server.key_last_used_at, used),
+        "key_last_used_address": (server.key_last_used_address or None) if used else None,
+        "last_seen_at": iso_datetime(seen) if seen is not None else None,
+        "status": status.value,
+        "paused_at": iso(server.paused_at, paused),
     }
 
 
@@ -70,7 +97,9 @@ async def create_server(request: web.Request) -> web.Response:
     )
     location = f"/api/v1/servers/{response.server.id}"
     result = json_response(
-        {"server": server_json(response.server, {}), "api_key": response.api_key}, status=201
+        # A server that was just made has never delivered anything: no need to ask ingest.
+        {"server": server_json(request, response.server, {}), "api_key": response.api_key},
+        status=201,
     )
     result.headers["Location"] = location
     return result
@@ -87,7 +116,7 @@ async def list_servers(request: web.Request) -> web.Response:
     last_seen = await _last_seen(request, [s.id for s in response.servers])
     return json_response(
         {
-            "servers": [server_json(s, last_seen) for s in response.servers],
+            "servers": [server_json(request, s, last_seen) for s in response.servers],
             "next_page_token": response.next_page_token or None,
         }
     )
@@ -102,7 +131,45 @@ async def get_server(request: web.Request) -> web.Response:
         timeout=backends.timeout,
     )
     last_seen = await _last_seen(request, [response.server.id])
-    return json_response({"server": server_json(response.server, last_seen)})
+    return json_response({"server": server_json(request, response.server, last_seen)})
+
+
+def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> Any:
+    value = body.get(name)
+    if value is not None and (type(value) is not kind):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"{name} must be {described}.",
+            type_="invalid-field",
+            pointer=f"/{name}",
+        )
+    return value
+
+
+async def update_server(request: web.Request) -> web.Response:
+    """Rename a server (`name`) or pause or resume its monitoring (`paused`)."""
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"name", "paused"})
+    if unknown:
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"{unknown[0][:60]!r} cannot be changed; only name and paused.",
+            type_="invalid-field",
+        )
+    name = _optional(body, "name", str, "a string")
+    paused = _optional(body, "paused", bool, "true or false")
+    backends = request.app[BACKENDS]
+    response = await backends.keys.UpdateServer(
+        keys_pb2.UpdateServerRequest(
+            server_id=request.match_info["server_id"], name=name, paused=paused
+        ),
+        metadata=backends.metadata(_identity(request)),
+        timeout=backends.timeout,
+    )
+    last_seen = await _last_seen(request, [response.server.id])
+    return json_response({"server": server_json(request, response.server, last_seen)})
 
 
 async def delete_server(request: web.Request) -> web.Response:
@@ -133,10 +200,11 @@ async def rotate_key(request: web.Request) -> web.Response:
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
     )
+    last_seen = await _last_seen(request, [response.server.id])
     return json_response(
         {
             "api_key": response.api_key,
-            "server": server_json(response.server, {}),
+            "server": server_json(request, response.server, last_seen),
             "old_key_valid_until": iso(
                 response.old_key_valid_until, response.HasField("old_key_valid_until")
             ),
@@ -149,7 +217,10 @@ async def list_activity(request: web.Request) -> web.Response:
     backends = request.app[BACKENDS]
     response = await backends.keys.ListActivity(
         keys_pb2.ListActivityRequest(
-            server_id=request.match_info["server_id"], page_size=limit, page_token=token
+            server_id=request.match_info["server_id"],
+            page_size=limit,
+            page_token=token,
+            types=type_filter(request),
         ),
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
@@ -162,5 +233,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/servers", list_servers)
     app.router.add_get("/api/v1/servers/{server_id}", get_server)
     app.router.add_delete("/api/v1/servers/{server_id}", delete_server)
+    app.router.add_patch("/api/v1/servers/{server_id}", update_server)
     app.router.add_post("/api/v1/servers/{server_id}/api-key/rotate", rotate_key)
     app.router.add_get("/api/v1/servers/{server_id}/activity", list_activity)

@@ -70,6 +70,7 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         server_id, first_key = created["server"]["id"], created["api_key"]
         code, out, _ = await ctl("servers", "list")
         assert code == 0 and "db-1" in out and server_id in out and first_key not in out
+        assert "initialising" in out
         assert [s["name"] for s in (await ctl.json("servers", "list"))["servers"]] == ["db-1"]
 
         # Rotation into an agent env file: mode, owner, comments and other lines kept.
@@ -113,6 +114,17 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         assert {"key.created", "key.rotated"} <= types
         code, out, _ = await ctl("activity", "db-1")
         assert code == 0 and "key.rotated" in out
+        paused = await ctl.json("servers", "pause", "db-1")
+        assert paused["server"]["status"] == "paused"
+        code, out, _ = await ctl("servers", "resume", "db-1")
+        assert code == 0 and "db-1" in out and "paused" not in out
+        renamed = await ctl.json("servers", "rename", "db-1", "db-01")
+        assert renamed["server"]["name"] == "db-01"
+        assert (await ctl.json("servers", "rename", "db-01", "db-1"))["server"]["name"] == "db-1"
+        rotations = await ctl.json("activity", "db-1", "--type", "key.rotated")
+        assert {e["type"] for e in rotations["events"]} == {"key.rotated"}
+        signins = await ctl.json("signins", "--type", "login.succeeded")
+        assert signins["events"] and {e["type"] for e in signins["events"]} == {"login.succeeded"}
 
         # Not found, ambiguous names, usage.
         assert (await ctl("latest", "no-such-server"))[0] == 4

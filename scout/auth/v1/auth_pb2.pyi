@@ -185,12 +185,14 @@ class ChangePasswordResponse(_message.Message):
     def __init__(self, sessions_ended: _Optional[int] = ...) -> None: ...
 
 class ListActivityRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "types")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ActivityEvent(_message.Message):
     __slots__ = ("id", "type", "occurred_at", "client_address", "user_agent", "details_json", "actor")

@@ -24,7 +24,7 @@ KEY_STATUS_ROTATED: KeyStatus
 KEY_STATUS_REVOKED: KeyStatus
 
 class Server(_message.Message):
-    __slots__ = ("id", "account_id", "name", "created_at", "key_hint", "key_created_at", "key_last_used_at")
+    __slots__ = ("id", "account_id", "name", "created_at", "key_hint", "key_created_at", "key_last_used_at", "key_last_used_address", "paused_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class Server(_message.Message):
     KEY_HINT_FIELD_NUMBER: _ClassVar[int]
     KEY_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     KEY_LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEY_LAST_USED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     account_id: str
     name: str
@@ -39,7 +41,9 @@ class Server(_message.Message):
     key_hint: str
     key_created_at: _timestamp_pb2.Timestamp
     key_last_used_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_hint: _Optional[str] = ..., key_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    key_last_used_address: str
+    paused_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_hint: _Optional[str] = ..., key_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_last_used_address: _Optional[str] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ValidateKeyRequest(_message.Message):
     __slots__ = ("key_sha256",)
@@ -149,6 +153,22 @@ class DeleteServerResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class UpdateServerRequest(_message.Message):
+    __slots__ = ("server_id", "name", "paused")
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    name: str
+    paused: bool
+    def __init__(self, server_id: _Optional[str] = ..., name: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class UpdateServerResponse(_message.Message):
+    __slots__ = ("server",)
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    server: Server
+    def __init__(self, server: _Optional[_Union[Server, _Mapping]] = ...) -> None: ...
+
 class RotateKeyRequest(_message.Message):
     __slots__ = ("server_id", "grace_seconds")
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -168,14 +188,16 @@ class RotateKeyResponse(_message.Message):
     def __init__(self, server: _Optional[_Union[Server, _Mapping]] = ..., api_key: _Optional[str] = ..., old_key_valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListActivityRequest(_message.Message):
-    __slots__ = ("server_id", "page_size", "page_token")
+    __slots__ = ("server_id", "page_size", "page_token", "types")
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
     server_id: str
     page_size: int
     page_token: str
-    def __init__(self, server_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, server_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ActivityEvent(_message.Message):
     __slots__ = ("id", "type", "occurred_at", "actor", "client_address", "key_hint", "details_json")

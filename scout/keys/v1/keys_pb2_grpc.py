@@ -64,6 +64,11 @@ class KeyServiceStub:
                 request_serializer=scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerRequest.SerializeToString,
                 response_deserializer=scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerResponse.FromString,
                 _registered_method=True)
+        self.UpdateServer = channel.unary_unary(
+                '/scout.keys.v1.KeyService/UpdateServer',
+                request_serializer=scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerRequest.SerializeToString,
+                response_deserializer=scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerResponse.FromString,
+                _registered_method=True)
         self.RotateKey = channel.unary_unary(
                 '/scout.keys.v1.KeyService/RotateKey',
                 request_serializer=scout_dot_keys_dot_v1_dot_keys__pb2.RotateKeyRequest.SerializeToString,
@@ -119,6 +124,13 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateServer(self, request, context):
+        """Rename a server, or pause or resume its monitoring.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RotateKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -163,6 +175,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.DeleteServer,
                     request_deserializer=scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerRequest.FromString,
                     response_serializer=scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerResponse.SerializeToString,
+            ),
+            'UpdateServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateServer,
+                    request_deserializer=scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerRequest.FromString,
+                    response_serializer=scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerResponse.SerializeToString,
             ),
             'RotateKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateKey,
@@ -337,6 +354,33 @@ class KeyService:
             '/scout.keys.v1.KeyService/DeleteServer',
             scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerRequest.SerializeToString,
             scout_dot_keys_dot_v1_dot_keys__pb2.DeleteServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scout.keys.v1.KeyService/UpdateServer',
+            scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerRequest.SerializeToString,
+            scout_dot_keys_dot_v1_dot_keys__pb2.UpdateServerResponse.FromString,
             options,
             channel_credentials,
             insecure,
