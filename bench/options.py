@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
+SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class Options:
     profile_dir: Path | None
     service_log_level: str
     quick: bool
+    # Scenario 8's simulated month.
+    storage_servers: int = 100
+    storage_days: int = 30
+    storage_interval: int = 5
 
     def wants(self, scenario: int) -> bool:
         return scenario in self.scenarios
@@ -58,7 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default=frozenset(SCENARIOS),
         metavar="N[,N...]",
         help="run only these scenarios (1 hello, 2 key auth, 3 cache miss, "
-        "4 rotation, 5 agent posts, 6 sessions); the baseline always runs",
+        "4 rotation, 5 agent posts, 6 sessions, 7 agent footprint, 8 storage month and "
+        "chart, 9 ingest cost as servers grow); the baseline always runs",
     )
     parser.add_argument(
         "--duration",
@@ -105,6 +110,21 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         choices=("debug", "info", "warning", "error"),
         help="LOG_LEVEL of the services (default info, as deployed)",
     )
+    parser.add_argument(
+        "--storage-servers",
+        type=int,
+        default=None,
+        help="servers in scenario 8's simulated month (default 100, quick 3)",
+    )
+    parser.add_argument(
+        "--storage-days", type=int, default=None, help="days simulated (default 30, quick 30)"
+    )
+    parser.add_argument(
+        "--storage-interval",
+        type=int,
+        default=None,
+        help="seconds between a server's samples (default 5, quick 60)",
+    )
     args = parser.parse_args(argv)
     quick: bool = args.quick
     duration = args.duration if args.duration is not None else (1.0 if quick else 6.0)
@@ -129,4 +149,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         profile_dir=args.profile_dir,
         service_log_level=args.service_log_level,
         quick=quick,
+        storage_servers=max(1, args.storage_servers or (3 if quick else 100)),
+        storage_days=max(1, args.storage_days or 30),
+        storage_interval=max(1, args.storage_interval or (60 if quick else 5)),
     )

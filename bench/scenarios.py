@@ -26,6 +26,8 @@ from bench.load import LoadResult, RequestSpec, percentile, python_load, wrk_loa
 from bench.options import Options
 from bench.processes import Fleet, ServerProcess, free_port
 from bench.report import Goal, Report, Row
+from bench.storage import PostgresBackends, backend_pids
+from bench.storage_scenarios import ingest_scaling, storage_footprint
 from scout.keys.v1 import keys_pb2
 from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
@@ -101,12 +103,13 @@ class Bench:
         self.seed: Seed | None = None
         self.session: Session | None = None
         self.sessions_unavailable = ""
+        self.metric_names = METRIC_NAMES
 
     # ---- setup ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         wants = self.options.wants
-        needs_gateway = any(wants(n) for n in (2, 3, 4, 5, 6, 7))
+        needs_gateway = any(wants(n) for n in (2, 3, 4, 5, 6, 7, 8, 9))
         level = self.options.service_log_level
         if needs_gateway:
             await self.admin.migrate()
@@ -115,12 +118,15 @@ class Bench:
         grpc_processes = []
         for name, module, variable, needed in (
             ("keys", "key_service", "KEY_SERVICE_ADDR", needs_gateway),
-            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", wants(5) or wants(7)),
+            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", any(map(wants, (5, 7, 8, 9)))),
             ("auth", "auth_service", "AUTH_SERVICE_ADDR", wants(4) or wants(6)),
         ):
             if needed:
-                env = self.env.service_env(name, level)
-                process = self.fleet.spawn_grpc(name, module, env)
+                # Scenario 8 measures its whole simulated month: no raw partition of it expires.
+                overrides = {"RETENTION_DAYS": str(self.options.storage_days + 3)}
+                process = self.fleet.spawn_grpc(
+                    name, module, self.env.service_env(name, level, **overrides)
+                )
                 setattr(self, name, process)
                 grpc_processes.append(process)
                 services[variable] = process.address
@@ -438,20 +444,30 @@ class Bench:
             body_template=metrics_body_template(),
             expect_status=202,
         )
-        result = await self._load(gateway, spec, watch=self._watch(gateway, self.keys, self.ingest))
+        postgres = PostgresBackends(await backend_pids(self.admin.pool))
+        watch = [*self._watch(gateway, self.keys, self.ingest), postgres]
+        result = await self._load(gateway, spec, watch=watch)  # type: ignore[arg-type]
         row = self._row(
             "5", "POST /api/v1/metrics, 1 sample x 20 metrics, 202", result, Goal("ratio", 0.35)
         )
+        ours = sum(
+            v for k, v in result.cpu_ms_per_request().items() if k not in ("client", "machine")
+        )
         row.notes.append(
-            f"{await self._committed_rows():,} sample rows committed in PostgreSQL by the end of "
-            "the run (warm-up included)"
+            f"{await self._committed_rows():,} samples committed in PostgreSQL by the end of "
+            f"the run (warm-up included); at a 5 s interval that is {result.rps * 5:,.0f} servers "
+            f"at this rate, or {5000 / ours:,.0f} servers per core of gateway+keys+ingest+"
+            "PostgreSQL CPU"
+            if ours
+            else "no CPU figures"
         )
 
     async def _committed_rows(self) -> int:
         assert self.seed is not None
         async with self.admin.pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                "SELECT count(*) FROM ingest.samples WHERE server_id = %s", (self.seed.server_id,)
+                "SELECT count(*) FROM ingest.samples_raw WHERE server_id = %s",
+                (self.seed.server_id,),
             )
             (count,) = await cur.fetchone()
             return int(count)
@@ -544,6 +560,8 @@ class Bench:
             (5, "agent posts", self.agent_posts),
             (6, "sessions", self.sessions),
             (7, "scout-agent footprint", self.agent_footprint),
+            (8, "storage month and chart", lambda: storage_footprint(self)),
+            (9, "ingest cost as servers grow", lambda: ingest_scaling(self)),
         ]
         for number, label, step in steps:
             if not self.options.wants(number):

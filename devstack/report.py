@@ -11,7 +11,7 @@ from devstack.seed import SeedResult
 from devstack.topology import Topology
 
 ROTATE_COMMAND = ".venv/bin/python -m devstack --rotate-demo-key"
-LATEST_SAMPLES = "select * from ingest.samples order by ts desc limit 5"
+LATEST_SAMPLES = "select * from ingest.sample_values order by ts desc limit 5"
 
 
 @dataclass(frozen=True)

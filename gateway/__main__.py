@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 
+import uvloop
 from aiohttp import web
 
 from gateway.app import create_app, create_plain_http_app, create_ssl_context
@@ -51,7 +52,7 @@ def main() -> None:
     except SettingsError as exc:
         raise SystemExit(f"gateway: configuration error: {exc}") from None
     configure_logging("gateway", settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from gateway.body import MAX_TYPE_FILTERS
 from gateway.handlers import metrics
 from gateway.server_status import ServerStatus
 from key_service.models import ActivityType as KeyActivityType
+from scout_kit import sample_rules as rules
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -111,15 +112,16 @@ def _components() -> dict[str, Any]:
         "required": ["ts", "metrics"],
         "properties": {
             "ts": {
-                "description": "RFC 3339 text with a zone, or unix seconds. At most 5 minutes "
-                "in the future and no older than the retention (30 days by default).",
+                "description": "RFC 3339 text with a zone, or unix seconds. At most "
+                f"{rules.MAX_FUTURE_MINUTES} minutes in the future and no older than the raw "
+                f"retention ({rules.DEFAULT_RAW_RETENTION_DAYS} days by default).",
                 "oneOf": [TIMESTAMP, {"type": "number"}],
             },
             "metrics": {
                 "type": "object",
                 "minProperties": 1,
-                "maxProperties": metrics.MAX_METRICS_PER_SAMPLE,
-                "propertyNames": {"pattern": "^[A-Za-z0-9_.:/-]{1,200}$"},
+                "maxProperties": rules.MAX_METRICS_PER_SAMPLE,
+                "propertyNames": {"pattern": f"^{rules.METRIC_NAME_PATTERN}$"},
                 "additionalProperties": {"type": "number"},
             },
         },
@@ -573,7 +575,7 @@ def _metric_paths() -> dict[str, Any]:
                 "summary": "Post samples with the server's API key.",
                 "description": "Accepted (202) only once committed. A request is stored "
                 "entirely or not at all; resending stores nothing twice. Content-Encoding: "
-                f"gzip is accepted; the body may be at most {metrics.MAX_BODY_BYTES} bytes "
+                f"gzip is accepted; the body may be at most {rules.MAX_BODY_BYTES} bytes "
                 "compressed and uncompressed.",
                 "tags": ["metrics"],
                 "security": KEY_ONLY,
@@ -595,7 +597,7 @@ def _metric_paths() -> dict[str, Any]:
                                 "samples": {
                                     "type": "array",
                                     "minItems": 1,
-                                    "maxItems": metrics.MAX_SAMPLES,
+                                    "maxItems": rules.MAX_SAMPLES,
                                     "items": _ref("Sample"),
                                 }
                             },
@@ -619,8 +621,8 @@ def _metric_paths() -> dict[str, Any]:
         "/api/v1/servers/{server_id}/metrics": {
             "get": {
                 "summary": "Series downsampled to a step: avg, min, max and count per bucket.",
-                "description": f"At most {metrics.MAX_POINTS_PER_SERIES} buckets per series, "
-                f"{metrics.MAX_NAMES_PER_QUERY} names and {metrics.MAX_POINTS_PER_QUERY} "
+                "description": f"At most {rules.MAX_POINTS_PER_SERIES} buckets per series, "
+                f"{rules.MAX_NAMES_PER_QUERY} names and {rules.MAX_POINTS_PER_QUERY} "
                 "points per query (422 beyond). Defaults: the last hour, a step giving about "
                 f"{metrics.DEFAULT_POINTS} points, every metric of the server.",
                 "tags": ["metrics"],

@@ -2,8 +2,10 @@
 
 Requests queue their writes and wait; `writers` tasks each take everything queued (up to
 `max_batch_values`), store it in one transaction and only then wake the requests, so nothing is
-acknowledged before it is committed. While a commit runs, the next group gathers, so batches grow
-with the load and a transaction's fixed cost is shared. The queue is bounded in values: past the
+acknowledged before it is committed. A transaction that finds no partition for a sample (the
+clock ran ahead of the partition pass) gets the partitions made and is run once more. While a
+commit runs, the next group gathers, so batches grow with the load and a transaction's fixed
+cost is shared. The queue is bounded in values: past the
 bound a write is refused at once (`QueueFull`, answered RESOURCE_EXHAUSTED) instead of waiting
 without limit. `close()` refuses new writes and commits everything already accepted.
 """
@@ -14,15 +16,20 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from ingest_service.repository import SampleRepository
+from ingest_service.repository import NO_PARTITION, SampleRepository
 from ingest_service.samples import Write
 from scout_kit.clock import Clock
 
 log = logging.getLogger(__name__)
+
+
+def _at(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 class QueueFull(Exception):
@@ -71,9 +78,11 @@ class GroupCommitter:
         max_batch_values: int,
         writers: int,
         observer: CommitObserver | None = None,
+        make_room: Callable[[datetime, datetime], Awaitable[None]] | None = None,
     ) -> None:
         self._repo = repository
         self._observer: CommitObserver = observer or _Unobserved()
+        self._make_room = make_room
         self._clock = clock
         self._max_queued = max_queued_values
         self._max_batch = max_batch_values
@@ -140,7 +149,7 @@ class GroupCommitter:
             values = sum(p.values for p in group)
             started = self._clock.monotonic()
             try:
-                await self._repo.write([w for p in group for w in p.writes], self._clock.now())
+                await self._commit([w for p in group for w in p.writes])
             except Exception as exc:
                 self._observer.failed(len(group), values, self._clock.monotonic() - started)
                 log.warning("group commit of %d requests failed: %r", len(group), exc)
@@ -158,6 +167,16 @@ class GroupCommitter:
                 self._busy -= 1
                 if not self._queue and not self._busy:
                     self._idle.set()
+
+    async def _commit(self, writes: list[Write]) -> None:
+        try:
+            await self._repo.write(writes, self._clock.now())
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) != NO_PARTITION or self._make_room is None:
+                raise
+            stamps = [stamp for write in writes for stamp in write.stamps]
+            await self._make_room(_at(min(stamps)), _at(max(stamps)))
+            await self._repo.write(writes, self._clock.now())
 
     async def close(self) -> None:
         """Refuse new writes, commit every accepted one, then stop the writers."""

@@ -1,63 +1,159 @@
-"""PostgreSQL access for samples (schema `ingest`)."""
+"""PostgreSQL access for samples (schema `ingest`): the write of a group commit, and the reads.
+
+A sample is one row (server, ts, set_id, vals): `set_id` names the server's metric set (the
+ordered names, `metric_sets`) and `vals` holds the values in that order. Writes are one statement
+(one implicit transaction): insert the rows, merge a resend that adds metrics, mark the touched
+minutes for the rollup job, keep `servers_seen`. Reads combine the coarsest rollup tier that
+serves the step with finer data wherever the tier is not final (see query_plan).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiopg
 
+from ingest_service.query_plan import Plan
 from ingest_service.samples import Write
 from scout_kit.db import cursor
 
 SCHEMA = "ingest"
 
 # Transient conflicts between concurrent group commits (two replicas storing the same resent
-# values): PostgreSQL aborts one transaction, which is simply run again.
-_RETRYABLE = frozenset({"40P01", "40001"})
+# samples): PostgreSQL aborts one transaction, which is simply run again.
+RETRYABLE = frozenset({"40P01", "40001"})
+# A row for which no partition exists (check_violation from tuple routing).
+NO_PARTITION = "23514"
 _ATTEMPTS = 3
+_SET_CACHE_LIMIT = 100_000
+_LATEST_WINDOW = 2000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Array parameters are sent as literals built here: psycopg2 adapts list elements one by one
-# in Python, which costs more than the rest of a group commit. Names are validated to
+# Array parameters are sent as literals built here: psycopg2 adapts list elements one by one in
+# Python, which costs more than the rest of a group commit. Names are validated to
 # [A-Za-z0-9_.:/-] (no quote, backslash or comma), so quoting each is enough.
-_INSERT = (
-    "INSERT INTO ingest.samples (server_id, name, ts, value)"
-    " SELECT (%s::uuid[])[x.s], x.n, 'epoch'::timestamptz + x.t * interval '1 microsecond', x.v"
-    " FROM unnest(%s::int4[], %s::text[], %s::int8[], %s::float8[]) AS x(s, n, t, v)"
-    " ON CONFLICT DO NOTHING"
+_WRITE = """
+WITH x AS (
+  SELECT (%(servers)s::uuid[])[u.s] AS server_id,
+         'epoch'::timestamptz + u.t * interval '1 microsecond' AS ts,
+         u.k AS set_id, (%(vals)s::float8[])[u.o : u.o + u.n - 1] AS vals
+  FROM unnest(%(si)s::int4[], %(ts)s::int8[], %(sets)s::int8[], %(off)s::int4[], %(len)s::int4[])
+    AS u(s, t, k, o, n)
+), ins AS (
+  INSERT INTO {s}.samples_raw AS r (server_id, ts, set_id, vals)
+  SELECT server_id, ts, set_id, vals FROM x
+  ON CONFLICT (server_id, ts) DO UPDATE SET (set_id, vals) = (
+    SELECT m.set_id, m.vals FROM {s}.merge_sample(
+      r.server_id, r.set_id, r.vals, EXCLUDED.set_id, EXCLUDED.vals) m)
+  WHERE r.set_id <> EXCLUDED.set_id
+  RETURNING server_id, ts
+), marks AS (
+  -- DO UPDATE ... WHERE false writes nothing but locks an existing mark until commit, so the
+  -- rollup job (FOR UPDATE SKIP LOCKED) never takes a mark whose samples are not committed.
+  INSERT INTO {s}.rollup_pending (server_id, tier, bucket)
+  SELECT DISTINCT server_id, 1::int2, date_bin('1 minute', ts, 'epoch'::timestamptz)
+  FROM ins ORDER BY 1, 3
+  ON CONFLICT (server_id, tier, bucket) DO UPDATE SET tier = EXCLUDED.tier WHERE false
+)"""
+# One row per server per group commit; a server never changes account. Sorted, so concurrent
+# commits take the row locks in the same order.
+_SEEN = """, seen AS (
+  INSERT INTO {s}.servers_seen (server_id, account_id, last_seen_at)
+  SELECT s, a, %(seen_at)s
+  FROM unnest(%(seen_servers)s::uuid[], %(seen_accounts)s::uuid[]) AS x(s, a)
+  ON CONFLICT (server_id) DO UPDATE
+  SET last_seen_at = GREATEST(servers_seen.last_seen_at, EXCLUDED.last_seen_at)
+)"""
+_WRITE_END = " SELECT count(*) FROM ins"
+
+_SETS = """
+WITH w AS (
+  SELECT (%(servers)s::uuid[])[u.s] AS server_id, u.d AS digest,
+         (%(names)s::text[])[u.o : u.o + u.n - 1] AS names
+  FROM unnest(%(si)s::int4[], %(digests)s::bytea[], %(off)s::int4[], %(len)s::int4[])
+    AS u(s, d, o, n)
+), ins AS (
+  INSERT INTO {s}.metric_sets (server_id, digest, names) SELECT * FROM w
+  ON CONFLICT (server_id, digest) DO NOTHING RETURNING server_id, digest, set_id
 )
-# One row per server per group commit; a server never changes account.
-_SEEN = (
-    "INSERT INTO ingest.servers_seen (server_id, account_id, last_seen_at)"
-    " SELECT s, a, %s FROM unnest(%s::uuid[], %s::uuid[]) AS x(s, a)"
-    " ON CONFLICT (server_id) DO UPDATE"
-    " SET last_seen_at = GREATEST(servers_seen.last_seen_at, EXCLUDED.last_seen_at)"
-)
+SELECT server_id::text, digest, set_id FROM ins
+UNION ALL
+SELECT m.server_id::text, m.digest, m.set_id FROM {s}.metric_sets m JOIN w USING (server_id, digest)
+"""
+
 # Only servers of the caller's account; every server with samples has a servers_seen row,
 # written in the same transaction as its first samples.
 _OWNED = (
-    "EXISTS (SELECT 1 FROM ingest.servers_seen o"
-    " WHERE o.server_id = %(s)s AND o.account_id = %(a)s)"
+    "EXISTS (SELECT 1 FROM {s}.servers_seen o"
+    " WHERE o.server_id = %(server)s AND o.account_id = %(account)s)"
 )
+_PENDING = (
+    "SELECT tier, bucket FROM {s}.rollup_pending WHERE server_id = %(server)s"
+    " AND bucket >= %(start)s - interval '1 hour' AND bucket < %(end)s"
+)
+# Partial aggregates per (name, query bucket) from each source over its intervals; the outer
+# query combines them. `pos` is each wanted name's position in each of the server's sets, so a
+# row costs one subscript per wanted name rather than unnesting all of its arrays. LATERAL makes
+# each interval its own index range scan, so only the partitions an interval touches are read
+# (an interval list spans the whole query range); OFFSET 0 keeps the planner from flattening it
+# into one scan of all the server's rows.
+_POSITIONS = """
+WITH pos AS (
+  SELECT m.set_id, u.n, u.i::int4 AS i FROM {s}.metric_sets m
+  CROSS JOIN LATERAL unnest(m.names) WITH ORDINALITY AS u(n, i)
+  WHERE m.server_id = %(server)s AND u.n = ANY(%(names)s::text[])
+)"""
+_RAW_PART = """
+  SELECT p.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, min(r.vals[p.i]) AS mn,
+         max(r.vals[p.i]) AS mx, sum(r.vals[p.i]) AS sm, count(*) AS c
+  FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
+  CROSS JOIN LATERAL (SELECT ts, set_id, vals FROM {s}.samples_raw
+    WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi OFFSET 0) r
+  JOIN pos p ON p.set_id = r.set_id
+  GROUP BY 1, 2"""
+_TIER_PART = """
+  SELECT p.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, min(t.mins[p.i]),
+         max(t.maxs[p.i]), sum(t.sums[p.i]), sum(t.n)
+  FROM unnest(%({p}_lo)s::timestamptz[], %({p}_hi)s::timestamptz[]) AS iv(lo, hi)
+  CROSS JOIN LATERAL (SELECT bucket, set_id, n, mins, maxs, sums FROM {s}.{table}
+    WHERE server_id = %(server)s AND bucket >= iv.lo AND bucket < iv.hi OFFSET 0) t
+  JOIN pos p ON p.set_id = t.set_id
+  GROUP BY 1, 2"""
 _BUCKETS = (
-    "SELECT name, date_bin(make_interval(secs => %(step)s), ts, 'epoch'::timestamptz) AS b,"
-    " avg(value), min(value), max(value), count(*) FROM ingest.samples"
-    " WHERE server_id = %(s)s AND name = ANY(%(names)s::text[])"
-    " AND ts >= %(start)s AND ts < %(end)s AND EXISTS (SELECT 1 FROM ingest.servers_seen o"
-    " WHERE o.server_id = %(s)s AND o.account_id = %(a)s)"
-    " GROUP BY name, b ORDER BY name, b"
+    _POSITIONS
+    + " SELECT q.n, q.b, sum(q.sm) / sum(q.c), min(q.mn), max(q.mx), sum(q.c)::int8 FROM ("
+    + _RAW_PART
+    + " UNION ALL "
+    + _TIER_PART.replace("{p}", "m1").replace("{table}", "rollup_1m")
+    + " UNION ALL "
+    + _TIER_PART.replace("{p}", "h1").replace("{table}", "rollup_1h")
+    + ") AS q(n, b, mn, mx, sm, c) WHERE "
+    + _OWNED
+    + " GROUP BY 1, 2 ORDER BY 1, 2"
 )
-# Distinct names by skipping through the primary key: one index probe per name, however many
-# samples each name has.
 _NAMES = (
-    "WITH RECURSIVE n(name) AS ("
-    " (SELECT name FROM ingest.samples WHERE server_id = %(s)s ORDER BY name LIMIT 1)"
-    " UNION ALL"
-    " SELECT (SELECT name FROM ingest.samples WHERE server_id = %(s)s AND name > n.name"
-    "  ORDER BY name LIMIT 1) FROM n WHERE n.name IS NOT NULL)"
-    " SELECT name FROM n WHERE name IS NOT NULL AND "
+    "SELECT DISTINCT u.n FROM {s}.metric_sets m CROSS JOIN LATERAL unnest(m.names) AS u(n)"
+    " WHERE m.server_id = %(server)s AND " + _OWNED + " ORDER BY 1"
 )
+# The newest value of each name among the newest rows, then for sets not among them their own
+# newest row (rare: a set the agent no longer sends).
+_LATEST_RECENT = """
+SELECT DISTINCT ON (u.n) u.n, u.v, r.ts, r.set_id
+FROM (SELECT ts, set_id, vals FROM {s}.samples_raw WHERE server_id = %(server)s
+      ORDER BY ts DESC LIMIT %(window)s) r
+JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = r.set_id
+CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(n, v)
+ORDER BY u.n, r.ts DESC"""
+_LATEST_OF_SETS = """
+SELECT u.n, u.v, l.ts FROM unnest(%(sets)s::int8[]) AS k(set_id)
+CROSS JOIN LATERAL (SELECT ts, vals FROM {s}.samples_raw
+  WHERE server_id = %(server)s AND set_id = k.set_id ORDER BY ts DESC LIMIT 1) l
+JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = k.set_id
+CROSS JOIN LATERAL unnest(m.names, l.vals) AS u(n, v)"""
 
 
 def _array(items: Sequence[object]) -> str:
@@ -72,6 +168,11 @@ def _float_array(items: Sequence[float]) -> str:
     return "{" + ",".join(map(repr, items)) + "}"
 
 
+def set_digest(names: Sequence[str]) -> bytes:
+    """The key of a metric set; merge_sample (SQL) computes the same one."""
+    return hashlib.sha256("\n".join(names).encode()).digest()
+
+
 @dataclass(frozen=True)
 class Bucket:
     name: str
@@ -82,50 +183,172 @@ class Bucket:
     count: int
 
 
-class SampleRepository:
-    def __init__(self, pool: aiopg.Pool) -> None:
-        self._pool = pool
+@dataclass
+class _Rows:
+    """A group commit as columns, one entry per (server, ts)."""
 
-    async def write(self, writes: Sequence[Write], seen_at: datetime) -> None:
-        """Store every write in one transaction (a group commit); duplicates are skipped."""
-        servers: dict[str, int] = {}
-        accounts: dict[str, str] = {}
-        index: list[int] = []
-        names: list[str] = []
-        stamps: list[int] = []
-        values: list[float] = []
-        for write in writes:
-            position = servers.setdefault(write.server_id, len(servers) + 1)
-            accounts.setdefault(write.server_id, write.account_id)
-            index.extend([position] * len(write))
-            names.extend(write.names)
-            stamps.extend(write.ts_micros)
-            values.extend(write.values)
-        params = (
-            _array(list(servers)),
-            _array(index),
-            _text_array(names),
-            _array(stamps),
-            _float_array(values),
-        )
-        # Sorted, so concurrent commits take the servers_seen row locks in the same order.
-        seen = sorted(accounts.items())
-        seen_params = (seen_at, _array([s for s, _ in seen]), _array([a for _, a in seen]))
+    servers: dict[str, int]
+    server_index: list[int]
+    stamps: list[int]
+    set_keys: list[tuple[str, tuple[str, ...]]]
+    offsets: list[int]
+    lengths: list[int]
+    values: list[float]
+
+
+def _rows(writes: Sequence[Write]) -> _Rows:
+    """Flatten the writes; a (server, ts) given twice in the group becomes one row, the first
+    value of each metric winning, as it would against a stored sample."""
+    rows = _Rows({}, [], [], [], [], [], [])
+    where: dict[tuple[int, int], int] = {}
+    for write in writes:
+        server = rows.servers.setdefault(write.server_id, len(rows.servers) + 1)
+        offset = len(rows.values) + 1
+        rows.values.extend(write.values)
+        start = 0
+        for stamp, size in zip(write.stamps, write.sizes, strict=True):
+            names = tuple(write.names[start : start + size])
+            seen = where.get((server, stamp))
+            if seen is None:
+                where[server, stamp] = len(rows.stamps)
+                rows.server_index.append(server)
+                rows.stamps.append(stamp)
+                rows.set_keys.append((write.server_id, names))
+                rows.offsets.append(offset + start)
+                rows.lengths.append(size)
+            else:
+                _merge_into(rows, seen, names, write.values[start : start + size])
+            start += size
+    return rows
+
+
+def _merge_into(rows: _Rows, index: int, names: tuple[str, ...], values: list[float]) -> None:
+    server_id, old_names = rows.set_keys[index]
+    first = rows.offsets[index] - 1
+    old_values = rows.values[first : first + rows.lengths[index]]
+    added = [(n, v) for n, v in zip(names, values, strict=True) if n not in set(old_names)]
+    if not added:
+        return
+    merged_names = old_names + tuple(n for n, _ in added)
+    rows.set_keys[index] = (server_id, merged_names)
+    rows.offsets[index] = len(rows.values) + 1
+    rows.lengths[index] = len(merged_names)
+    rows.values.extend(old_values + [v for _, v in added])
+
+
+class SampleRepository:
+    def __init__(self, pool: aiopg.Pool, schema: str = SCHEMA) -> None:
+        self._pool = pool
+        self.schema = schema
+        self._set_ids: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._write_sql = (_WRITE + _SEEN + _WRITE_END).replace("{s}", schema)
+        self._move_sql = (_WRITE + _WRITE_END).replace("{s}", schema)
+        self._sets_sql = _SETS.replace("{s}", schema)
+        self._pending_sql = _PENDING.replace("{s}", schema)
+        self._buckets_sql = _BUCKETS.replace("{s}", schema)
+        self._names_sql = _NAMES.replace("{s}", schema)
+        self._latest_recent_sql = _LATEST_RECENT.replace("{s}", schema)
+        self._latest_sets_sql = _LATEST_OF_SETS.replace("{s}", schema)
+
+    @property
+    def pool(self) -> aiopg.Pool:
+        return self._pool
+
+    async def write(self, writes: Sequence[Write], seen_at: datetime) -> int:
+        """Store every write in one transaction (a group commit); returns the rows inserted or
+        extended (a sample already stored with all its metrics is skipped)."""
+        rows = _rows(writes)
+        params = await self._params(rows)
+        accounts = sorted({w.server_id: w.account_id for w in writes}.items())
+        params["seen_at"] = seen_at
+        params["seen_servers"] = _array([s for s, _ in accounts])
+        params["seen_accounts"] = _array([a for _, a in accounts])
+        return await self._execute_write(self._write_sql, params)
+
+    async def move(self, cur: Any, writes: Sequence[Write]) -> int:
+        """Like write, without touching servers_seen, on the caller's cursor (inside the
+        migration copier's transaction)."""
+        await cur.execute(self._move_sql, await self._params(_rows(writes)))
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _params(self, rows: _Rows) -> dict[str, object]:
+        set_ids = await self._resolve_sets(rows.set_keys)
+        return {
+            "servers": _array(list(rows.servers)),
+            "si": _array(rows.server_index),
+            "ts": _array(rows.stamps),
+            "sets": _array(set_ids),
+            "off": _array(rows.offsets),
+            "len": _array(rows.lengths),
+            "vals": _float_array(rows.values),
+        }
+
+    async def _execute_write(self, sql: str, params: dict[str, object]) -> int:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                # One round trip: several statements in one simple query run as one implicit
-                # transaction, so both are committed together or not at all.
+                # One round trip: the statements of one simple query run as one implicit
+                # transaction, so all of it is committed together or not at all.
                 async with cursor(self._pool) as cur:
-                    await cur.execute(_INSERT + ";" + _SEEN, params + seen_params)
-                return
+                    await cur.execute(sql, params)
+                    row = await cur.fetchone()
+                    return int(row[0]) if row else 0
             except Exception as exc:
-                if getattr(exc, "pgcode", None) not in _RETRYABLE or attempt == _ATTEMPTS:
+                if getattr(exc, "pgcode", None) not in RETRYABLE or attempt == _ATTEMPTS:
                     raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _resolve_sets(self, keys: list[tuple[str, tuple[str, ...]]]) -> list[int]:
+        missing = list(dict.fromkeys(k for k in keys if k not in self._set_ids))
+        for _ in range(_ATTEMPTS):
+            if not missing:
+                break
+            await self._fetch_sets(missing)
+            missing = [k for k in missing if k not in self._set_ids]
+        if missing:
+            raise RuntimeError("metric sets could not be stored")
+        return [self._set_ids[k] for k in keys]
+
+    async def _fetch_sets(self, keys: list[tuple[str, tuple[str, ...]]]) -> None:
+        """Find or create the sets (an unused set left by a failed commit is harmless)."""
+        if len(self._set_ids) > _SET_CACHE_LIMIT:
+            self._set_ids.clear()
+        servers: dict[str, int] = {}
+        index: list[int] = []
+        digests: list[bytes] = []
+        offsets: list[int] = []
+        lengths: list[int] = []
+        names: list[str] = []
+        by_digest: dict[tuple[str, bytes], tuple[str, tuple[str, ...]]] = {}
+        for server_id, set_names in keys:
+            index.append(servers.setdefault(server_id, len(servers) + 1))
+            digest = set_digest(set_names)
+            by_digest[server_id, digest] = (server_id, set_names)
+            digests.append(digest)
+            offsets.append(len(names) + 1)
+            lengths.append(len(set_names))
+            names.extend(set_names)
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                self._sets_sql,
+                {
+                    "servers": _array(list(servers)),
+                    "si": _array(index),
+                    "digests": digests,
+                    "off": _array(offsets),
+                    "len": _array(lengths),
+                    "names": _text_array(names),
+                },
+            )
+            for server_id, digest, set_id in await cur.fetchall():
+                key = by_digest.get((server_id, bytes(digest)))
+                if key is not None:
+                    self._set_ids[key] = set_id
 
     async def last_seen(self, account_id: str, server_ids: list[str]) -> dict[str, datetime]:
         async with cursor(self._pool) as cur:
             await cur.execute(
-                "SELECT server_id::text, last_seen_at FROM ingest.servers_seen"
+                f"SELECT server_id::text, last_seen_at FROM {self.schema}.servers_seen"
                 " WHERE account_id = %s AND server_id = ANY(%s::uuid[])",
                 (account_id, server_ids),
             )
@@ -133,55 +356,83 @@ class SampleRepository:
 
     async def metric_names(self, server_id: str, account_id: str) -> list[str]:
         async with cursor(self._pool) as cur:
-            await cur.execute(_NAMES + _OWNED, {"s": server_id, "a": account_id})
+            await cur.execute(self._names_sql, {"server": server_id, "account": account_id})
             return [row[0] for row in await cur.fetchall()]
 
     async def latest(self, server_id: str, account_id: str) -> list[tuple[str, float, datetime]]:
-        """The newest value of every metric (one backward index probe per name)."""
+        """The newest value of every metric the server still has raw samples of."""
         names = await self.metric_names(server_id, account_id)
         if not names:
             return []
+        params: dict[str, object] = {"server": server_id, "window": _LATEST_WINDOW}
         async with cursor(self._pool) as cur:
-            await cur.execute(
-                "SELECT n.name, l.value, l.ts FROM unnest(%s::text[]) AS n(name)"
-                " CROSS JOIN LATERAL (SELECT value, ts FROM ingest.samples"
-                "  WHERE server_id = %s AND name = n.name ORDER BY ts DESC LIMIT 1) l"
-                " ORDER BY n.name",
-                (names, server_id),
-            )
-            return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
+            await cur.execute(self._latest_recent_sql, params)
+            found = {n: (v, ts) for n, v, ts, _ in await cur.fetchall()}
+            if len(found) < len(names):
+                await cur.execute(
+                    f"SELECT set_id FROM {self.schema}.metric_sets WHERE server_id = %s"
+                    " AND NOT names <@ %s::text[]",
+                    (server_id, list(found)),
+                )
+                sets = [row[0] for row in await cur.fetchall()]
+                await cur.execute(self._latest_sets_sql, {**params, "sets": sets})
+                for name, value, ts in await cur.fetchall():
+                    if name not in found or found[name][1] < ts:
+                        found[name] = (value, ts)
+        return [(name, *found[name]) for name in sorted(found)]
+
+    async def pending(
+        self, server_id: str, start: datetime, end: datetime
+    ) -> list[tuple[int, int]]:
+        """(tier, bucket start in microseconds) of the server's stale buckets near the range."""
+        async with cursor(self._pool) as cur:
+            await cur.execute(self._pending_sql, {"server": server_id, "start": start, "end": end})
+            return [(tier, _micros(bucket)) for tier, bucket in await cur.fetchall()]
 
     async def buckets(
         self,
         server_id: str,
         account_id: str,
         names: list[str],
+        step_seconds: int,
+        plan_for: Callable[[list[tuple[int, int]]], Plan],
         start: datetime,
         end: datetime,
-        step_seconds: int,
     ) -> list[Bucket]:
-        """avg/min/max/count per name and epoch-aligned bucket, for start <= ts < end."""
-        async with cursor(self._pool) as cur:
+        """avg/min/max/count per name and epoch-aligned bucket for start <= ts < end, read in
+        one snapshot: the stale buckets first, then each source over the plan's intervals."""
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                _BUCKETS,
-                {
-                    "step": step_seconds,
-                    "s": server_id,
-                    "a": account_id,
+                # A chart is a few thousand small rows: parallel workers cost more than they save.
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                " SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL work_mem = '32MB'; "
+                + self._pending_sql,
+                {"server": server_id, "start": start, "end": end},
+            )
+            try:
+                stale = [(tier, _micros(bucket)) for tier, bucket in await cur.fetchall()]
+                plan = plan_for(stale)
+                params: dict[str, object] = {
+                    "server": server_id,
+                    "account": account_id,
                     "names": names,
-                    "start": start,
-                    "end": end,
-                },
-            )
-            return [Bucket(*row) for row in await cur.fetchall()]
+                    "step": timedelta(seconds=step_seconds),
+                }
+                for prefix, intervals in (("raw", plan.raw), ("m1", plan.m1), ("h1", plan.h1)):
+                    params[f"{prefix}_lo"] = [_at(lo) for lo, _ in intervals]
+                    params[f"{prefix}_hi"] = [_at(hi) for _, hi in intervals]
+                await cur.execute(self._buckets_sql, params)
+                rows = [Bucket(*row) for row in await cur.fetchall()]
+            finally:
+                if not conn.closed:
+                    await cur.execute("COMMIT")
+        return rows
 
-    async def delete_older_than(self, cutoff: datetime, batch_size: int) -> int:
-        """Delete at most `batch_size` samples older than `cutoff` (one short transaction)."""
-        async with cursor(self._pool) as cur:
-            await cur.execute(
-                "DELETE FROM ingest.samples WHERE ctid = ANY(ARRAY("
-                " SELECT ctid FROM ingest.samples WHERE ts < %s LIMIT %s))",
-                (cutoff, batch_size),
-            )
-            deleted: int = cur.rowcount
-            return deleted
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)

@@ -1,29 +1,25 @@
 """What a valid write is: metric names, values, times and sizes (checked again here, whoever
-the caller is, because the database must never hold what the API promises it refuses)."""
+the caller is, because the database must never hold what the API promises it refuses). The
+rules themselves live in scout_kit.sample_rules."""
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scout.ingest.v1 import ingest_pb2
-
-MAX_SAMPLES = 1000
-MAX_METRICS_PER_SAMPLE = 500
-MAX_FUTURE = timedelta(minutes=5)
-METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
-# Every name of a write at once: one regex call over the names joined by newlines (a character
-# no valid name holds) instead of one call per name.
-_NAME_LIST = re.compile(r"[A-Za-z0-9_.:/-]{1,200}(?:\n[A-Za-z0-9_.:/-]{1,200})*")
-
-# Queries: buckets per series, metrics per query, and points per answer.
-MAX_POINTS_PER_SERIES = 1000
-MAX_NAMES_PER_QUERY = 50
-MAX_POINTS_PER_QUERY = 20_000
+from scout_kit.sample_rules import (
+    MAX_FUTURE,
+    MAX_FUTURE_MINUTES,
+    MAX_METRICS_PER_SAMPLE,
+    MAX_SAMPLES,
+    METRIC_NAME,
+    METRIC_NAME_LIST,
+    METRIC_NAME_PATTERN,
+)
 
 _EPOCH_MICROS = 1_000_000
 
@@ -34,11 +30,13 @@ class InvalidWrite(ValueError):
 
 @dataclass(frozen=True)
 class Write:
-    """One request's values, ready for the database: every list has one entry per value."""
+    """One request's samples, ready for the database: sample i has the time `stamps[i]` and the
+    next `sizes[i]` entries of `names` and `values`."""
 
     server_id: str
     account_id: str
-    ts_micros: list[int]
+    stamps: list[int]
+    sizes: list[int]
     names: list[str]
     values: list[float]
 
@@ -70,7 +68,7 @@ def micros(moment: datetime) -> int:
 def write_from_columns(
     columns: ingest_pb2.SampleColumns, now: datetime, retention: timedelta
 ) -> Write:
-    """Check one flattened post and expand it to one time per value."""
+    """Check one flattened post; InvalidWrite names the first rule it breaks."""
     server_id = canonical_uuid(columns.server_id)
     account_id = canonical_uuid(columns.account_id)
     if server_id is None or account_id is None:
@@ -85,9 +83,23 @@ def write_from_columns(
         raise InvalidWrite(f"at most {MAX_SAMPLES} samples per request")
     if len(sizes) != len(stamps) or sum(sizes) != len(names) or len(names) != len(values):
         raise InvalidWrite("sample_sizes, names and values do not line up")
+    _check_samples(stamps, sizes, names, now, retention)
+    joined = "\n".join(names)
+    if joined.count("\n") != len(names) - 1 or not METRIC_NAME_LIST.fullmatch(joined):
+        for name in names:
+            if not METRIC_NAME.fullmatch(name):
+                raise InvalidWrite(f"metric name {name[:60]!r} must match {METRIC_NAME_PATTERN}")
+    # A sum of finite values is finite unless it overflows; only then is each value looked at.
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+        raise InvalidWrite("metric values must be finite numbers")
+    return Write(server_id, account_id, stamps, sizes, names, values)
+
+
+def _check_samples(
+    stamps: list[int], sizes: list[int], names: list[str], now: datetime, retention: timedelta
+) -> None:
     newest = micros(now + MAX_FUTURE)
     oldest = micros(now - retention)
-    ts_micros: list[int] = []
     start = 0
     for index, (stamp, size) in enumerate(zip(stamps, sizes, strict=True)):
         if not 1 <= size <= MAX_METRICS_PER_SAMPLE:
@@ -95,36 +107,13 @@ def write_from_columns(
                 f"/samples/{index}: a sample has 1 to {MAX_METRICS_PER_SAMPLE} metrics"
             )
         if stamp > newest:
-            raise InvalidWrite(f"/samples/{index}: ts is more than 5 minutes in the future")
+            raise InvalidWrite(
+                f"/samples/{index}: ts is more than {MAX_FUTURE_MINUTES} minutes in the future"
+            )
         if stamp < oldest:
             raise InvalidWrite(
                 f"/samples/{index}: ts is older than the retention period ({retention.days} days)"
             )
-        if len(set(names[start : start + size])) != size:
+        if size > 1 and len(set(names[start : start + size])) != size:
             raise InvalidWrite(f"/samples/{index}: a metric name appears twice")
-        ts_micros.extend([stamp] * size)
         start += size
-    joined = "\n".join(names)
-    if joined.count("\n") != len(names) - 1 or not _NAME_LIST.fullmatch(joined):
-        for name in names:
-            if not METRIC_NAME.fullmatch(name):
-                raise InvalidWrite(
-                    f"metric name {name[:60]!r} must match [A-Za-z0-9_.:/-]{{1,200}}"
-                )
-    # A sum of finite values is finite unless it overflows; only then is each value looked at.
-    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
-        raise InvalidWrite("metric values must be finite numbers")
-    return Write(server_id, account_id, ts_micros, names, values)
-
-
-def columns_from_samples(
-    server_id: str, account_id: str, samples: list[ingest_pb2.Sample]
-) -> ingest_pb2.SampleColumns:
-    """The per-sample message shape (WriteSamples) in the flattened one."""
-    columns = ingest_pb2.SampleColumns(server_id=server_id, account_id=account_id)
-    for sample in samples:
-        columns.sample_ts_micros.append(sample.ts.seconds * _EPOCH_MICROS + sample.ts.nanos // 1000)
-        columns.sample_sizes.append(len(sample.metrics))
-        columns.names.extend(m.name for m in sample.metrics)
-        columns.values.extend(m.value for m in sample.metrics)
-    return columns

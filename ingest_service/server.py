@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from ingest_service.committer import GroupCommitter
+from ingest_service.copier import SampleCopier
+from ingest_service.maintenance import Maintenance, partitioned_tables
 from ingest_service.metrics import CommitterMetrics, CommitterQueueCollector
+from ingest_service.partitions import Partitions
 from ingest_service.repository import SCHEMA, SampleRepository
-from ingest_service.retention import RetentionJob
+from ingest_service.rollup import RollupJob
 from ingest_service.servicer import IngestServicer
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -31,6 +36,32 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+def _background(
+    resources: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
+) -> None:
+    task = asyncio.create_task(work, name=name)
+    resources.push_async_callback(_cancel, task)
+
+
+def build_maintenance(
+    settings: Settings, repository: SampleRepository, clock: Clock
+) -> Maintenance:
+    retention = timedelta(days=settings.retention_days)
+    tables = partitioned_tables(
+        retention,
+        timedelta(days=settings.rollup_1m_retention_days),
+        timedelta(days=settings.rollup_1h_retention_days),
+    )
+    partitions = Partitions(repository.pool, repository.schema, tables)
+    return Maintenance(
+        partitions,
+        RollupJob(partitions, repository.schema),
+        SampleCopier(repository, partitions),
+        clock,
+        retention,
+    )
+
+
 async def create_server(
     settings: Settings,
     address: str | None = None,
@@ -39,7 +70,6 @@ async def create_server(
     tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
     clock = clock or SystemClock()
-    retention = timedelta(days=settings.retention_days)
     resources = contextlib.AsyncExitStack()
     try:
         pool = await open_database(
@@ -51,6 +81,18 @@ async def create_server(
         )
         repository = SampleRepository(pool)
         registry = create_registry("ingest_service")
+        maintenance = build_maintenance(settings, repository, clock)
+        await maintenance.prepare()
+        # Cancelled last (after the committer has committed what it accepted).
+        _background(
+            resources,
+            "ingest-partitions",
+            maintenance.run_partitions(settings.retention_interval_seconds),
+        )
+        _background(
+            resources, "ingest-rollup", maintenance.run_rollups(settings.rollup_interval_seconds)
+        )
+        _background(resources, "ingest-move-old-samples", maintenance.run_copier())
         committer = GroupCommitter(
             repository,
             clock,
@@ -58,16 +100,14 @@ async def create_server(
             max_batch_values=settings.max_batch_values,
             writers=settings.writers,
             observer=CommitterMetrics(registry),
+            make_room=maintenance.cover,
         )
         # Closed in reverse order after server.stop(grace): the committer commits everything
         # it accepted while the pool is still open.
         resources.push_async_callback(committer.close)
-        job = RetentionJob(repository, clock, retention, settings.retention_batch_size)
-        retention_task = asyncio.create_task(
-            job.run(settings.retention_interval_seconds), name="ingest-retention"
+        servicer = IngestServicer(
+            repository, committer, clock, timedelta(days=settings.retention_days)
         )
-        resources.push_async_callback(_cancel, retention_task)
-        servicer = IngestServicer(repository, committer, clock, retention)
 
         def register(server: grpc.aio.Server) -> list[str]:
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)

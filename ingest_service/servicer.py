@@ -8,23 +8,19 @@ from typing import Any, NoReturn
 import grpc
 
 from ingest_service.committer import GroupCommitter, QueueFull, ShuttingDown
+from ingest_service.query_plan import plan_query
 from ingest_service.repository import SampleRepository
-from ingest_service.samples import (
-    MAX_NAMES_PER_QUERY,
-    MAX_POINTS_PER_QUERY,
-    MAX_POINTS_PER_SERIES,
-    METRIC_NAME,
-    InvalidWrite,
-    Write,
-    canonical_uuid,
-    columns_from_samples,
-    micros,
-    write_from_columns,
-)
+from ingest_service.samples import InvalidWrite, Write, canonical_uuid, micros, write_from_columns
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import PrincipalKind
+from scout_kit.sample_rules import (
+    MAX_NAMES_PER_QUERY,
+    MAX_POINTS_PER_QUERY,
+    MAX_POINTS_PER_SERIES,
+    METRIC_NAME,
+)
 from scout_kit.timestamps import to_timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -58,25 +54,6 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_FULL_MESSAGE)
         except ShuttingDown:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "ingest is shutting down")
-
-    async def WriteSamples(
-        self, request: ingest_pb2.WriteSamplesRequest, context: Context
-    ) -> ingest_pb2.WriteSamplesResponse:
-        identity = current_identity()
-        if identity.kind is not PrincipalKind.SERVER or identity.subject != request.server_id:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, "a server may write only its own metrics"
-            )
-        assert identity.account_id is not None
-        columns = columns_from_samples(
-            request.server_id, identity.account_id, list(request.samples)
-        )
-        try:
-            write = write_from_columns(columns, self._clock.now(), self._retention)
-        except InvalidWrite as exc:
-            await _invalid(context, str(exc))
-        await self._commit([write], context)
-        return ingest_pb2.WriteSamplesResponse(accepted=len(write))
 
     async def WriteBatch(
         self, request: ingest_pb2.WriteBatchRequest, context: Context
@@ -150,7 +127,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             )
         series = {name: ingest_pb2.Series(name=name) for name in names}
         if names:
-            rows = await self._repo.buckets(server_id, account_id, names, start, end, step)
+            lo, hi = micros(start), micros(end)
+            rows = await self._repo.buckets(
+                server_id,
+                account_id,
+                names,
+                step,
+                lambda stale: plan_query(lo, hi, step, stale),
+                start,
+                end,
+            )
             for row in rows:
                 series[row.name].points.append(
                     ingest_pb2.Point(

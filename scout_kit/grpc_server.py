@@ -19,6 +19,7 @@ import grpc
 import psycopg2
 import redis.asyncio as aioredis
 import redis.exceptions
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from opentelemetry.sdk.trace import TracerProvider
@@ -406,7 +407,7 @@ def run_service_main(
         await serve_until_signalled(service, settings.common.shutdown_grace_seconds)
 
     try:
-        asyncio.run(run())
+        uvloop.run(run())
     except DEPENDENCY_ERRORS as exc:
         # At start, an unreachable dependency is a configuration problem: one line, no trace.
         raise SystemExit(f"{name}: {unreachable_dependency(exc)}") from None

@@ -537,7 +537,7 @@ def test_make_run_posts_a_metric_and_stops_cleanly_on_ctrl_c(
         conn = psycopg2.connect(fresh_database)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT name, value FROM ingest.samples")
+                cur.execute("SELECT name, value FROM ingest.sample_values")
                 assert cur.fetchall() == [("cpu.percent", 12.5)]
         finally:
             conn.close()

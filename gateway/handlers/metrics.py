@@ -1,9 +1,9 @@
 """Agent metrics: posting samples (the server's API key) and reading them back (key or session).
 
-Posting is the hot path, so it does little per request: the body is read once (gzip inflated
-with a cap), validated into flat columns (names and values as lists, one time per sample) and
-handed to the `IngestBatcher`, which shares one WriteBatch call among concurrent posts. 202 is
-answered only when the ingest service reports the group transaction committed.
+Posting is the hot path, so it does little per request: the body is read once and validated into
+flat columns (gateway.samples) and handed to the `IngestBatcher`, which shares one WriteBatch
+call among concurrent posts. 202 is answered only when the ingest service reports the group
+transaction committed.
 
 Reading: a key sees only its own server; a user sees the servers of their account, which the key
 service confirms (GetServer with the caller's identity; deleted or foreign servers are NOT_FOUND)
@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 import uuid
-import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,28 +23,23 @@ import grpc
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.body import json_response, parse_json_object
+from gateway.body import json_response
 from gateway.ingest_batcher import BatcherClosed, BatcherFull, IngestBatcher
 from gateway.keys import AUTH, BACKENDS, CLOCK, METRICS
 from gateway.problems import Problem
+from gateway.samples import RFC3339, columns_from_body, micros, parse_timestamp_micros, read_body
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity, PrincipalKind
+from scout_kit.sample_rules import (
+    MAX_NAMES_PER_QUERY,
+    MAX_POINTS_PER_QUERY,
+    MAX_POINTS_PER_SERIES,
+    METRIC_NAME,
+    METRIC_NAME_PATTERN,
+)
 from scout_kit.timestamps import format_time, to_timestamp
 
-MAX_BODY_BYTES = 1024 * 1024
-MAX_SAMPLES = 1000
-MAX_METRICS_PER_SAMPLE = 500
-MAX_FUTURE = timedelta(minutes=5)
-# The longest retention the ingest service can be configured with; it checks its own, shorter
-# one itself (the answer is the same 422).
-MAX_RETENTION = timedelta(days=3650)
-METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-
-MAX_POINTS_PER_SERIES = 1000
-MAX_NAMES_PER_QUERY = 50
-MAX_POINTS_PER_QUERY = 20_000
 DEFAULT_RANGE = timedelta(hours=1)
 # The default step gives about this many points, rounded up to a step a person would choose.
 DEFAULT_POINTS = 300
@@ -77,16 +71,8 @@ BATCHER = web.AppKey("ingest_batcher", IngestBatcher)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _invalid(detail: str, pointer: str) -> Problem:
-    return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", pointer=pointer)
-
-
 def _invalid_query(detail: str, parameter: str) -> Problem:
     return Problem(422, "Unprocessable Content", detail, type_="invalid-query", parameter=parameter)
-
-
-def _too_large(detail: str) -> Problem:
-    return Problem(413, "Content Too Large", detail, type_="body-too-large")
 
 
 def _busy(detail: str) -> Problem:
@@ -102,165 +88,6 @@ def _busy(detail: str) -> Problem:
 # Posting
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The JSON body, inflated if gzip-encoded; 413 when over MAX_BODY_BYTES as sent or as
-    inflated (inflation stops at the cap, so a small bomb costs at most that much), 415 for a
-    media type or encoding we do not take, 400 for broken gzip."""
-    if request.content_type != "application/json":
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Send the samples as application/json.",
-            type_="unsupported-media-type",
-        )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Content-Encoding must be gzip or absent.",
-            type_="unsupported-content-encoding",
-        )
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding != "identity" else None
-    received = 0
-    parts: list[bytes] = []
-    inflated = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > MAX_BODY_BYTES:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-        if inflater is None:
-            parts.append(chunk)
-            continue
-        if inflater.eof:
-            raise _bad_gzip("data follows the end of the gzip stream")
-        try:
-            # At most one byte over the cap is inflated: enough to know it is too large.
-            out = inflater.decompress(chunk, MAX_BODY_BYTES + 1 - inflated)
-        except zlib.error:
-            raise _bad_gzip("the body is not valid gzip") from None
-        inflated += len(out)
-        if inflated > MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes uncompressed.")
-        parts.append(out)
-    if inflater is not None and (not inflater.eof or inflater.unused_data):
-        raise _bad_gzip("the gzip stream is truncated or followed by other data")
-    return b"".join(parts)
-
-
-def _bad_gzip(detail: str) -> Problem:
-    return Problem(
-        400, "Bad Request", f"Content-Encoding is gzip but {detail}.", type_="invalid-gzip"
-    )
-
-
-def parse_timestamp_micros(value: Any, where: str) -> int:
-    """Microseconds since the epoch from RFC 3339 text or unix seconds."""
-    if isinstance(value, str):
-        if not RFC3339.fullmatch(value):
-            raise _invalid(f"{where}/ts is not an RFC 3339 timestamp.", f"{where}/ts")
-        try:
-            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        except ValueError:
-            raise _invalid(f"{where}/ts is not a valid date and time.", f"{where}/ts") from None
-        delta = parsed - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    if type(value) is int:
-        if abs(value) > 10**12:
-            raise _invalid(f"{where}/ts is out of range.", f"{where}/ts")
-        return value * 1_000_000
-    if type(value) is float:
-        if not math.isfinite(value) or abs(value) > 1e12:
-            raise _invalid(f"{where}/ts is out of range.", f"{where}/ts")
-        return round(value * 1_000_000)
-    raise _invalid(f"{where}/ts must be RFC 3339 text or unix seconds.", f"{where}/ts")
-
-
-def parse_samples(
-    body: dict[str, Any], now: datetime, server_id: str, account_id: str
-) -> ingest_pb2.SampleColumns:
-    """Validate a post into the columns the ingest service stores; any violation is a 422 that
-    names the sample and the rule, and then nothing of the post is written."""
-    samples = body.get("samples")
-    if not isinstance(samples, list) or not samples:
-        raise _invalid("samples must be a non-empty array.", "/samples")
-    if len(samples) > MAX_SAMPLES:
-        raise _invalid(
-            f"At most {MAX_SAMPLES} samples per request; this one has {len(samples)}.", "/samples"
-        )
-    now_us = _micros(now)
-    newest = now_us + _micros_of(MAX_FUTURE)
-    oldest = now_us - _micros_of(MAX_RETENTION)
-    stamps: list[int] = []
-    sizes: list[int] = []
-    names: list[str] = []
-    values: list[float] = []
-    for index, sample in enumerate(samples):
-        where = f"/samples/{index}"
-        if not isinstance(sample, dict):
-            raise _invalid(f"{where} must be an object.", where)
-        ts = parse_timestamp_micros(sample.get("ts"), where)
-        if ts > newest:
-            raise _invalid(f"{where}/ts is more than 5 minutes in the future.", f"{where}/ts")
-        if ts < oldest:
-            raise _invalid(f"{where}/ts is older than the retention period.", f"{where}/ts")
-        metrics = sample.get("metrics")
-        if not isinstance(metrics, dict) or not metrics:
-            raise _invalid(f"{where}/metrics must be a non-empty object.", f"{where}/metrics")
-        if len(metrics) > MAX_METRICS_PER_SAMPLE:
-            raise _invalid(
-                f"{where}/metrics has {len(metrics)} metrics; at most "
-                f"{MAX_METRICS_PER_SAMPLE} per sample.",
-                f"{where}/metrics",
-            )
-        for name, value in metrics.items():
-            if not METRIC_NAME.fullmatch(name):
-                raise _invalid(
-                    f"{where}/metrics: the metric name {name[:60]!r} must match "
-                    "[A-Za-z0-9_.:/-]{1,200}.",
-                    f"{where}/metrics",
-                )
-            kind = type(value)
-            if kind is float:
-                if not math.isfinite(value):
-                    raise _invalid(
-                        f"{where}/metrics/{name} must be a finite number.",
-                        f"{where}/metrics/{name}",
-                    )
-            elif kind is int:
-                if abs(value) > 1e308:
-                    raise _invalid(
-                        f"{where}/metrics/{name} must be a finite number.",
-                        f"{where}/metrics/{name}",
-                    )
-            else:
-                raise _invalid(
-                    f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}"
-                )
-        stamps.append(ts)
-        sizes.append(len(metrics))
-        names.extend(metrics)
-        values.extend(metrics.values())
-    return ingest_pb2.SampleColumns(
-        server_id=server_id,
-        account_id=account_id,
-        sample_ts_micros=stamps,
-        sample_sizes=sizes,
-        names=names,
-        values=values,
-    )
-
-
-def _micros(moment: datetime) -> int:
-    return _micros_of(moment - _EPOCH)
-
-
-def _micros_of(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 async def post_metrics(request: web.Request) -> web.Response:
     identity = request[AUTH].identity
     if identity.kind is not PrincipalKind.SERVER or identity.account_id is None:
@@ -270,8 +97,9 @@ async def post_metrics(request: web.Request) -> web.Response:
             "Posting metrics needs the server's API key.",
             type_="api-key-required",
         )
-    body = parse_json_object(await read_body(request))
-    columns = parse_samples(body, request.app[CLOCK].now(), identity.subject, identity.account_id)
+    columns = columns_from_body(
+        await read_body(request), request.app[CLOCK].now(), identity.subject, identity.account_id
+    )
     try:
         result = await request.app[BATCHER].write(columns)
     except BatcherFull:
@@ -376,7 +204,7 @@ def default_step(span_seconds: float) -> int:
 
 def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
     step = step_seconds * 1_000_000
-    return (_micros(end) - 1) // step - _micros(start) // step + 1
+    return (micros(end) - 1) // step - micros(start) // step + 1
 
 
 def _names(request: web.Request) -> list[str]:
@@ -387,7 +215,7 @@ def _names(request: web.Request) -> list[str]:
     for name in names:
         if not METRIC_NAME.fullmatch(name):
             raise _invalid_query(
-                f"The metric name {name[:60]!r} must match [A-Za-z0-9_.:/-]{{1,200}}.", "names"
+                f"The metric name {name[:60]!r} must match {METRIC_NAME_PATTERN}.", "names"
             )
     if len(names) > MAX_NAMES_PER_QUERY:
         raise _invalid_query(f"At most {MAX_NAMES_PER_QUERY} names per query.", "names")

@@ -76,12 +76,15 @@ async def post(
         return r.status, json.loads(text) if text else None, r.headers
 
 
-async def stored(admin: Admin, server_id: str) -> list[tuple[str, datetime, float]]:
+STORED = "SELECT name, ts, value FROM {schema}.sample_values WHERE server_id = %s ORDER BY 1, 2"
+
+
+async def stored(
+    admin: Admin, server_id: str, schema: str = "ingest"
+) -> list[tuple[str, datetime, float]]:
+    """Every stored (name, ts, value) of a server, read straight from the raw layout."""
     async with admin.pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "SELECT name, ts, value FROM ingest.samples WHERE server_id = %s ORDER BY name, ts",
-            (server_id,),
-        )
+        await cur.execute(STORED.format(schema=schema), (server_id,))
         return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 

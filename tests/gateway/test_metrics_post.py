@@ -180,6 +180,7 @@ async def test_body_limits_media_types_and_gzip(env: Environment, admin: Admin) 
             ),
             ("not json", 400, b"{not json", {}),
             ("json array", 400, b"[1, 2]", {}),
+            ("nested too deeply", 400, b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {}),
             ("not utf-8", 400, b'{"samples": "\xff"}', {}),
             ("bad gzip", 400, b"\x1f\x8bnot gzip at all", {"Content-Encoding": "gzip"}),
             ("truncated gzip", 400, gzipped(good)[:-8], {"Content-Encoding": "gzip"}),

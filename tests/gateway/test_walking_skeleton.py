@@ -21,7 +21,7 @@ async def _server_with_key(admin: Admin) -> tuple[str, str]:
 def _rows(env: Environment, server_id: str) -> list[tuple[str, float]]:
     with psycopg2.connect(env.database_url) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT name, value FROM ingest.samples WHERE server_id = %s ORDER BY name",
+            "SELECT name, value FROM ingest.sample_values WHERE server_id = %s ORDER BY name",
             (server_id,),
         )
         rows = cur.fetchall()

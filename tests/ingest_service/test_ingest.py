@@ -1,5 +1,5 @@
-"""The ingest service's own parts against real PostgreSQL: retention driven by a ManualClock,
-group commit, and the gateway-only WriteBatch."""
+"""The ingest service's own parts against real PostgreSQL: group commit and the gateway-only
+WriteBatch."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import grpc
 import pytest
 
 from ingest_service.committer import GroupCommitter, ShuttingDown
-from ingest_service.repository import SampleRepository
-from ingest_service.retention import RetentionJob
 from ingest_service.samples import Write, micros
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_admin.commands import Admin
@@ -20,57 +18,36 @@ from scout_kit.clock import ManualClock
 from scout_kit.grpc_client import call_metadata
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer
 from tests.gateway.metrics_support import stack_clock, stored
+from tests.ingest_service.support import scratch_storage
 from tests.stack import Environment, running_stack
-
-
-@pytest.fixture
-async def repository(admin: Admin) -> SampleRepository:
-    return SampleRepository(admin.pool)
 
 
 def _write(server_id: str, clock: ManualClock, ages: list[float], name: str = "cpu") -> Write:
     stamps = [micros(clock.now() - timedelta(seconds=a)) for a in ages]
-    return Write(server_id, str(uuid.uuid4()), stamps, [name] * len(ages), [1.0] * len(ages))
-
-
-async def test_retention_deletes_only_what_is_older_in_batches(
-    admin: Admin, repository: SampleRepository
-) -> None:
-    # Far behind every other test's samples: retention deletes by age, whoever's they are.
-    clock = ManualClock(datetime.now(UTC) - timedelta(days=400))
-    server_id = str(uuid.uuid4())
-    day = 86400.0
-    # Ages in days: 0 .. 9, with 3 samples older than 7 days.
-    await repository.write(
-        [_write(server_id, clock, [d * day + 1 for d in range(10)])], clock.now()
+    return Write(
+        server_id, str(uuid.uuid4()), stamps, [1] * len(ages), [name] * len(ages), [1.0] * len(ages)
     )
-    job = RetentionJob(repository, clock, timedelta(days=7), batch_size=1)
-    assert await job.run_once() == 3  # one batch per sample
-    assert len(await stored(admin, server_id)) == 7
-    assert await job.run_once() == 0
-    clock.advance(2 * day)
-    assert await job.run_once() == 2
-    assert len(await stored(admin, server_id)) == 5
 
 
 async def test_group_commit_stores_all_and_close_refuses_new(
-    admin: Admin, repository: SampleRepository
+    admin: Admin, env: Environment
 ) -> None:
-    clock = ManualClock()
-    committer = GroupCommitter(
-        repository, clock, max_queued_values=10_000, max_batch_values=7, writers=2
-    )
-    servers = [str(uuid.uuid4()) for _ in range(5)]
-    await asyncio.gather(
-        *(committer.submit([_write(s, clock, [1, 2, 3])]) for s in servers),
-        # A resend of the first server's samples, in the same group or the next.
-        committer.submit([_write(servers[0], clock, [1, 2, 3])]),
-    )
-    await committer.close()
-    for server_id in servers:
-        assert len(await stored(admin, server_id)) == 3
-    with pytest.raises(ShuttingDown):
-        await committer.submit([_write(servers[0], clock, [4])])
+    async with scratch_storage(admin, env, now=datetime.now(UTC)) as storage:
+        clock = storage.clock
+        committer = GroupCommitter(
+            storage.repository, clock, max_queued_values=10_000, max_batch_values=7, writers=2
+        )
+        servers = [str(uuid.uuid4()) for _ in range(5)]
+        await asyncio.gather(
+            *(committer.submit([_write(s, clock, [1, 2, 3])]) for s in servers),
+            # A resend of the first server's samples, in the same group or the next.
+            committer.submit([_write(servers[0], clock, [1, 2, 3])]),
+        )
+        await committer.close()
+        for server_id in servers:
+            assert len(await stored(admin, server_id, storage.schema)) == 3
+        with pytest.raises(ShuttingDown):
+            await committer.submit([_write(servers[0], clock, [4])])
 
 
 async def test_write_batch_is_for_the_gateway_only(env: Environment, admin: Admin) -> None:
@@ -113,11 +90,6 @@ async def test_write_batch_is_for_the_gateway_only(env: Environment, admin: Admi
         )
         assert answer.results[0].error == ""
         assert "line up" in answer.results[1].error
-        # The per-request RPC validates the same way.
-        with pytest.raises(grpc.aio.AioRpcError) as empty:
-            await stub.WriteSamples(
-                ingest_pb2.WriteSamplesRequest(server_id=server_id),
-                metadata=call_metadata(issuer.token_for(as_server)),
-            )
-        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # WriteBatch is the only write path: the per-request RPC is gone from the contract.
+        assert not hasattr(stub, "WriteSamples")
     assert len(await stored(admin, server_id)) == 1

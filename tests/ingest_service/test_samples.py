@@ -32,7 +32,7 @@ def test_a_valid_write_has_one_time_per_value() -> None:
     write = write_from_columns(columns(["cpu.percent", "a:b/c-d_e"], [1.0, 2.5]), NOW, RETENTION)
     assert (write.server_id, write.account_id) == (SERVER, ACCOUNT)
     assert write.names == ["cpu.percent", "a:b/c-d_e"]
-    assert write.ts_micros == [micros(NOW)] * 2
+    assert (write.stamps, write.sizes) == ([micros(NOW)], [2])
 
 
 @pytest.mark.parametrize("name", ["bad name", "a\nb", "", "x" * 201, "é"])

@@ -136,7 +136,7 @@ async def stored(admin: Admin, server_id: str) -> set[Row]:
     async with admin.pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
             "SELECT name, round(extract(epoch FROM ts) * 1000)::bigint, value "
-            "FROM ingest.samples WHERE server_id = %s",
+            "FROM ingest.sample_values WHERE server_id = %s",
             (server_id,),
         )
         return {(name, int(ts), float(value)) for name, ts, value in await cur.fetchall()}

@@ -9,36 +9,6 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class MetricValue(_message.Message):
-    __slots__ = ("name", "value")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    value: float
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
-
-class Sample(_message.Message):
-    __slots__ = ("ts", "metrics")
-    TS_FIELD_NUMBER: _ClassVar[int]
-    METRICS_FIELD_NUMBER: _ClassVar[int]
-    ts: _timestamp_pb2.Timestamp
-    metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
-    def __init__(self, ts: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ...) -> None: ...
-
-class WriteSamplesRequest(_message.Message):
-    __slots__ = ("server_id", "samples")
-    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
-    SAMPLES_FIELD_NUMBER: _ClassVar[int]
-    server_id: str
-    samples: _containers.RepeatedCompositeFieldContainer[Sample]
-    def __init__(self, server_id: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ...) -> None: ...
-
-class WriteSamplesResponse(_message.Message):
-    __slots__ = ("accepted",)
-    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
-    accepted: int
-    def __init__(self, accepted: _Optional[int] = ...) -> None: ...
-
 class SampleColumns(_message.Message):
     __slots__ = ("server_id", "account_id", "sample_ts_micros", "sample_sizes", "names", "values")
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]

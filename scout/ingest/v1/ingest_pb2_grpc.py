@@ -34,11 +34,6 @@ class IngestServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.WriteSamples = channel.unary_unary(
-                '/scout.ingest.v1.IngestService/WriteSamples',
-                request_serializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesRequest.SerializeToString,
-                response_deserializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesResponse.FromString,
-                _registered_method=True)
         self.WriteBatch = channel.unary_unary(
                 '/scout.ingest.v1.IngestService/WriteBatch',
                 request_serializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteBatchRequest.SerializeToString,
@@ -69,17 +64,11 @@ class IngestServiceStub:
 class IngestServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def WriteSamples(self, request, context):
-        """Acknowledged only once every sample of the request is committed.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def WriteBatch(self, request, context):
-        """The gateway's hot path: the posts of many agents (each already authenticated and validated
-        by the gateway) in one call, committed in one group transaction. Each entry is written
-        entirely or not at all; an invalid entry fails alone. Gateway service identity only.
+        """The one write path: the posts of many agents (each already authenticated and validated
+        by the gateway) in one call, committed in one group transaction; answered only once
+        committed. Each entry is written entirely or not at all; an invalid entry fails alone.
+        Gateway service identity only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,11 +102,6 @@ class IngestServiceServicer:
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'WriteSamples': grpc.unary_unary_rpc_method_handler(
-                    servicer.WriteSamples,
-                    request_deserializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesRequest.FromString,
-                    response_serializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesResponse.SerializeToString,
-            ),
             'WriteBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.WriteBatch,
                     request_deserializer=scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteBatchRequest.FromString,
@@ -153,33 +137,6 @@ def add_IngestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def WriteSamples(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/scout.ingest.v1.IngestService/WriteSamples',
-            scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesRequest.SerializeToString,
-            scout_dot_ingest_dot_v1_dot_ingest__pb2.WriteSamplesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
     @staticmethod
     def WriteBatch(request,

@@ -1,0 +1,226 @@
+"""Scenarios 8 and 9: the storage footprint and chart query of a simulated month, and ingest cost
+per post as the number of servers grows (WriteBatch straight to the ingest service)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import aiopg
+import grpc
+
+from bench.load import percentile
+from bench.processes import ServerProcess
+from bench.report import Goal, Row
+from bench.storage import (
+    Footprint,
+    PostgresBackends,
+    backend_pids,
+    chart_window,
+    footprint,
+    generate_month,
+)
+from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from scout_kit.clock import SystemClock
+from scout_kit.grpc_client import call_metadata
+from scout_kit.identity import TokenIssuer, service_identity
+
+CHART_NAMES = ["cpu.percent", "mem.used_bytes", "load.1", "net.eth0.rx_bytes"]
+BYTES_GOAL = 16.0
+SCALE_STEPS = (100, 1_000, 10_000)
+ENTRIES_PER_CALL = 64
+CALLS_IN_FLIGHT = 4
+
+
+async def storage_footprint(bench: Any) -> None:
+    """Scenario 8: a month for `storage_servers` servers (the seed server among them)."""
+    options = bench.options
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    started = time.perf_counter()
+    # Statements of a whole simulated day take longer than the admin pool's 10 s timeout.
+    async with aiopg.create_pool(bench.env.database_url, maxsize=2, timeout=3600) as pool:
+        raw_values, sizes = await _month(bench, pool, end)
+    generated = time.perf_counter() - started
+    per_value = sizes.per_value()
+    row = bench.report.add(
+        Row(
+            key="8a",
+            label=f"bytes per raw value, whole schema: {per_value:.2f}",
+            samples=raw_values,
+            notes=[
+                f"{options.storage_servers} servers x {options.storage_days} days at "
+                f"{options.storage_interval}s, {len(bench.metric_names)} metrics: "
+                f"{raw_values:,} raw values, {sizes.total / 2**20:,.1f} MiB (generated in "
+                f"{generated:.0f}s); goal "
+                f"<= {BYTES_GOAL:g} bytes: {'met' if per_value <= BYTES_GOAL else 'NOT MET'}",
+                "by part (bytes per raw value): "
+                + ", ".join(f"{p} {sizes.per_value(p):.2f}" for p in sorted(sizes.parts)),
+            ],
+        )
+    )
+    raw_part = sum(v for k, v in sizes.parts.items() if k.startswith("samples_raw"))
+    days = options.storage_days
+    kept = sizes.total - raw_part + raw_part * min(7, days) / days
+    row.notes.append(
+        f"with the default 7-day raw retention the same month keeps {kept / raw_values:.2f} bytes "
+        "per raw value written"
+    )
+    await _chart_queries(bench, end)
+
+
+async def _month(bench: Any, pool: aiopg.Pool, end: datetime) -> tuple[int, Footprint]:
+    options, seed = bench.options, bench.seed
+    _, raw_values = await generate_month(
+        pool,
+        bench.metric_names,
+        servers=options.storage_servers,
+        days=options.storage_days,
+        interval_seconds=options.storage_interval,
+        end=end,
+        first_server=seed.server_id,
+        account_id=seed.account_id,
+    )
+    return raw_values, await footprint(pool, raw_values)
+
+
+async def _chart_queries(bench: Any, end: datetime) -> None:
+    start, to = chart_window(end)
+    gateway: ServerProcess = bench.gateways[0]
+    url = f"{gateway.url}/api/v1/servers/{bench.seed.server_id}/metrics"
+    headers = {"X-API-Key": bench.seed.api_key}
+    async with bench._http() as http:
+        for key, step, goal in (("8b", 3600, Goal("p99_ms", 50.0)), ("8c", 5400, None)):
+            params = {
+                "names": ",".join(CHART_NAMES),
+                "from": start.isoformat(),
+                "to": to.isoformat(),
+                "step": str(step),
+            }
+            latencies, points = await _timed_gets(http, url, headers, params, bench.options)
+            bench.report.add(
+                Row(
+                    key=key,
+                    label=f"30-day chart, {len(CHART_NAMES)} series x {points // len(CHART_NAMES)}"
+                    f" points (step {step}s)",
+                    p50_ms=1000 * percentile(latencies, 0.5),
+                    p99_ms=1000 * percentile(latencies, 0.99),
+                    samples=len(latencies),
+                    goal=goal,
+                )
+            )
+
+
+async def _timed_gets(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    params: dict[str, str],
+    options: Any,
+) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    points = 0
+    for index in range(options.latency_samples // 5 + 10):
+        started = time.perf_counter()
+        async with http.get(url, headers=headers, params=params) as response:
+            body = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"chart query answered {response.status}: {body}")
+        if index >= 10:
+            latencies.append(time.perf_counter() - started)
+        points = sum(len(s["points"]) for s in body["series"])
+    return latencies, points
+
+
+async def ingest_scaling(bench: Any) -> None:
+    """Scenario 9: posts of 20 metrics from N servers, WriteBatch calls as the gateway makes
+    them under load; CPU per post of the ingest service and PostgreSQL."""
+    issuer = TokenIssuer(bench.env.jwt_private_pem, SystemClock())
+    metadata = call_metadata(issuer.token_for(service_identity("gateway")))
+    names = bench.metric_names
+    async with grpc.aio.insecure_channel(bench.ingest.address) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        for servers in SCALE_STEPS:
+            ids = [(str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(servers)]
+            base = int(time.time() * 1_000_000) - 3_600_000_000
+            # Warm-up: every server once (its metric set is created and cached).
+            await _drive(stub, metadata, ids, names, base, rounds=1)
+            postgres = PostgresBackends(await backend_pids(bench.admin.pool))
+            watched = [bench.ingest, postgres]
+            before = {w.name: w.cpu_seconds() or 0.0 for w in watched}
+            started = time.perf_counter()
+            posts = await _drive(
+                stub, metadata, ids, names, base + 5_000_000, seconds=bench.options.duration
+            )
+            elapsed = time.perf_counter() - started
+            cpu = {w.name: (w.cpu_seconds() or 0.0) - before[w.name] for w in watched}
+            bench.report.add(
+                Row(
+                    key=f"9{'abc'[SCALE_STEPS.index(servers)]}",
+                    label=f"WriteBatch to ingest, {servers:,} servers, 20 metrics/post",
+                    rps=posts / elapsed,
+                    samples=posts,
+                    notes=[
+                        f"{servers:,} servers: CPU us per post: "
+                        + ", ".join(f"{k} {1e6 * v / posts:.0f}" for k, v in cpu.items())
+                    ],
+                    cpu_ms_per_request={k: 1000 * v / posts for k, v in cpu.items()},
+                )
+            )
+
+
+async def _drive(
+    stub: ingest_pb2_grpc.IngestServiceStub,
+    metadata: Any,
+    ids: list[tuple[str, str]],
+    names: list[str],
+    base: int,
+    *,
+    rounds: int | None = None,
+    seconds: float | None = None,
+) -> int:
+    """Posts round after round (each server once per round, 5 s apart in sample time)."""
+    deadline = time.perf_counter() + (seconds or 0.0)
+    queue: asyncio.Queue[list[ingest_pb2.SampleColumns] | None] = asyncio.Queue(CALLS_IN_FLIGHT * 2)
+    posts = 0
+
+    async def producer() -> None:
+        round_ = 0
+        while (rounds is None or round_ < rounds) and (
+            seconds is None or time.perf_counter() < deadline
+        ):
+            stamp = base + round_ * 5_000_000
+            for first in range(0, len(ids), ENTRIES_PER_CALL):
+                if seconds is not None and time.perf_counter() >= deadline:
+                    break
+                entries = [
+                    ingest_pb2.SampleColumns(
+                        server_id=server_id,
+                        account_id=account_id,
+                        sample_ts_micros=[stamp],
+                        sample_sizes=[len(names)],
+                        names=names,
+                        values=[float(i + round_) for i in range(len(names))],
+                    )
+                    for server_id, account_id in ids[first : first + ENTRIES_PER_CALL]
+                ]
+                await queue.put(entries)
+            round_ += 1
+        for _ in range(CALLS_IN_FLIGHT):
+            await queue.put(None)
+
+    async def caller() -> None:
+        nonlocal posts
+        while (entries := await queue.get()) is not None:
+            answer = await stub.WriteBatch(
+                ingest_pb2.WriteBatchRequest(entries=entries), metadata=metadata, timeout=30
+            )
+            if any(r.error for r in answer.results):
+                raise RuntimeError(f"WriteBatch refused: {answer.results[0].error}")
+            posts += len(entries)
+
+    await asyncio.gather(producer(), *(caller() for _ in range(CALLS_IN_FLIGHT)))
+    return posts

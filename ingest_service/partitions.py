@@ -1,0 +1,164 @@
+"""Time partitions of the samples and rollup tables: created ahead, dropped whole when expired.
+
+Each table is range-partitioned on its time column into epoch-aligned partitions of a fixed
+width, named by their first day (`samples_raw_p20260101`). Every replica may run this: creating
+and dropping happen in one transaction under an advisory lock with a short lock timeout, and
+both are idempotent, so replicas neither collide nor wait long on ingest.
+
+A partition is dropped only when all of it is older than its table's retention and no bucket in
+it still waits to be rolled up into the next tier (so a tier is never recomputed from data that
+is gone). Raw partitions keep a margin past the retention, so a sample accepted at the edge of
+the window always finds its partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiopg
+
+from scout_kit.db import transaction
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How far ahead of now partitions exist, and how long past its retention a raw partition stays.
+AHEAD = timedelta(days=2)
+RAW_MARGIN = timedelta(hours=1)
+_LOCK_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    name: str
+    width: timedelta
+    retention: timedelta
+    # The rollup tier whose pending marks must be gone before a partition is dropped.
+    feeds_tier: int | None
+    margin: timedelta = timedelta(0)
+
+
+def partition_start(moment: datetime, width: timedelta) -> datetime:
+    seconds = int(width.total_seconds())
+    offset = int((moment - _EPOCH).total_seconds()) // seconds * seconds
+    return _EPOCH + timedelta(seconds=offset)
+
+
+def partition_starts(table: PartitionedTable, lo: datetime, hi: datetime) -> Iterator[datetime]:
+    """The starts of the partitions that hold [lo, hi]."""
+    start = partition_start(lo, table.width)
+    while start <= hi:
+        yield start
+        start += table.width
+
+
+def partition_name(table: PartitionedTable, start: datetime) -> str:
+    return f"{table.name}_p{start:%Y%m%d}"
+
+
+class Partitions:
+    def __init__(self, pool: aiopg.Pool, schema: str, tables: tuple[PartitionedTable, ...]):
+        self._pool = pool
+        self._schema = schema
+        self.tables = {table.name: table for table in tables}
+        self._known: set[str] = set()
+        self._lock_id = zlib.crc32(f"scout-partitions:{schema}".encode())
+        self._name = re.compile(r"^(?P<table>.+)_p(?P<day>\d{8})$")
+
+    @property
+    def pool(self) -> aiopg.Pool:
+        return self._pool
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    async def existing(self) -> dict[str, set[datetime]]:
+        """Partition starts per table, as the catalog has them now."""
+        found: dict[str, set[datetime]] = {name: set() for name in self.tables}
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_class p ON p.oid = i.inhparent"
+                " JOIN pg_namespace n ON n.oid = p.relnamespace"
+                " WHERE n.nspname = %s",
+                (self._schema,),
+            )
+            for (relname,) in await cur.fetchall():
+                match = self._name.match(relname)
+                if match and match["table"] in found:
+                    day = datetime.strptime(match["day"], "%Y%m%d").replace(tzinfo=UTC)
+                    found[match["table"]].add(day)
+        self._known = {
+            partition_name(self.tables[t], s) for t, starts in found.items() for s in starts
+        }
+        return found
+
+    async def ensure(self, table_name: str, lo: datetime, hi: datetime) -> int:
+        """Make sure partitions cover [lo, hi]; returns how many were created here."""
+        table = self.tables[table_name]
+        wanted = list(partition_starts(table, lo, hi))
+        if all(partition_name(table, s) in self._known for s in wanted):
+            return 0
+        created = 0
+        async with transaction(self._pool) as cur:
+            await cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
+            for start in wanted:
+                name = partition_name(table, start)
+                if name in self._known:
+                    continue
+                await cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._schema}.{name}"
+                    f" PARTITION OF {self._schema}.{table.name}"
+                    " FOR VALUES FROM (%s) TO (%s)",
+                    (start, start + table.width),
+                )
+                created += 1
+        await self.existing()
+        if created:
+            log.info("partitions of %s ready from %s to %s", table.name, lo.date(), hi.date())
+        return created
+
+    async def ensure_window(self, now: datetime, oldest: datetime) -> None:
+        """Every table covers the accepted window [oldest, now + AHEAD]."""
+        await self.existing()
+        for name in self.tables:
+            await self.ensure(name, oldest, now + AHEAD)
+
+    async def drop_expired(self, now: datetime) -> list[str]:
+        """Drop every partition wholly past its table's retention whose data is rolled up."""
+        dropped: list[str] = []
+        for table_name, starts in (await self.existing()).items():
+            table = self.tables[table_name]
+            horizon = now - table.retention - table.margin
+            for start in sorted(starts):
+                if start + table.width > horizon:
+                    break
+                if await self._drop(table, start):
+                    dropped.append(partition_name(table, start))
+        if dropped:
+            log.info("retention dropped partitions %s", ", ".join(dropped))
+            await self.existing()
+        return dropped
+
+    async def _drop(self, table: PartitionedTable, start: datetime) -> bool:
+        async with transaction(self._pool) as cur:
+            await cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
+            if table.feeds_tier is not None:
+                await cur.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {self._schema}.rollup_pending"
+                    " WHERE tier = %s AND bucket >= %s AND bucket < %s)",
+                    (table.feeds_tier, start, start + table.width),
+                )
+                (waiting,) = await cur.fetchone()
+                if waiting:
+                    return False
+            await cur.execute(f"DROP TABLE IF EXISTS {self._schema}.{partition_name(table, start)}")
+        return True

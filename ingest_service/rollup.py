@@ -1,0 +1,128 @@
+"""The rollup job: recompute stale buckets of the 1-minute tier from raw samples and of the
+1-hour tier from the 1-minute tier.
+
+A write marks each minute it touches (`rollup_pending`, tier 1) in its own transaction. A pass
+takes due marks with FOR UPDATE SKIP LOCKED and deletes them, then, in a later statement of the
+same transaction (so it sees every write committed before the marks were taken), replaces the
+tier rows of those buckets by aggregates of the finer data, and marks the hours it changed
+(tier 2). A bucket is recomputed whole, never incremented, so resends, late samples, concurrent
+replicas and a crash at any point never count anything twice: a crash rolls the transaction back
+and leaves the marks for the next pass. A mark is due once its bucket has ended; a write into a
+bucket after that marks it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ingest_service.partitions import Partitions
+from scout_kit.db import transaction
+
+log = logging.getLogger(__name__)
+
+_TAKE = """
+DELETE FROM {s}.rollup_pending p USING (
+  SELECT server_id, tier, bucket FROM {s}.rollup_pending
+  WHERE tier = %(tier)s AND bucket < %(before)s
+  ORDER BY bucket LIMIT %(limit)s FOR UPDATE SKIP LOCKED) d
+WHERE p.server_id = d.server_id AND p.tier = d.tier AND p.bucket = d.bucket
+RETURNING p.server_id::text, p.bucket"""
+_CLEAR = """
+DELETE FROM {s}.{target} t
+USING unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
+WHERE t.server_id = d.server_id AND t.bucket = d.bucket"""
+_FROM_RAW = """
+INSERT INTO {s}.rollup_1m (server_id, bucket, set_id, n, mins, maxs, sums)
+SELECT server_id, bucket, set_id, max(c), array_agg(mn ORDER BY i), array_agg(mx ORDER BY i),
+       array_agg(sm ORDER BY i)
+FROM (
+  SELECT r.server_id, d.bucket, r.set_id, u.i, count(*) AS c, min(u.v) AS mn, max(u.v) AS mx,
+         sum(u.v) AS sm
+  FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
+  JOIN {s}.samples_raw r ON r.server_id = d.server_id
+   AND r.ts >= d.bucket AND r.ts < d.bucket + interval '1 minute'
+  CROSS JOIN LATERAL unnest(r.vals) WITH ORDINALITY AS u(v, i)
+  GROUP BY 1, 2, 3, 4
+) x GROUP BY 1, 2, 3"""
+_FROM_MINUTES = """
+INSERT INTO {s}.rollup_1h (server_id, bucket, set_id, n, mins, maxs, sums)
+SELECT server_id, bucket, set_id, max(c), array_agg(mn ORDER BY i), array_agg(mx ORDER BY i),
+       array_agg(sm ORDER BY i)
+FROM (
+  SELECT t.server_id, d.bucket, t.set_id, u.i, sum(t.n) AS c, min(u.mn) AS mn, max(u.mx) AS mx,
+         sum(u.sm) AS sm
+  FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
+  JOIN {s}.rollup_1m t ON t.server_id = d.server_id
+   AND t.bucket >= d.bucket AND t.bucket < d.bucket + interval '1 hour'
+  CROSS JOIN LATERAL unnest(t.mins, t.maxs, t.sums) WITH ORDINALITY AS u(mn, mx, sm, i)
+  GROUP BY 1, 2, 3, 4
+) x GROUP BY 1, 2, 3"""
+# Same lock discipline as the write path: an existing mark is locked, not rewritten.
+_MARK_HOURS = """
+INSERT INTO {s}.rollup_pending (server_id, tier, bucket)
+SELECT DISTINCT server_id, 2::int2, date_bin('1 hour', bucket, 'epoch'::timestamptz)
+FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
+ORDER BY 1, 3
+ON CONFLICT (server_id, tier, bucket) DO UPDATE SET tier = EXCLUDED.tier WHERE false"""
+
+
+@dataclass(frozen=True)
+class _Tier:
+    number: int
+    width: timedelta
+    target: str
+    recompute: str
+    marks_next: bool
+
+
+TIERS = (
+    _Tier(1, timedelta(minutes=1), "rollup_1m", _FROM_RAW, True),
+    _Tier(2, timedelta(hours=1), "rollup_1h", _FROM_MINUTES, False),
+)
+
+
+class RollupJob:
+    def __init__(self, partitions: Partitions, schema: str, *, batch_size: int = 2000) -> None:
+        self._partitions = partitions
+        self._schema = schema
+        self._batch_size = batch_size
+
+    def _sql(self, text: str, target: str = "") -> str:
+        return text.replace("{s}", self._schema).replace("{target}", target)
+
+    async def run_once(self, now: datetime) -> dict[int, int]:
+        """Recompute every due bucket of every tier, finest first; buckets per tier."""
+        done: dict[int, int] = {}
+        for tier in TIERS:
+            done[tier.number] = 0
+            while True:
+                count = await self._pass(tier, now)
+                done[tier.number] += count
+                if count < self._batch_size:
+                    break
+        if any(done.values()):
+            log.debug("rollup recomputed %s", done)
+        return done
+
+    async def _pass(self, tier: _Tier, now: datetime) -> int:
+        pool = self._partitions.pool
+        async with transaction(pool) as cur:
+            await cur.execute(
+                self._sql(_TAKE),
+                {"tier": tier.number, "before": now - tier.width, "limit": self._batch_size},
+            )
+            taken = await cur.fetchall()
+            if not taken:
+                return 0
+            buckets = [bucket for _, bucket in taken]
+            # The tier's partitions for these buckets (old data from the copier may predate
+            # the window kept ahead).
+            await self._partitions.ensure(tier.target, min(buckets), max(buckets))
+            params = {"servers": [s for s, _ in taken], "buckets": buckets}
+            await cur.execute(self._sql(_CLEAR, tier.target), params)
+            await cur.execute(self._sql(tier.recompute), params)
+            if tier.marks_next:
+                await cur.execute(self._sql(_MARK_HOURS), params)
+        return len(taken)

@@ -1,0 +1,31 @@
+"""The rules of metric samples and queries, defined once: the gateway enforces them on the public
+API, the ingest service again on whatever reaches it, and the OpenAPI document states them."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+# Posting: the body as sent and as inflated, samples per request, metrics per sample.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SAMPLES = 1000
+MAX_METRICS_PER_SAMPLE = 500
+# How far ahead of the receiving service's clock a sample may be.
+MAX_FUTURE = timedelta(minutes=5)
+MAX_FUTURE_MINUTES = int(MAX_FUTURE.total_seconds() // 60)
+METRIC_NAME_PATTERN = "[A-Za-z0-9_.:/-]{1,200}"
+METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
+# Every name of a write checked at once: one regex call over the names joined by newlines (a
+# character no valid name holds) instead of one call per name.
+METRIC_NAME_LIST = re.compile(f"{METRIC_NAME_PATTERN}(?:\n{METRIC_NAME_PATTERN})*")
+
+# Retention of raw samples is the ingest service's setting; a sample older than it is refused.
+# This is the widest it can be set to, which the gateway checks before asking.
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3650
+DEFAULT_RAW_RETENTION_DAYS = 7
+
+# Queries: buckets per series, metrics per query, and points per answer.
+MAX_POINTS_PER_SERIES = 1000
+MAX_NAMES_PER_QUERY = 50
+MAX_POINTS_PER_QUERY = 20_000

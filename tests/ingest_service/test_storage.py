@@ -1,0 +1,293 @@
+"""The time-series layout against real PostgreSQL, each test in a scratch schema: resends and
+merges, partitions at the edges of the accepted window, retention by dropping partitions, and
+rollup tiers that match the raw values computed here."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import psycopg2.errors
+import pytest
+
+from ingest_service.committer import GroupCommitter
+from ingest_service.query_plan import plan_query, tier_for_step
+from ingest_service.rollup import RollupJob
+from ingest_service.samples import micros
+from scout_admin.commands import Admin
+from tests.gateway.metrics_support import stored
+from tests.ingest_service.support import (
+    T0,
+    Storage,
+    partitions_of,
+    query,
+    sample_write,
+    scratch_storage,
+)
+from tests.stack import Environment
+
+Expected = dict[tuple[str, datetime], list[float]]
+
+
+async def _buckets(
+    storage: Storage, server_id: str, names: list[str], start: datetime, end: datetime, step: int
+) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
+    rows = await storage.repository.buckets(
+        server_id,
+        await _account(storage, server_id),
+        names,
+        step,
+        lambda stale: plan_query(micros(start), micros(end), step, stale),
+        start,
+        end,
+    )
+    return {(r.name, r.start): (r.avg, r.min, r.max, r.count) for r in rows}
+
+
+async def _account(storage: Storage, server_id: str) -> str:
+    async with storage.repository.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT account_id::text FROM {storage.schema}.servers_seen WHERE server_id = %s",
+            (server_id,),
+        )
+        (account,) = await cur.fetchone()
+        return str(account)
+
+
+def _expected(
+    samples: list[tuple[datetime, dict[str, float]]], start: datetime, end: datetime, step: int
+) -> Expected:
+    """Values per (name, bucket start), from the posted samples alone."""
+    buckets: Expected = defaultdict(list)
+    for ts, metrics in samples:
+        if start <= ts < end:
+            epoch = int(ts.timestamp()) // step * step
+            bucket = datetime.fromtimestamp(epoch, ts.tzinfo)
+            for name, value in metrics.items():
+                buckets[name, bucket].append(value)
+    return buckets
+
+
+def _assert_matches(
+    got: dict[tuple[str, datetime], tuple[float, float, float, int]], expected: Expected
+) -> None:
+    assert set(got) == set(expected)
+    for key, values in expected.items():
+        avg, low, high, count = got[key]
+        assert (low, high, count) == (min(values), max(values), len(values)), key
+        assert avg == pytest.approx(sum(values) / len(values), rel=1e-12), key
+
+
+async def test_a_sample_is_one_row_and_resends_keep_the_first_value(
+    admin: Admin, env: Environment
+) -> None:
+    async with scratch_storage(admin, env) as storage:
+        repo = storage.repository
+        server = str(uuid.uuid4())
+        first = sample_write(server, [(T0, {"cpu": 1.0, "mem": 2.0})])
+        assert await repo.write([first], T0) == 1
+        # A plain resend stores nothing; one that adds a metric keeps the stored values and
+        # adds only the new metric; a resend of both in one group commit does the same.
+        assert await repo.write([first], T0) == 0
+        extended = sample_write(server, [(T0, {"cpu": 9.0, "disk": 3.0})], first.account_id)
+        assert await repo.write([extended], T0) == 1
+        again = sample_write(server, [(T0, {"net": 4.0})], first.account_id)
+        await repo.write([again, sample_write(server, [(T0, {"net": 5.0, "x": 6.0})])], T0)
+        rows = await stored(admin, server, storage.schema)
+        assert rows == [
+            ("cpu", T0, 1.0),
+            ("disk", T0, 3.0),
+            ("mem", T0, 2.0),
+            ("net", T0, 4.0),
+            ("x", T0, 6.0),
+        ]
+        (count,) = (await query(admin, f"SELECT count(*) FROM {storage.schema}.samples_raw"))[0]
+        assert count == 1
+
+
+async def test_a_group_commit_is_all_or_nothing(admin: Admin, env: Environment) -> None:
+    async with scratch_storage(admin, env) as storage:
+        server = str(uuid.uuid4())
+        good = sample_write(server, [(T0, {"cpu": 1.0})])
+        # Far outside every partition: the statement fails, and the good write with it.
+        broken = sample_write(server, [(T0 + timedelta(days=400), {"cpu": 2.0})])
+        with pytest.raises(psycopg2.errors.CheckViolation) as failed:
+            await storage.repository.write([good, broken], T0)
+        assert getattr(failed.value, "pgcode", None) == "23514"
+        assert await stored(admin, server, storage.schema) == []
+
+
+async def test_the_accepted_window_always_has_a_partition(admin: Admin, env: Environment) -> None:
+    async with scratch_storage(admin, env, RETENTION_DAYS="3") as storage:
+        clock = storage.clock
+        committer = GroupCommitter(
+            storage.repository,
+            clock,
+            max_queued_values=1000,
+            max_batch_values=1000,
+            writers=1,
+            make_room=storage.maintenance.cover,
+        )
+        server = str(uuid.uuid4())
+        oldest = clock.now() - timedelta(days=3)
+        newest = clock.now() + timedelta(minutes=5)
+        await committer.submit([sample_write(server, [(oldest, {"a": 1.0}), (newest, {"a": 2.0})])])
+        # The clock runs a week ahead of the partition pass: a write makes its partitions.
+        clock.advance(7 * 86400)
+        later = clock.now() + timedelta(minutes=5)
+        await committer.submit([sample_write(server, [(later, {"a": 3.0})])])
+        await committer.close()
+        assert [r[1] for r in await stored(admin, server, storage.schema)] == [
+            oldest,
+            newest,
+            later,
+        ]
+
+
+async def test_retention_drops_whole_partitions_once_rolled_up(
+    admin: Admin, env: Environment
+) -> None:
+    async with scratch_storage(admin, env, RETENTION_DAYS="2") as storage:
+        clock, maintenance = storage.clock, storage.maintenance
+        server = str(uuid.uuid4())
+        await storage.repository.write([sample_write(server, [(T0, {"a": 1.0})])], T0)
+        partition_day = f"samples_raw_p{T0:%Y%m%d}"
+        assert partition_day in await partitions_of(admin, storage.schema, "samples_raw")
+        clock.advance(4 * 86400)
+        # The minute still waits for its rollup: its raw partition is kept.
+        await maintenance.partitions_once()
+        assert partition_day in await partitions_of(admin, storage.schema, "samples_raw")
+        await maintenance.rollup.run_once(clock.now())
+        dropped = await maintenance.partitions_once()
+        assert partition_day in dropped
+        remaining = await partitions_of(admin, storage.schema, "samples_raw")
+        assert partition_day not in remaining
+        # Everything from the new horizon to two days ahead is still there.
+        assert remaining[0] == f"samples_raw_p{clock.now() - timedelta(days=2):%Y%m%d}"
+        assert await stored(admin, server, storage.schema) == []
+        # The tiers keep the minute (their retention is longer).
+        rows = await query(admin, f"SELECT n, mins FROM {storage.schema}.rollup_1m")
+        assert rows == [(1, [1.0])]
+
+
+async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
+    admin: Admin, env: Environment
+) -> None:
+    rng = random.Random(11)
+    async with scratch_storage(admin, env) as storage:
+        repo, clock = storage.repository, storage.clock
+        server = str(uuid.uuid4())
+        account = str(uuid.uuid4())
+        # Three hours every 7 s, off any boundary; the agent adds a metric after 100 minutes.
+        samples = []
+        for i in range(3 * 3600 // 7):
+            ts = T0 + timedelta(seconds=3.25 + 7 * i)
+            metrics = {"cpu": round(rng.uniform(0, 100), 2), "mem": float(rng.randrange(10**9))}
+            if i * 7 > 6000:
+                metrics["disk"] = rng.uniform(-5, 5)
+            samples.append((ts, metrics))
+        for first in range(0, len(samples), 200):
+            await repo.write([sample_write(server, samples[first : first + 200], account)], T0)
+        # Every sample resent, in other groupings: nothing may be counted twice.
+        await repo.write([sample_write(server, samples[::3], account)], T0)
+        clock.advance(4 * 3600)
+        # Two replicas' jobs at once.
+        other = RollupJob(storage.maintenance.partitions, storage.schema, batch_size=7)
+        await asyncio.gather(
+            storage.maintenance.rollup.run_once(clock.now()), other.run_once(clock.now())
+        )
+        # A late sample inside an already rolled-up minute and hour.
+        late = (T0 + timedelta(minutes=30, seconds=1), {"cpu": 1000.0, "late": 1.0})
+        samples.append(late)
+        await repo.write([sample_write(server, [late], account)], T0)
+        start, end = T0 + timedelta(seconds=30), T0 + timedelta(hours=3, minutes=1)
+        names = ["cpu", "mem", "disk", "late"]
+        for step in (7, 60, 300, 3600, 7200):
+            _assert_matches(
+                await _buckets(storage, server, names, start, end, step),
+                _expected(samples, start, end, step),
+            )
+        await storage.maintenance.rollup.run_once(clock.now())
+        (pending,) = (await query(admin, f"SELECT count(*) FROM {storage.schema}.rollup_pending"))[
+            0
+        ]
+        assert pending == 0
+        for step in (60, 3600):
+            _assert_matches(
+                await _buckets(storage, server, names, start, end, step),
+                _expected(samples, start, end, step),
+            )
+
+
+async def test_a_crashed_rollup_pass_leaves_its_marks(admin: Admin, env: Environment) -> None:
+    async with scratch_storage(admin, env) as storage:
+        server = str(uuid.uuid4())
+        await storage.repository.write([sample_write(server, [(T0, {"a": 1.0})])], T0)
+        job = storage.maintenance.rollup
+        partitions = storage.maintenance.partitions
+
+        async def fail(table_name: str, lo: datetime, hi: datetime) -> int:
+            raise RuntimeError("crash between taking the marks and writing the tier")
+
+        original = partitions.ensure
+        partitions.ensure = fail  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await job.run_once(T0 + timedelta(minutes=5))
+        partitions.ensure = original  # type: ignore[method-assign]
+        marks = await query(admin, f"SELECT tier FROM {storage.schema}.rollup_pending")
+        assert marks == [(1,)]
+        assert await job.run_once(T0 + timedelta(minutes=5)) == {1: 1, 2: 0}
+        assert await job.run_once(T0 + timedelta(hours=2)) == {1: 0, 2: 1}
+
+
+def test_a_query_reads_the_coarsest_tier_its_step_allows() -> None:
+    start = micros(T0 - timedelta(days=30)) + 17_000_000
+    end = micros(T0) + 5_000_000
+    assert [tier_for_step(s) for s in (1, 30, 60, 90, 300, 3600, 5400, 7200)] == [
+        None,
+        None,
+        1,
+        None,
+        1,
+        2,
+        1,
+        2,
+    ]
+    plan = plan_query(start, end, 3600, [])
+    # A 30-day chart at 1 h: 719 hours from the hour tier, the two partial hours from minutes
+    # and the partial minutes from raw samples.
+    assert [hi - lo for lo, hi in plan.h1] == [719 * 3_600_000_000]
+    assert plan.rows_hint == 719 + 59
+    assert plan.raw == [(start, start + 43_000_000), (end - 5_000_000, end)]
+    # A stale minute in the middle: its hour comes from minutes, the minute itself from raw.
+    stale_minute = micros(T0 - timedelta(days=10))
+    stale = plan_query(start, end, 3600, [(1, stale_minute)])
+    assert len(stale.h1) == 2
+    assert (stale_minute, stale_minute + 60_000_000) in stale.raw
+    covered = sorted(stale.raw + stale.m1 + stale.h1)
+    assert covered[0][0] == start and covered[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
+
+
+async def test_every_key_holds_the_distribution_column(admin: Admin) -> None:
+    """Citus rules: every primary and unique key of the ingest tables includes server_id, and
+    no foreign key crosses tables (docs: create_distributed_table by server_id)."""
+    keys = await query(
+        admin,
+        "SELECT c.conrelid::regclass::text, c.contype, array_agg(a.attname::text)"
+        " FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+        " JOIN pg_namespace n ON n.oid = t.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+        " WHERE n.nspname = 'ingest' AND c.contype IN ('p', 'u', 'f') AND NOT t.relispartition"
+        " AND t.relname <> 'schema_migrations' AND t.relname <> 'samples_migration'"
+        " GROUP BY 1, 2, c.oid",
+    )
+    tables = {str(k[0]) for k in keys}
+    assert {"ingest.samples_raw", "ingest.metric_sets", "ingest.rollup_1m"} <= tables
+    for table, kind, columns in keys:
+        assert kind != "f", table
+        assert "server_id" in columns, (table, columns)  # type: ignore[operator]
