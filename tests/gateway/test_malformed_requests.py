@@ -1,0 +1,135 @@
+"""Requests aiohttp's parser refuses get the gateway's problem+json, echo nothing, log nothing
+secret; and no answer names the software's versions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_plain_http_app
+from gateway.runner import SERVER_HEADER
+from gateway.settings import Settings
+from tests.stack import Environment, Gateway, client_session, start_gateway
+
+NOWHERE = {
+    "KEY_SERVICE_ADDR": "127.0.0.1:1",
+    "AUTH_SERVICE_ADDR": "127.0.0.1:1",
+    "INGEST_SERVICE_ADDR": "127.0.0.1:1",
+}
+SECURITY_HEADERS = (
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Content-Security-Policy",
+)
+
+
+@pytest.fixture
+async def gateway(env: Environment) -> AsyncIterator[Gateway]:
+    # The backends point nowhere: none of these requests may get as far as asking them.
+    started = await start_gateway(env, NOWHERE)
+    yield started
+    await started.runner.cleanup()
+
+
+async def _raw_exchange(env: Environment, gateway: Gateway, request: bytes) -> bytes:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=env.client_ssl(), server_hostname="localhost"
+    )
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()  # the server closes after answering a malformed request
+    writer.close()
+    return answer
+
+
+def _parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def _requests(key: str, token: str) -> dict[str, bytes]:
+    auth = f"X-API-Key: {key}\r\nCookie: __Host-scout_session={token}\r\n".encode()
+    return {
+        "bad request line": b"GET /api/v1/whoami HTTP/1.1 " + key.encode() + b"\r\n" + auth,
+        "control byte in a header": (
+            b"GET /api/v1/whoami HTTP/1.1\r\nHost: localhost\r\n"
+            + auth
+            + b"X-Bad: a\x01"
+            + key.encode()
+            + b"\r\n"
+        ),
+        "header over the size limit": (
+            b"GET /api/v1/whoami HTTP/1.1\r\nHost: localhost\r\n"
+            + auth
+            + b"X-Big: "
+            + key.encode() * 200
+            + b"\r\n"
+        ),
+        "request line over the size limit": (
+            b"GET /" + key.encode() * 200 + b" HTTP/1.1\r\nHost: localhost\r\n" + auth
+        ),
+        "bad method": b"G\x00T / HTTP/1.1\r\n" + auth,
+        "conflicting framing": (
+            b"POST /api/v1/metrics HTTP/1.1\r\nHost: localhost\r\n"
+            + auth
+            + b"Content-Length: 3\r\nContent-Length: 4\r\n"
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad request line",
+        "control byte in a header",
+        "header over the size limit",
+        "request line over the size limit",
+        "bad method",
+        "conflicting framing",
+    ],
+)
+async def test_malformed_request_gets_a_problem_and_leaks_nothing(
+    env: Environment, gateway: Gateway, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    key, token = secrets.token_hex(32), secrets.token_urlsafe(32)
+    caplog.set_level(logging.DEBUG)
+    answer = await _raw_exchange(env, gateway, _requests(key, token)[case] + b"\r\n")
+    status, headers, body = _parse(answer)
+    assert status == 400
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["server"] == SERVER_HEADER
+    for name in SECURITY_HEADERS:
+        assert name.lower() in headers, name
+    problem = json.loads(body)
+    assert problem["type"] == "/problems/malformed-request"
+    assert problem["status"] == 400
+    assert key not in answer.decode("latin-1") and token not in answer.decode("latin-1")
+    assert key not in caplog.text and token not in caplog.text
+    assert all(record.levelno < logging.ERROR for record in caplog.records)
+    assert any("malformed HTTP request" in record.getMessage() for record in caplog.records)
+
+
+async def test_no_answer_names_versions(env: Environment, gateway: Gateway) -> None:
+    async with client_session(env) as http:
+        for path in ("/healthz", "/api/v1/whoami", "/no/such/page"):
+            async with http.get(gateway.url + path) as response:
+                assert response.headers["Server"] == SERVER_HEADER, path
+    settings = Settings.from_env(env.gateway_env(NOWHERE))
+    async with TestClient(TestServer(create_plain_http_app(settings))) as client:
+        response = await client.get("/api/v1/whoami")
+        assert response.status == 403
+        assert response.headers["Server"] == SERVER_HEADER
