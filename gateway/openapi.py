@@ -39,7 +39,8 @@ def _ok(description: str, schema: Schema | None = None, status: str = "200") -> 
 
 def _problems(*statuses: int) -> dict[str, Any]:
     described = {
-        400: "The request is malformed.",
+        400: "The request is malformed: not valid HTTP, text that is not UTF-8 in a header, "
+        "cookie, path or query, or a body that is not JSON; the detail names the part.",
         401: "Missing, unknown or expired credentials.",
         403: "The credentials may not do this (or a CSRF check failed).",
         404: "No such resource visible to the caller.",
@@ -50,7 +51,8 @@ def _problems(*statuses: int) -> dict[str, Any]:
         429: "Too many attempts; see Retry-After.",
         503: "A service is busy or unavailable; retry after Retry-After seconds.",
     }
-    all_statuses = sorted({*statuses, 500, 503} | ({401} if 401 in statuses else set()))
+    # Any request may be malformed (gateway.runner, middlewares.check_request_text).
+    all_statuses = sorted({*statuses, 400, 500, 503} | ({401} if 401 in statuses else set()))
     return {
         str(status): {
             "description": described.get(status, "Something went wrong on our side."),
@@ -735,7 +737,7 @@ def _health_paths() -> dict[str, Any]:
                 "summary": "Alive.",
                 "tags": ["health"],
                 "security": [],
-                "responses": _ok("Alive.", status),
+                "responses": {**_ok("Alive.", status), **_problems()},
             }
         },
         "/readyz": {
@@ -751,7 +753,7 @@ def _health_paths() -> dict[str, Any]:
                 "summary": "This document.",
                 "tags": ["meta"],
                 "security": [],
-                "responses": _ok("The OpenAPI document.", {"type": "object"}),
+                "responses": {**_ok("The OpenAPI document.", {"type": "object"}), **_problems()},
             }
         },
         **_problem_doc_paths(),
@@ -770,7 +772,7 @@ def _problem_doc_paths() -> dict[str, Any]:
                 "summary": "Every problem type the API answers.",
                 "tags": ["meta"],
                 "security": [],
-                "responses": {"200": page},
+                "responses": {"200": page, **_problems()},
             }
         },
         "/problems/{name}": {

@@ -3,8 +3,6 @@ secret; and no answer names the software's versions."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -15,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_plain_http_app
 from gateway.runner import SERVER_HEADER
 from gateway.settings import Settings
+from tests.gateway.raw_http import exchange
 from tests.stack import Environment, Gateway, client_session, start_gateway
 
 NOWHERE = {
@@ -37,28 +36,6 @@ async def gateway(env: Environment) -> AsyncIterator[Gateway]:
     started = await start_gateway(env, NOWHERE)
     yield started
     await started.runner.cleanup()
-
-
-async def _raw_exchange(env: Environment, gateway: Gateway, request: bytes) -> bytes:
-    port = int(gateway.url.rsplit(":", 1)[1])
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=env.client_ssl(), server_hostname="localhost"
-    )
-    writer.write(request)
-    await writer.drain()
-    answer = await reader.read()  # the server closes after answering a malformed request
-    writer.close()
-    return answer
-
-
-def _parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, body
 
 
 def _requests(key: str, token: str) -> dict[str, bytes]:
@@ -107,17 +84,17 @@ async def test_malformed_request_gets_a_problem_and_leaks_nothing(
 ) -> None:
     key, token = secrets.token_hex(32), secrets.token_urlsafe(32)
     caplog.set_level(logging.DEBUG)
-    answer = await _raw_exchange(env, gateway, _requests(key, token)[case] + b"\r\n")
-    status, headers, body = _parse(answer)
-    assert status == 400
-    assert headers["content-type"] == "application/problem+json"
-    assert headers["server"] == SERVER_HEADER
+    port = int(gateway.url.rsplit(":", 1)[1])
+    answer = await exchange(port, env.client_ssl(), _requests(key, token)[case] + b"\r\n")
+    assert answer.status == 400
+    assert answer.headers["server"] == SERVER_HEADER
     for name in SECURITY_HEADERS:
-        assert name.lower() in headers, name
-    problem = json.loads(body)
+        assert name.lower() in answer.headers, name
+    problem = answer.problem()
     assert problem["type"] == "/problems/malformed-request"
     assert problem["status"] == 400
-    assert key not in answer.decode("latin-1") and token not in answer.decode("latin-1")
+    text = repr(answer)
+    assert key not in text and token not in text
     assert key not in caplog.text and token not in caplog.text
     assert all(record.levelno < logging.ERROR for record in caplog.records)
     assert any("malformed HTTP request" in record.getMessage() for record in caplog.records)
