@@ -15,6 +15,7 @@ from gateway.handlers import metrics
 from gateway.server_status import ServerStatus
 from key_service.models import ActivityType as KeyActivityType
 from scout_kit import sample_rules as rules
+from scout_kit.text import URL_TEXT_PATTERN
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -62,13 +63,20 @@ def _problems(*statuses: int) -> dict[str, Any]:
     }
 
 
+def _url_text(schema: Schema) -> Schema:
+    """A path or query string schema: no control characters (middlewares.check_request_text)."""
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        return {**schema, "pattern": URL_TEXT_PATTERN}
+    return schema
+
+
 def _path_id(name: str, description: str) -> Schema:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": _url_text({"type": "string"}),
     }
 
 
@@ -78,7 +86,7 @@ def _query(name: str, description: str, schema: Schema) -> Schema:
         "in": "query",
         "required": False,
         "description": description,
-        "schema": schema,
+        "schema": _url_text(schema),
     }
 
 
@@ -780,9 +788,7 @@ def _problem_doc_paths() -> dict[str, Any]:
                 "summary": "What one problem type means and what to do about it.",
                 "tags": ["meta"],
                 "security": [],
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_path_id("name", "The problem type.")],
                 "responses": {"200": page, **_problems(404)},
             }
         },

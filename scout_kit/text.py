@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The same rule for a URL's text, as a JSON Schema pattern (ECMA and Python alike).
+URL_TEXT_PATTERN = r"^[^\u0000-\u001F\u007F]*$"
 
 
 def text_fault(text: str, *, controls: bool = False) -> str | None:
