@@ -10,7 +10,6 @@ logs only the kind of error and the peer; `SERVER_HEADER` replaces aiohttp's ver
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -96,8 +95,6 @@ class _RequestHandler(web_protocol.RequestHandler):
                 504, "Gateway Timeout", "The request took too long.", type_="service-unavailable"
             )
         else:
-            if isinstance(exc, asyncio.CancelledError):
-                raise exc
             log.error("unhandled error outside the application", exc_info=exc)
             problem = Problem(500, "Internal Server Error", "Something went wrong on our side.")
         response = problem.response()
