@@ -83,7 +83,11 @@ class UnknownKeyLimiter:
         if lookup.counter is None:
             return
         try:
-            await self._redis.decr(lookup.counter)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.decr(lookup.counter)
+                # Should the window have just ended, DECR made the key anew: it must expire.
+                pipe.expire(lookup.counter, self._window + 1)
+                await pipe.execute()
         except redis.exceptions.RedisError as exc:
             log.warning("unknown-key limiter could not give a lookup back: %r", exc)
 
