@@ -6,6 +6,8 @@ import enum
 import logging
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from auth_service.activity import ActivityEvent, ActivityLog, ActivityType
 from auth_service.errors import Throttled, WrongPassword
 from auth_service.passwords import Passwords, check_policy
@@ -16,7 +18,7 @@ from auth_service.sessions import (
     SessionStore,
     SessionValidation,
 )
-from auth_service.throttle import LoginThrottle
+from auth_service.throttle import Attempt, LoginThrottle
 from auth_service.users import UserDirectory, UserRecord
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,24 @@ class Authentication:
         self, email: str, password: str, client_address: str, user_agent: str
     ) -> LoginResult:
         """Check the credentials and open a new session. An unknown email and a wrong password
-        take the same path (a dummy hash is verified) and get the same answer."""
-        retry_after = await self._throttle.retry_after(email, client_address)
-        if retry_after is not None:
-            return LoginResult(LoginOutcome.THROTTLED, retry_after=retry_after)
-        found = await self._users.credentials(email)
-        user, password_hash = found if found is not None else (None, None)
-        if len(password) > MAX_LOGIN_PASSWORD_LENGTH:
-            ok = False
-        else:
-            ok = await self._passwords.verify(password_hash, password)
+        take the same path (a dummy hash is verified) and get the same answer. The attempt is
+        counted before the password is verified (throttle.py), so parallel guesses cannot pass
+        the limit."""
+        attempt = await self._throttle.reserve(email, client_address)
+        if attempt.retry_after is not None:
+            return LoginResult(LoginOutcome.THROTTLED, retry_after=attempt.retry_after)
+        try:
+            found = await self._users.credentials(email)
+            user, password_hash = found if found is not None else (None, None)
+            if len(password) > MAX_LOGIN_PASSWORD_LENGTH:
+                ok = False
+            else:
+                ok = await self._passwords.verify(password_hash, password)
+        except Exception:
+            await self._give_back(attempt)
+            raise
         if not ok or user is None or password_hash is None:
-            await self._throttle.record_failure(email, client_address)
+            # The reservation stays: it is this failure.
             await self._activity.record(
                 ActivityType.LOGIN_FAILED,
                 user_id=user.id if user else None,
@@ -91,9 +99,10 @@ class Authentication:
             )
             return LoginResult(LoginOutcome.INVALID_CREDENTIALS)
         if user.disabled_at is not None:
+            await self._give_back(attempt)
             await self._login_disabled(user, client_address, user_agent)
             return LoginResult(LoginOutcome.DISABLED)
-        await self._throttle.record_success(email, client_address)
+        await self._throttle.succeeded(attempt)
         if self._passwords.needs_rehash(password_hash):
             await self._users.store_password_hash(
                 user.id, await self._passwords.hash(password), changed=False
@@ -118,6 +127,14 @@ class Authentication:
             details={"session_id": session.record.id},
         )
         return LoginResult(LoginOutcome.OK, session)
+
+    async def _give_back(self, attempt: Attempt) -> None:
+        """Uncount an attempt that proved nothing, if Redis lets us: what went wrong matters
+        more, and a reservation left behind only counts as one failure."""
+        try:
+            await self._throttle.release(attempt)
+        except RedisError as exc:
+            log.warning("could not give back a sign-in attempt: %r", exc)
 
     async def _login_disabled(self, user: UserRecord, client_address: str, ua: str) -> None:
         await self._activity.record(
@@ -176,15 +193,21 @@ class Authentication:
         """Replace the password and end every other session; how many were ended. Wrong
         current passwords count as failed logins, so a stolen session cannot guess them."""
         user = await self._users.by_id(caller.user_id)
-        retry_after = await self._throttle.retry_after(user.email, caller.client_address)
-        if retry_after is not None:
-            raise Throttled(retry_after)
-        password_hash = await self._users.password_hash(user.id)
-        if len(current) > MAX_LOGIN_PASSWORD_LENGTH or not await self._passwords.verify(
-            password_hash, current
-        ):
-            await self._throttle.record_failure(user.email, caller.client_address)
-            raise WrongPassword()
+        attempt = await self._throttle.reserve(user.email, caller.client_address)
+        if attempt.retry_after is not None:
+            raise Throttled(attempt.retry_after)
+        try:
+            password_hash = await self._users.password_hash(user.id)
+            ok = len(current) <= MAX_LOGIN_PASSWORD_LENGTH and await self._passwords.verify(
+                password_hash, current
+            )
+        except Exception:
+            await self._give_back(attempt)
+            raise
+        if not ok:
+            raise WrongPassword()  # the reservation stays: it is this failure
+        # The right current password is no failure (and, unlike a sign-in, forgets none).
+        await self._give_back(attempt)
         new = check_policy(new, email=user.email)
         await self._users.store_password_hash(
             user.id, await self._passwords.hash(new), changed=True

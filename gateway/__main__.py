@@ -11,7 +11,8 @@ import uvloop
 from aiohttp import web
 
 from gateway.app import create_app, create_plain_http_app, create_ssl_context
-from gateway.keys import LIFECYCLE
+from gateway.keys import LIFECYCLE, SECURITY_HEADERS
+from gateway.runner import GatewayRunner
 from gateway.settings import Settings
 from scout_kit.logging import configure_logging
 from scout_kit.settings import SettingsError
@@ -22,7 +23,12 @@ log = logging.getLogger("gateway")
 async def serve(settings: Settings) -> None:
     runners = []
     app = create_app(settings)
-    https = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
+    https = GatewayRunner(
+        app,
+        problem_headers=app[SECURITY_HEADERS],
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        access_log=None,
+    )
     await https.setup()
     runners.append(https)
     await web.TCPSite(
@@ -30,7 +36,9 @@ async def serve(settings: Settings) -> None:
     ).start()
     log.info("gateway serving HTTPS on %s:%d", settings.listen_host, settings.https_port)
     if settings.http_port:
-        plain = web.AppRunner(create_plain_http_app(settings), access_log=None)
+        plain = GatewayRunner(
+            create_plain_http_app(settings), problem_headers=app[SECURITY_HEADERS], access_log=None
+        )
         await plain.setup()
         runners.append(plain)
         await web.TCPSite(plain, settings.listen_host, settings.http_port).start()

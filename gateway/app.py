@@ -32,6 +32,7 @@ from gateway.middlewares import authentication_middleware, edge_middleware, secu
 from gateway.observability import GatewayMetrics
 from gateway.problems import Problem
 from gateway.routes import setup_routes
+from gateway.runner import install_server_header
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock, SystemClock
@@ -75,6 +76,7 @@ def create_app(
     app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     setup_routes(app)
+    install_server_header(app)
     return app
 
 
@@ -174,6 +176,7 @@ def create_plain_http_app(settings: Settings) -> web.Application:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", refuse)
+    install_server_header(app)
     return app
 
 

@@ -107,12 +107,22 @@ class Authenticator:
         retry_after = self._limiter.retry_after(client_address)
         if retry_after is not None:
             raise _too_many_unknown_keys(retry_after)
+        lookup = await self._limiter.count_lookup(client_address)
+        if lookup.retry_after is not None:
+            raise _too_many_unknown_keys(lookup.retry_after)
         generation = self._cache.generation
-        response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
-            keys_pb2.ValidateKeyRequest(key_sha256=digest),
-            metadata=self._backends.service_metadata(),
-            timeout=self._backends.timeout,
-        )
+        try:
+            response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
+                keys_pb2.ValidateKeyRequest(key_sha256=digest),
+                metadata=self._backends.service_metadata(),
+                timeout=self._backends.timeout,
+            )
+        except grpc.aio.AioRpcError:
+            await self._limiter.known(lookup)  # nothing was learnt about the key
+            raise
+        reason = _DEAD_REASONS.get(response.status, "not_found")
+        if response.status == keys_pb2.KEY_STATUS_VALID or reason != "not_found":
+            await self._limiter.known(lookup)
         if response.status == keys_pb2.KEY_STATUS_VALID:
             valid_for = None
             if response.HasField("valid_until"):
@@ -130,13 +140,8 @@ class Authenticator:
             return Identity(
                 PrincipalKind.SERVER, response.server_id, response.account_id, AuthMethod.API_KEY
             )
-        reason = _DEAD_REASONS.get(response.status, "not_found")
         dead = DeadKey(reason, response.key_id or None)
         self._cache.mark_dead(digest, dead)
-        if reason == "not_found":
-            retry_after = await self._limiter.record_unknown(client_address)
-            if retry_after is not None:
-                raise _too_many_unknown_keys(retry_after)
         self._refuse_dead(dead, client_address)
 
     def _refuse_dead(self, dead: DeadKey, client_address: str) -> NoReturn:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +12,16 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.problems import Problem
+from scout_kit.text import text_fault
 from scout_kit.timestamps import format_time
 
 DEFAULT_MAX_BODY = 64 * 1024
+# No body of the API nests deeper than a few levels; this bound is checked before parsing, so
+# no nesting reaches the parser's recursion.
+MAX_JSON_DEPTH = 32
+# A JSON string (possessive, so no input makes it backtrack; an unterminated one runs to the
+# end) or a bracket: what the depth scan needs, in one linear pass.
+_JSON_STRUCTURE = re.compile(rb'"(?:[^"\\]++|\\.|\\\Z)*+(?:"|\Z)|[\[\]{}]', re.DOTALL)
 
 
 async def read_json_object(
@@ -53,15 +62,71 @@ async def read_json_object(
     return parse_json_object(b"".join(parts))
 
 
-def parse_json_object(raw: bytes) -> dict[str, Any]:
+def _invalid_json(detail: str) -> Problem:
+    return Problem(400, "Bad Request", detail, type_="invalid-json")
+
+
+def _check_depth(raw: bytes) -> None:
+    depth = 0
+    for match in _JSON_STRUCTURE.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise _invalid_json(f"The body is nested more than {MAX_JSON_DEPTH} levels deep.")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is outside what a double can hold")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_text(value: Any, pointer: str = "") -> None:
+    """Every string and key is text the services can store (scout_kit.text)."""
+    if isinstance(value, str):
+        fault = text_fault(value)
+        if fault is not None:
+            raise _invalid_json(f"The string at {pointer or '/'} holds {fault}.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            fault = text_fault(key)
+            where = f"{pointer}/{_pointer_token(key) if fault is None else '(key)'}"
+            if fault is not None:
+                raise _invalid_json(f"A key at {where} holds {fault}.")
+            _check_text(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{pointer}/{index}")
+
+
+def _pointer_token(key: str) -> str:
+    key = key.replace("~", "~0").replace("/", "~1")
+    return key if len(key) <= 60 else key[:57] + "..."
+
+
+def parse_json_object(raw: bytes, *, non_finite: bool = False) -> dict[str, Any]:
+    """A JSON object whose depth, numbers and text every handler can take: 400 otherwise,
+    naming what was wrong (never a quote of the body). `non_finite`: NaN, Infinity and numbers
+    past a double are let through, for a caller that refuses them with a sharper answer."""
+    _check_depth(raw)
+    numbers: dict[str, Any] = {} if non_finite else {"parse_float": _finite}
+    if not non_finite:
+        numbers["parse_constant"] = _no_constant
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, **numbers)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            400, "Bad Request", f"The body is not valid JSON: {exc}", type_="invalid-json"
-        ) from None
+        raise _invalid_json(f"The body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise Problem(400, "Bad Request", "The body must be a JSON object.", type_="invalid-json")
+        raise _invalid_json("The body must be a JSON object.")
+    _check_text(value)
     return value
 
 

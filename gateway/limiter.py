@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -15,15 +16,23 @@ log = logging.getLogger(__name__)
 MAX_LOCAL_BLOCKS = 100_000
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A key lookup counted in advance: `retry_after` set means it may not be made."""
+
+    counter: str | None
+    retry_after: int | None = None
+
+
 class UnknownKeyLimiter:
     """A fixed window per address, counted in Redis by every replica.
 
-    Only a key the key service did not know is counted, so a working agent is never slowed by
-    this. The count that INCR returns is global: once it reaches the limit, this replica also
-    remembers the block until the window ends and answers 429 without any call at all; another
-    replica learns it from its own next INCR. So the key service sees at most the limit plus one
-    unknown key per replica per window from one address, and the request path does no Redis
-    round trip before validating."""
+    A key lookup the cache cannot answer is counted (INCR) before the key service is asked, so
+    a burst of new keys from one address, however parallel and on however many replicas, makes
+    at most the limit of lookups per window; a lookup that finds a known key (valid, rotated,
+    revoked) gives its count back, so a working agent is never slowed by this. Once the count is
+    past the limit this replica also remembers the block until the window ends and answers 429
+    without any call at all; another replica learns it from its own next INCR."""
 
     def __init__(
         self, client: aioredis.Redis, keyspace: Keyspace, clock: Clock, limit: int, window: int
@@ -46,10 +55,10 @@ class UnknownKeyLimiter:
             return None
         return max(int(remaining + 0.999), 1)
 
-    async def record_unknown(self, address: str) -> int | None:
-        """Count one unknown key; returns Retry-After seconds if the address is now past the
-        limit. If Redis cannot answer, the request is refused as unknown anyway (401): the
-        throttle degrades, authentication never does."""
+    async def count_lookup(self, address: str) -> Lookup:
+        """Count one lookup of a key this replica does not know, before it is made. If Redis
+        cannot answer, the lookup goes ahead uncounted: the throttle degrades, authentication
+        never does (an unknown key is still refused)."""
         now = int(self._clock.now().timestamp())
         start = now - now % self._window
         end = start + self._window
@@ -61,14 +70,26 @@ class UnknownKeyLimiter:
                 count, _ = await pipe.execute()
         except redis.exceptions.RedisError as exc:
             log.warning("unknown-key limiter unavailable: %r", exc)
-            return None
-        if int(count) >= self._limit:
-            if len(self._blocked_until) >= MAX_LOCAL_BLOCKS:
-                self._prune()
-            self._blocked_until[address] = float(end)
-        if int(count) > self._limit:
-            return max(end - now, 1)
-        return None
+            return Lookup(None)
+        if int(count) <= self._limit:
+            return Lookup(key)
+        if len(self._blocked_until) >= MAX_LOCAL_BLOCKS:
+            self._prune()
+        self._blocked_until[address] = float(end)
+        return Lookup(None, max(end - now, 1))
+
+    async def known(self, lookup: Lookup) -> None:
+        """The lookup found a key the key service knows (or failed): it was no unknown key."""
+        if lookup.counter is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.decr(lookup.counter)
+                # Should the window have just ended, DECR made the key anew: it must expire.
+                pipe.expire(lookup.counter, self._window + 1)
+                await pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            log.warning("unknown-key limiter could not give a lookup back: %r", exc)
 
     def _prune(self) -> None:
         now = self._clock.now().timestamp()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +27,7 @@ from scout_kit.context import (
     client_address_var,
     request_id_var,
 )
+from scout_kit.text import text_fault
 
 # Sent with the session cookie on unsafe methods: the csrf_token that login answered.
 CSRF_HEADER = "X-CSRF-Token"
@@ -100,6 +102,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     status = 500
     try:
         try:
+            check_request_text(request)
             response = await handler(request)
         except Exception as exc:
             response = error_response(request, exc)
@@ -134,6 +137,31 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             )
         request_id_var.reset(rid_token)
         client_address_var.reset(addr_token)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
+def check_request_text(request: web.Request) -> None:
+    """Headers (cookies among them), path and query are text the API can take (scout_kit.text):
+    400 naming the part, before any handler reads them."""
+    for name, value in request.headers.items():
+        fault = text_fault(value) or text_fault(name, controls=True)
+        if fault is not None:
+            shown = f"The {name} header" if _HEADER_NAME.fullmatch(name) else "A header"
+            raise _invalid_encoding(f"{shown} holds {fault}.")
+    fault = text_fault(request.path, controls=True)
+    if fault is not None:
+        raise _invalid_encoding(f"The path holds {fault}.")
+    for key, value in request.query.items():
+        fault = text_fault(key, controls=True) or text_fault(value, controls=True)
+        if fault is not None:
+            shown = f"The query parameter {key}" if _HEADER_NAME.fullmatch(key) else "The query"
+            raise _invalid_encoding(f"{shown} holds {fault}.")
+
+
+def _invalid_encoding(detail: str) -> Problem:
+    return Problem(400, "Bad Request", detail, type_="invalid-encoding")
 
 
 def error_response(request: web.Request, exc: Exception) -> web.Response:

@@ -69,6 +69,19 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "was meant could silently change who acts.",
         "Send only one of them.",
     ),
+    "malformed-request": ProblemType(
+        400, "Malformed HTTP request",
+        "The HTTP parser refused the request before it reached the API: a bad request line, a "
+        "header holding bytes a header may not hold, or a request line or header over the size "
+        "limit. Nothing of the request is echoed or logged.",
+        "Send a well-formed HTTP/1.1 request with headers of reasonable size.",
+    ),
+    "invalid-encoding": ProblemType(
+        400, "Request text is not valid UTF-8",
+        "A header, cookie, query parameter or path segment holds bytes that are not valid UTF-8 "
+        "text, or a control character; the detail names which.",
+        "Send text as UTF-8 (percent-encoded in URLs).",
+    ),
     "too-many-unknown-keys": ProblemType(
         429, "Too many unknown API keys",
         "This client address sent more unknown keys than UNKNOWN_KEY_LIMIT within the window.",

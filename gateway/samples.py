@@ -147,7 +147,8 @@ def columns_from_body(
     columns = _fast_columns(raw, now)
     if columns is None:
         # Only invalid posts get here: the slow path says exactly what is wrong.
-        columns = parse_samples(_json_object(raw), now)
+        # Non-finite values get the 422 that names the sample (parse_samples).
+        columns = parse_samples(parse_json_object(raw, non_finite=True), now)
     columns.server_id = server_id
     columns.account_id = account_id
     return columns
@@ -187,15 +188,6 @@ def _fast_columns(raw: bytes, now: datetime) -> ingest_pb2.SampleColumns | None:
     return ingest_pb2.SampleColumns(
         sample_ts_micros=stamps, sample_sizes=sizes, names=names, values=values
     )
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        return parse_json_object(raw)
-    except RecursionError:
-        raise Problem(
-            400, "Bad Request", "The body is nested too deeply.", type_="invalid-json"
-        ) from None
 
 
 def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColumns:

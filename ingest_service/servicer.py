@@ -21,7 +21,7 @@ from scout_kit.sample_rules import (
     MAX_POINTS_PER_SERIES,
     METRIC_NAME,
 )
-from scout_kit.timestamps import to_timestamp
+from scout_kit.timestamps import timestamp_fault, to_timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -94,6 +94,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.QueryMetricsResponse:
         server_id, account_id = await self._readable(request.server_id, context)
         step = request.step_seconds
+        for name in ("from", "to"):
+            fault = timestamp_fault(getattr(request, name))
+            if fault is not None:
+                await _invalid(context, f"{name} {fault}")
         start = getattr(request, "from").ToDatetime(tzinfo=UTC)
         end = request.to.ToDatetime(tzinfo=UTC)
         if step < 1:

@@ -22,11 +22,13 @@ from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import Identity, PrincipalKind
-from scout_kit.timestamps import optional_timestamp
+from scout_kit.timestamps import optional_timestamp, timestamp_fault
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 GATEWAY = "gateway"
+# More requests than one gateway flush can have seen; the counters are bigint.
+MAX_REPORTED_COUNT = 2**31 - 1
 
 _STATUS = {
     KeyStatus.VALID: keys_pb2.KEY_STATUS_VALID,
@@ -117,6 +119,19 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         self, request: keys_pb2.RecordKeyUsageRequest, context: Context
     ) -> keys_pb2.RecordKeyUsageResponse:
         await require_service(context, GATEWAY)
+        stamps = [u.last_used_at for u in request.usages]
+        stamps += [r.last_rejected_at for r in request.rejections]
+        for stamp in stamps:
+            fault = timestamp_fault(stamp)
+            if fault is not None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"a report's time {fault}")
+        counts = [u.request_count for u in request.usages]
+        counts += [r.attempt_count for r in request.rejections]
+        if any(count > MAX_REPORTED_COUNT for count in counts):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a report counts at most {MAX_REPORTED_COUNT} requests",
+            )
         try:
             usages = [
                 KeyUsageReport(

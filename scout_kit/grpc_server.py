@@ -20,6 +20,8 @@ import psycopg2
 import redis.asyncio as aioredis
 import redis.exceptions
 import uvloop
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from opentelemetry.sdk.trace import TracerProvider
@@ -44,6 +46,7 @@ from scout_kit.metrics import (
     database_round_trip,
 )
 from scout_kit.settings import CommonSettings, SettingsError
+from scout_kit.text import text_fault
 from scout_kit.tls import CertificateFiles, TlsFilesError
 from scout_kit.tracing import otlp_tracer_provider, server_interceptors
 
@@ -145,6 +148,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 if identity is None:
                     code = grpc.StatusCode.UNAUTHENTICATED
                     await context.abort(code, "a valid internal identity token is required")
+                fault = message_text_fault(request)
+                if fault is not None:
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, fault)
                 id_token = identity_var.set(identity)
                 try:
                     return await inner(request, context)
@@ -171,6 +178,46 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def message_text_fault(message: Message, path: str = "") -> str | None:
+    """Why a request's text cannot be taken (scout_kit.text: no U+0000, which PostgreSQL text
+    cannot hold), naming the field; None when every string field, however nested, is fine."""
+    for field, value in message.ListFields():
+        where = f"{path}{field.name}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            key_field, value_field = field.message_type.fields
+            for key, item in value.items():
+                if key_field.type == FieldDescriptor.TYPE_STRING and text_fault(key):
+                    return f"a key of {where} holds {text_fault(key)}"
+                fault = _value_fault(value_field, item, f"{where}[]")
+                if fault is not None:
+                    return fault
+        elif field.is_repeated:
+            if field.type == FieldDescriptor.TYPE_STRING:
+                # One check over the joined values: repeated names can be many.
+                fault = text_fault("".join(value))
+                if fault is not None:
+                    return f"{where} holds {fault}"
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                for item in value:
+                    fault = message_text_fault(item, f"{where}[].")
+                    if fault is not None:
+                        return fault
+        else:
+            fault = _value_fault(field, value, where)
+            if fault is not None:
+                return fault
+    return None
+
+
+def _value_fault(field: FieldDescriptor, value: Any, where: str) -> str | None:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        fault = text_fault(value)
+        return None if fault is None else f"{where} holds {fault}"
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return message_text_fault(value, f"{where}.")
+    return None
 
 
 def _text(value: str | bytes | None) -> str | None:

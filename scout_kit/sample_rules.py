@@ -27,5 +27,8 @@ DEFAULT_RAW_RETENTION_DAYS = 7
 
 # Queries: buckets per series, metrics per query, and points per answer.
 MAX_POINTS_PER_SERIES = 1000
+# The widest bucket a query may ask for (a year; a wider one is no question anyone asks, and
+# its seconds must fit the uint32 of the contract).
+MAX_STEP_SECONDS = 366 * 86_400
 MAX_NAMES_PER_QUERY = 50
 MAX_POINTS_PER_QUERY = 20_000

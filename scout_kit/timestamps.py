@@ -7,6 +7,21 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+# The instants a query or a request may name: what both a datetime and a protobuf Timestamp can
+# hold, a day inside either end so that a default range or a bucket beside one cannot overflow.
+EARLIEST_TIME = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 30, tzinfo=UTC)
+TIME_RANGE_TEXT = "0001-01-02 and 9999-12-30"
+
+
+def timestamp_fault(stamp: Timestamp) -> str | None:
+    """Why a Timestamp from a request cannot be taken (out of range, bad nanos), or None."""
+    if not 0 <= stamp.nanos <= 999_999_999:
+        return "nanos must be from 0 to 999999999"
+    if not EARLIEST_TIME.timestamp() <= stamp.seconds <= LATEST_TIME.timestamp():
+        return f"must be between {TIME_RANGE_TEXT}"
+    return None
+
 
 def to_timestamp(value: datetime) -> Timestamp:
     stamp = Timestamp()

@@ -15,6 +15,7 @@ from devstack.certs import ensure_dev_certificates, ensure_internal_certificates
 from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
 from scout_kit.identity import generate_keypair
+from tests.log_secrets import register_secret
 from tests.stack import Environment
 
 ADMIN_POSTGRES_URL = os.environ.get(
@@ -95,3 +96,4 @@ def unique_email() -> str:
 
 
 STRONG_PASSWORD = "correct horse battery staple 42"
+register_secret(STRONG_PASSWORD)

@@ -18,7 +18,8 @@ from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from devstack.certs import GATEWAY, InternalCertificates
 from gateway.app import create_app, create_ssl_context
-from gateway.keys import KEY_CACHE, LISTENER, USAGE
+from gateway.keys import KEY_CACHE, LISTENER, SECURITY_HEADERS, USAGE
+from gateway.runner import GatewayRunner
 from gateway.settings import Settings as GatewaySettings
 from ingest_service.server import create_server as create_ingest_server
 from ingest_service.settings import Settings as IngestSettings
@@ -145,7 +146,9 @@ async def start_gateway(
 ) -> Gateway:
     settings = GatewaySettings.from_env(env.gateway_env(backends, **overrides))
     app = create_app(settings, clock=clock, tracer_provider=tracer_provider)
-    runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+    runner = GatewayRunner(
+        app, problem_headers=app[SECURITY_HEADERS], shutdown_timeout=1.0, access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=create_ssl_context(settings))
     await site.start()

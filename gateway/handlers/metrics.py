@@ -35,10 +35,17 @@ from scout_kit.sample_rules import (
     MAX_NAMES_PER_QUERY,
     MAX_POINTS_PER_QUERY,
     MAX_POINTS_PER_SERIES,
+    MAX_STEP_SECONDS,
     METRIC_NAME,
     METRIC_NAME_PATTERN,
 )
-from scout_kit.timestamps import format_time, to_timestamp
+from scout_kit.timestamps import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    TIME_RANGE_TEXT,
+    format_time,
+    to_timestamp,
+)
 
 DEFAULT_RANGE = timedelta(hours=1)
 # The default step gives about this many points, rounded up to a step a person would choose.
@@ -178,6 +185,8 @@ def _query_time(request: web.Request, parameter: str) -> datetime | None:
         raise _invalid_query(
             f"{parameter} must be RFC 3339 text or unix seconds.", parameter
         ) from None
+    if not micros(EARLIEST_TIME) <= us <= micros(LATEST_TIME):
+        raise _invalid_query(f"{parameter} must be between {TIME_RANGE_TEXT}.", parameter)
     return _EPOCH + timedelta(microseconds=us)
 
 
@@ -189,8 +198,10 @@ def _step(raw: str) -> int:
             "step",
         )
     seconds = int(match.group(1)) * STEP_UNITS[match.group(2)]
-    if seconds < 1:
-        raise _invalid_query("step must be at least 1 second.", "step")
+    if not 1 <= seconds <= MAX_STEP_SECONDS:
+        raise _invalid_query(
+            f"step must be from 1 second to {MAX_STEP_SECONDS // 86_400} days.", "step"
+        )
     return seconds
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from auth_service.throttle import Limit, LoginThrottle, ThrottlePolicy
 from tests.auth_service.conftest import Parts
 
@@ -16,11 +18,17 @@ def _throttle(parts: Parts, policy: ThrottlePolicy = SMALL) -> LoginThrottle:
     return LoginThrottle(parts.redis, parts.keyspace, parts.clock, policy)
 
 
+async def _fail(throttle: LoginThrottle, email: str, address: str) -> None:
+    """One wrong password: its reservation is kept."""
+    attempt = await throttle.reserve(email, address)
+    assert attempt.retry_after is None
+
+
 async def test_waiting_as_told_always_ends_the_throttle(parts: Parts) -> None:
     throttle = _throttle(parts)
     for _ in range(3):
         assert await throttle.retry_after("a@example.com", "198.51.100.1") is None
-        await throttle.record_failure("A@Example.com", "198.51.100.1")
+        await _fail(throttle, "A@Example.com", "198.51.100.1")
         parts.clock.advance(10)
     # Three failures at t=0,10,20: the first leaves its 60 s window at t=60.
     assert await throttle.retry_after("a@example.com", "198.51.100.1") == 30
@@ -36,7 +44,7 @@ async def test_the_account_address_limit_does_not_lock_the_owner_out_elsewhere(
 ) -> None:
     throttle = _throttle(parts)
     for _ in range(3):
-        await throttle.record_failure("b@example.com", "203.0.113.9")
+        await _fail(throttle, "b@example.com", "203.0.113.9")
     assert await throttle.retry_after("b@example.com", "203.0.113.9") is not None
     assert await throttle.retry_after("b@example.com", "198.51.100.2") is None
 
@@ -46,7 +54,7 @@ async def test_the_account_wide_limit_spans_addresses_for_at_most_its_window(
 ) -> None:
     throttle = _throttle(parts)
     for n in range(5):
-        await throttle.record_failure("c@example.com", f"203.0.113.{n}")
+        await _fail(throttle, "c@example.com", f"203.0.113.{n}")
     retry = await throttle.retry_after("c@example.com", "198.51.100.3")
     assert retry is not None
     assert retry <= 600
@@ -57,7 +65,7 @@ async def test_the_account_wide_limit_spans_addresses_for_at_most_its_window(
 async def test_the_address_wide_limit_spans_accounts(parts: Parts) -> None:
     throttle = _throttle(parts)
     for n in range(4):
-        await throttle.record_failure(f"user{n}@example.com", "203.0.113.50")
+        await _fail(throttle, f"user{n}@example.com", "203.0.113.50")
     assert await throttle.retry_after("fresh@example.com", "203.0.113.50") is not None
     assert await throttle.retry_after("fresh@example.com", "203.0.113.51") is None
 
@@ -65,11 +73,36 @@ async def test_the_address_wide_limit_spans_accounts(parts: Parts) -> None:
 async def test_a_success_forgets_failures_from_that_address_only(parts: Parts) -> None:
     throttle = _throttle(parts, ThrottlePolicy(account_address=SMALL.account_address))
     for _ in range(2):
-        await throttle.record_failure("d@example.com", "198.51.100.4")
-    await throttle.record_success("d@example.com", "198.51.100.4")
+        await _fail(throttle, "d@example.com", "198.51.100.4")
+    await throttle.succeeded(await throttle.reserve("d@example.com", "198.51.100.4"))
     for _ in range(2):
-        await throttle.record_failure("d@example.com", "198.51.100.4")
+        await _fail(throttle, "d@example.com", "198.51.100.4")
     assert await throttle.retry_after("d@example.com", "198.51.100.4") is None
+
+
+async def test_parallel_reservations_never_pass_the_limit(parts: Parts) -> None:
+    throttle = _throttle(parts)
+    attempts = await asyncio.gather(
+        *(throttle.reserve("e@example.com", "198.51.100.5") for _ in range(15))
+    )
+    allowed = [a for a in attempts if a.retry_after is None]
+    assert len(allowed) == SMALL.account_address.failures
+    assert all(a.retry_after and a.retry_after <= 60 for a in attempts if a not in allowed)
+
+
+async def test_a_refused_attempt_is_not_counted_and_a_released_one_is_given_back(
+    parts: Parts,
+) -> None:
+    throttle = _throttle(parts)
+    attempts = [await throttle.reserve("f@example.com", "198.51.100.6") for _ in range(3)]
+    assert all(a.retry_after is None for a in attempts)
+    for _ in range(5):
+        assert (await throttle.reserve("f@example.com", "198.51.100.6")).retry_after
+    await throttle.release(attempts[0])
+    # One slot again; the refusals above spent none of it, nor of the wider budgets.
+    assert (await throttle.reserve("f@example.com", "198.51.100.6")).retry_after is None
+    assert await throttle.retry_after("f@example.com", "198.51.100.6") is not None
+    assert await throttle.retry_after("f@example.com", "198.51.100.7") is None
 
 
 def test_the_default_account_limit_meets_asvs() -> None:

@@ -175,6 +175,70 @@ async def stack_rotate(
     return rotated.api_key
 
 
+class _HeldValidation:
+    """Counts ValidateKey calls and holds every one until released, so that none of a burst
+    can finish (and be counted afterwards) before the others have decided whether to ask."""
+
+    def __init__(self, stub: Any, release: asyncio.Event) -> None:
+        self._stub = stub
+        self.calls = 0
+        self.release = release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stub, name)
+
+    async def ValidateKey(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        await self.release.wait()
+        return await self._stub.ValidateKey(*args, **kwargs)
+
+
+async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_lookups(
+    env: Environment, admin: Admin
+) -> None:
+    """Counted before the key service is asked: thirty new keys at once on two replicas make
+    three lookups, not thirty."""
+    overrides = {
+        "UNKNOWN_KEY_LIMIT": "3",
+        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
+        "TRUSTED_PROXY_HOPS": "1",
+    }
+    raw = uuid.uuid4().bytes
+    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
+    server = await new_server(admin)
+    async with (
+        running_stack(env, gateways=2, gateway_overrides=overrides) as stack,
+        client_session(env) as http,
+    ):
+        release = asyncio.Event()
+        held = []
+        for gateway in stack.gateways:
+            backends = gateway.app[BACKENDS]
+            held.append(_HeldValidation(backends.keys, release))
+            backends.keys = held[-1]  # type: ignore[assignment]
+        burst = [
+            asyncio.create_task(
+                whoami_status(http, stack.gateways[n % 2].url, f"{n + 1:064x}", **client)
+            )
+            for n in range(30)
+        ]
+        # Every request has either asked the key service (and is held) or been answered.
+        await eventually(lambda: sum(h.calls for h in held) + sum(t.done() for t in burst) == 30)
+        release.set()
+        statuses = await asyncio.gather(*burst)
+        assert sum(h.calls for h in held) == 3
+        assert sorted(statuses) == [401] * 3 + [429] * 27
+        # A known key's lookup gives its count back: five uncached lookups of a working
+        # agent's key leave the whole limit for the unknown keys after them.
+        neighbour = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{(raw[2] + 1) % 256}"}
+        for _ in range(5):
+            stack.gateway.key_cache.flush()
+            assert await whoami_status(http, stack.gateway.url, server.api_key, **neighbour) == 200
+        for n in range(3):
+            unknown = f"{n + 100:064x}"
+            assert await whoami_status(http, stack.gateway.url, unknown, **neighbour) == 401
+
+
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
     overrides = {
         "UNKNOWN_KEY_LIMIT": "3",

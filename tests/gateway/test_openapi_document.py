@@ -22,6 +22,7 @@ from key_service.models import ActivityType as KeyActivityType
 from scout_kit import sample_rules as rules
 from scout_kit.context import REQUEST_ID_HEADER
 from scout_kit.identity import AuthMethod, PrincipalKind
+from scout_kit.text import URL_TEXT_PATTERN
 
 UNSAFE = {"post", "put", "patch", "delete"}
 Operation = tuple[str, str, dict[str, Any]]
@@ -179,3 +180,27 @@ def test_ids_say_what_they_are(document: dict[str, Any]) -> None:
     assert schemas["User"]["properties"]["account_id"]["format"] == "uuid"
     session_id = re.compile(schemas["Session"]["properties"]["id"]["pattern"])
     assert session_id.fullmatch("0123456789abcdef0123456789abcdef")
+
+
+def test_free_text_in_paths_and_queries_follows_the_gateway_s_text_rule(
+    document: dict[str, Any],
+) -> None:
+    """Control characters in a path or query are refused (scout_kit.text): the document says so
+    for every parameter whose schema does not already constrain it more."""
+    parameters = [
+        _deref(document, p)
+        for item in document["paths"].values()
+        for node in [item, *(op for m, op in item.items() if m != "parameters")]
+        for p in node.get("parameters", [])
+    ]
+    free_text = [
+        p
+        for p in parameters
+        if p["in"] in {"path", "query"}
+        and p["schema"].get("type") == "string"
+        and not {"enum", "format"} & set(p["schema"])
+        and p["schema"].get("pattern") not in {"^[0-9a-f]{32}$"}
+    ]
+    assert free_text
+    for parameter in free_text:
+        assert parameter["schema"]["pattern"] == URL_TEXT_PATTERN, parameter["name"]
