@@ -27,6 +27,7 @@ from gateway.keys import (
     TRACER_PROVIDER,
     USAGE,
 )
+from gateway.lease import Lease
 from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter
 from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
@@ -123,11 +124,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     keyspace = Keyspace(settings.redis_prefix)
     metrics = app[METRICS]
     cache = KeyCache(
-        clock, settings.key_cache_size, settings.key_cache_ttl_seconds, stats=metrics.key_cache
+        clock,
+        settings.key_cache_size,
+        settings.key_cache_ttl_seconds,
+        Lease(clock, settings.cache_lease_seconds),
+        stats=metrics.key_cache,
     )
     subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
     listener = InvalidationListener(
-        subscriber, client, keyspace, cache, on_applied=metrics.invalidation_applied
+        subscriber, client, keyspace, cache, clock, on_applied=metrics.invalidation_applied
     )
     usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
     limiter = UnknownKeyLimiter(
@@ -153,6 +158,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await usage.flush()
+    await listener.deregister()
     await subscriber.aclose()
     await client.aclose()
 

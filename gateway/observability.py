@@ -124,6 +124,9 @@ class ListenerView(Protocol):
     @property
     def invalidations_applied(self) -> int: ...
 
+    @property
+    def lease_renewals(self) -> int: ...
+
 
 class BatcherView(Protocol):
     @property
@@ -182,7 +185,8 @@ class _KeyCacheCollector(Collector):
         )
         yield GaugeMetricFamily(
             "scout_gateway_key_cache_trusted",
-            "1 while the invalidation subscription is live and the key cache is used (its lease)",
+            "1 while the gateway holds its cache lease (a PING on the invalidation subscription "
+            "was answered less than CACHE_LEASE_SECONDS ago), so the key cache is used",
             value=1.0 if self._cache.trusted else 0.0,
         )
         lookups = CounterMetricFamily(
@@ -204,6 +208,11 @@ class _KeyCacheCollector(Collector):
             "scout_gateway_key_cache_flushes",
             "Times the key cache was emptied (subscription lost or re-established, bad message)",
             value=stats.flushes,
+        )
+        yield CounterMetricFamily(
+            "scout_gateway_cache_lease_renewals",
+            "Times a PONG on the invalidation subscription renewed the cache lease",
+            value=self._listener.lease_renewals,
         )
         yield CounterMetricFamily(
             "scout_gateway_key_invalidations_applied",

@@ -54,9 +54,7 @@ class Admin:
 
     @property
     def keys(self) -> KeyManager:
-        publisher = RedisInvalidationPublisher(
-            self.redis, self.keyspace, admin_actor(), ack_timeout=1.0
-        )
+        publisher = RedisInvalidationPublisher(self.redis, self.keyspace, admin_actor())
         return KeyManager(PostgresKeyRepository(self.pool), publisher, SystemClock())
 
     async def migrate(self) -> list[str]:

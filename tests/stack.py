@@ -152,6 +152,7 @@ async def start_gateway(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     gateway = Gateway(app, runner, f"https://localhost:{port}")
     await app[LISTENER].subscribed.wait()
+    await eventually(leased(gateway))  # the first PONG
     return gateway
 
 
@@ -205,6 +206,11 @@ async def running_stack(
             stack.push_async_callback(gateway.runner.cleanup)
             result.gateways.append(gateway)
         yield result
+
+
+def leased(gateway: Gateway) -> Callable[[], bool]:
+    """Whether `gateway` holds its cache lease (and so answers from its key cache)."""
+    return lambda: bool(gateway.key_cache.trusted)
 
 
 def client_session(env: Environment, **kwargs: Any) -> aiohttp.ClientSession:

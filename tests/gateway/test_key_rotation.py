@@ -167,7 +167,7 @@ async def stack_rotate(
     from key_service.events import RedisInvalidationPublisher
     from key_service.repository import PostgresKeyRepository
 
-    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "test", ack_timeout=1.0)
+    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "test")
     manager = KeyManager(PostgresKeyRepository(admin.pool), publisher, clock)
     rotated = await manager.rotate_key(
         server.account_id, server.server_id, grace_seconds=grace, actor="admin:test"
