@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticator
 from gateway.backends import Backends
-from gateway.invalidation import InvalidationListener
+from gateway.invalidation import InvalidationListener, gateway_instance
 from gateway.keycache import KeyCache
 from gateway.keys import (
     AUTHENTICATOR,
@@ -130,9 +130,16 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         Lease(clock, settings.cache_lease_seconds),
         stats=metrics.key_cache,
     )
-    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
+    instance = gateway_instance()
+    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False, name=instance)
     listener = InvalidationListener(
-        subscriber, client, keyspace, cache, clock, on_applied=metrics.invalidation_applied
+        instance,
+        subscriber,
+        client,
+        keyspace,
+        cache,
+        clock,
+        on_applied=metrics.invalidation_applied,
     )
     usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
     limiter = UnknownKeyLimiter(

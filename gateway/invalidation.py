@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,9 +61,15 @@ class _Ping:
     sent_at: float  # for the lease: the cache clock's monotonic time
 
 
+def gateway_instance() -> str:
+    """This replica's name in the registry, its acknowledgements and its Redis connections."""
+    return f"gateway-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class InvalidationListener:
     def __init__(
         self,
+        instance: str,
         subscriber: aioredis.Redis,
         client: aioredis.Redis,
         keyspace: Keyspace,
@@ -78,7 +85,7 @@ class InvalidationListener:
         self._cache = cache
         self._lease: Lease = cache.lease
         self._clock = clock
-        self.instance = f"gateway-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.instance = instance
         self.subscribed = asyncio.Event()
         self.invalidations_applied = 0
         # Told each applied invalidation's publication time (metrics: invalidation lag).

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -222,3 +223,69 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110 - polling plain state, there is no event
             await asyncio.sleep(0.01)
+
+
+async def kill_client(control: aioredis.Redis, name_prefix: str) -> int:
+    """CLIENT KILL ID every connection whose name starts with `name_prefix` (never TYPE: other
+    test runs share this Redis). Returns how many were killed."""
+    clients = await control.client_list()
+    ids = [c["id"] for c in clients if str(c.get("name", "")).startswith(name_prefix)]
+    for client_id in ids:
+        await control.execute_command("CLIENT", "KILL", "ID", client_id)
+    return len(ids)
+
+
+class StallingProxy:
+    """A TCP proxy in front of Redis whose open connections can be made to stop forwarding
+    without closing (a half-open connection); connections made later are forwarded."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._stalled: list[asyncio.Event] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    def stall(self) -> None:
+        """Stop forwarding, both ways, on every connection open now."""
+        for forwarding in self._stalled:
+            forwarding.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._writers += [writer, up_writer]
+        forwarding = asyncio.Event()
+        forwarding.set()
+        self._stalled.append(forwarding)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink, forwarding))
+            self._tasks.add(task)
+
+    @staticmethod
+    async def _pipe(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, forwarding: asyncio.Event
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                await forwarding.wait()
+                sink.write(data)
+                await sink.drain()
+        sink.close()
