@@ -119,7 +119,7 @@ async def test_an_unknown_version_flushes_and_is_acknowledged(env: Environment) 
         event = events.Invalidation(version=2, event_id="e", instance="newer", ack_key=ack_key)
         await _flushed_by(it, event.SerializeToString())
         acked = await it.redis.blpop([ack_key], timeout=5)
-        assert acked is not None and acked[1].decode() == it.listener.instance
+        assert acked is not None and acked[1] == it.listener.instance.encode()
 
 
 async def test_an_event_of_an_unknown_kind_flushes_the_cache(env: Environment) -> None:
