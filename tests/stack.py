@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from devstack.certs import GATEWAY, InternalCertificates
+from devstack.ports import free_ports
 from gateway.app import create_app, create_ssl_context
 from gateway.keys import KEY_CACHE, LISTENER, USAGE
 from gateway.settings import Settings as GatewaySettings
@@ -29,6 +35,8 @@ from scout_kit.clock import Clock
 from scout_kit.grpc_client import create_channel
 from scout_kit.grpc_server import GrpcService
 from scout_kit.tls import CertificateFiles
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -289,3 +297,66 @@ class StallingProxy:
                 sink.write(data)
                 await sink.drain()
         sink.close()
+
+
+@dataclass
+class GatewayProcess:
+    """A real `python -m gateway` replica."""
+
+    process: asyncio.subprocess.Process
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def connection_name(self) -> str:
+        """The start of its Redis connections' names (gateway.invalidation.gateway_instance)."""
+        return f"gateway-{socket.gethostname()}-{self.pid}-"
+
+
+@contextlib.asynccontextmanager
+async def gateway_processes(
+    env: Environment, backends: Mapping[str, str], count: int, **overrides: str
+) -> AsyncIterator[list[GatewayProcess]]:
+    """`count` gateway processes, each ready and holding its cache lease; stopped with SIGTERM
+    (after a SIGCONT, in case a test left one stopped), killed if that takes too long."""
+    started: list[GatewayProcess] = []
+    try:
+        for port in free_ports(count):
+            settings = env.gateway_env(
+                backends, LISTEN_HOST="127.0.0.1", HTTPS_PORT=str(port), **overrides
+            )
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway", env={**os.environ, **settings}, cwd=ROOT,
+                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            started.append(GatewayProcess(process, f"https://localhost:{port}"))
+        async with client_session(env) as http:
+            for gateway in started:
+                await _until_leased(http, gateway)
+        yield started
+    finally:
+        for gateway in started:
+            if gateway.process.returncode is None:
+                gateway.process.send_signal(signal.SIGCONT)
+                gateway.process.send_signal(signal.SIGTERM)
+        for gateway in started:
+            try:
+                await asyncio.wait_for(gateway.process.wait(), 15)
+            except TimeoutError:
+                gateway.process.kill()
+                await gateway.process.wait()
+
+
+async def _until_leased(http: aiohttp.ClientSession, gateway: GatewayProcess) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if gateway.process.returncode is not None:
+                raise RuntimeError(f"gateway exited with {gateway.process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{gateway.url}/readyz") as response:
+                    if (await response.json()).get("key_cache") == "trusted":
+                        return
+            await asyncio.sleep(0.05)
