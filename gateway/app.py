@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator
 
@@ -41,6 +42,8 @@ from scout_kit.identity import TokenIssuer
 from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
 from scout_kit.tracing import aiohttp_middleware, client_interceptors, otlp_tracer_provider
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -157,17 +160,24 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
     ]
     yield
-    probe.stop()
-    await probing
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await usage.flush()
-    await listener.deregister()
-    await subscriber.aclose()
-    await client.aclose()
+    # Whatever a task ended with, both clients are closed before the loop is: a connection left
+    # open is collected after the loop closed ("StreamWriter.__del__: loop is closed").
+    try:
+        probe.stop()
+        for task in tasks:
+            task.cancel()
+        for task, outcome in zip(
+            [probing, *tasks],
+            await asyncio.gather(probing, *tasks, return_exceptions=True),
+            strict=True,
+        ):
+            if isinstance(outcome, Exception):
+                log.error("%s failed", task.get_name(), exc_info=outcome)
+        await usage.flush()
+        await listener.deregister()
+    finally:
+        await subscriber.aclose()
+        await client.aclose()
 
 
 def create_plain_http_app(settings: Settings) -> web.Application:
