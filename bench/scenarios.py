@@ -396,11 +396,12 @@ class Bench:
             f"times; replicas still accepting after {ROTATION_POLL_LIMIT:g}s: {unresolved}"
         )
         if replicas > 1:
-            await self._rotation_with_a_stopped_replica(key)
+            await self._rotation_with_a_stopped_replica(key, percentile(rotate_calls, 0.99))
 
-    async def _rotation_with_a_stopped_replica(self, key: str) -> None:
+    async def _rotation_with_a_stopped_replica(self, key: str, healthy_p99: float) -> None:
         """Rotate while one replica is stopped (SIGSTOP): each rotate waits out its lease; after
-        SIGCONT the stopped replica must refuse every key rotated meanwhile."""
+        SIGCONT the stopped replica must refuse every key rotated meanwhile. The goal: no more
+        than the lease wait on top of a healthy rotate call of this run."""
         assert self.seed is not None
         *running, stopped = self.gateways
         latencies: list[float] = []
@@ -431,10 +432,11 @@ class Bench:
                 p99_ms=1000 * percentile(latencies, 0.99),
                 samples=len(latencies),
                 errors=stale,
-                goal=Goal("p99_ms", 1000 * (provable_expiry(DEFAULT_LEASE_SECONDS) + 0.1)),
+                goal=Goal("p99_ms", 1000 * (provable_expiry(DEFAULT_LEASE_SECONDS) + healthy_p99)),
                 notes=[
-                    "it waits out the stopped replica's cache lease (CACHE_LEASE_SECONDS); "
-                    f"old keys accepted anywhere after the rotate answered: {stale}"
+                    "it waits out the stopped replica's cache lease (CACHE_LEASE_SECONDS), on top "
+                    f"of a healthy rotate call (p99 {1000 * healthy_p99:.1f} ms here); old keys "
+                    f"accepted anywhere after the rotate answered: {stale}"
                 ],
             )
         )
