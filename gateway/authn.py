@@ -144,9 +144,9 @@ class Authenticator:
             self._usage.record_rejection(dead.key_id, client_address)
         if dead.reason == "rotated":
             raise unauthorized(
-                "This API key was replaced when the server's key was regenerated. Put the new "
-                "key in SCOUTAPIKEY in /opt/scout-agent/agent.env; the agent uses it from its "
-                "next send, without a restart.",
+                "This API key was replaced when the server's key was regenerated: send the new "
+                "key instead. For the scout agent, put it in SCOUTAPIKEY in its env file; it "
+                "rereads the file before each send.",
                 "api-key-rotated",
             )
         if dead.reason == "revoked":
