@@ -12,11 +12,19 @@ refreshes its entry while it is subscribed and never holds a lease past it (see 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
+from scout.events.v1 import invalidation_pb2 as events
 from scout_kit.redis import Keyspace
+
+log = logging.getLogger(__name__)
 
 KEYS_CHANNEL = "keys"
 EVENT_VERSION = 1
@@ -73,6 +81,62 @@ class Registry:
             except (TypeError, ValueError):  # no lease length recorded: assume the longest
                 found[name] = MAX_LEASE_SECONDS
         return found
+
+
+class Broadcaster:
+    """Publishes invalidation events and waits until each provably took effect everywhere: every
+    registered gateway acknowledged it, or `provable_expiry` of the longest lease among those
+    that did not has passed since it was sent (the argument: gateway.lease)."""
+
+    def __init__(self, client: aioredis.Redis, keyspace: Keyspace, instance: str) -> None:
+        self._redis = client
+        self._keyspace = keyspace
+        self._registry = Registry(keyspace)
+        self._instance = instance
+
+    async def broadcast(self, event: events.Invalidation) -> None:
+        """Fill in the envelope of `event` (its `published_at` and what ended are the caller's),
+        publish it and wait. Raises RedisError only if it could not be published."""
+        event.version = EVENT_VERSION
+        event.event_id = uuid.uuid4().hex
+        event.instance = self._instance
+        event.ack_key = self._keyspace.key("acks", event.event_id)
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()  # before PUBLISH: every wait is measured from here
+        await self._redis.publish(self._keyspace.channel(KEYS_CHANNEL), event.SerializeToString())
+        try:
+            await self._await_acks(event.ack_key, sent_at)
+        except redis.exceptions.RedisError as exc:
+            # Published, but acknowledgements cannot be read: wait out the longest lease.
+            log.warning("could not read acknowledgements of %s: %r", event.event_id, exc)
+            waited = loop.time() - sent_at
+            await asyncio.sleep(max(0.0, provable_expiry(MAX_LEASE_SECONDS) - waited))
+        finally:
+            with contextlib.suppress(redis.exceptions.RedisError):  # it expires by itself
+                await self._redis.delete(event.ack_key)
+
+    async def _await_acks(self, ack_key: str, sent_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiting = await self._registry.registered(self._redis)
+        expected = len(waiting)
+        while waiting:
+            remaining = sent_at + provable_expiry(max(waiting.values())) - loop.time()
+            if remaining <= 0:
+                break
+            # BLPOP's timeout 0 would mean forever.
+            item = await self._redis.blpop([ack_key], timeout=max(remaining, 0.001))
+            if item is None:
+                break
+            acked = item[1]
+            waiting.pop(acked.decode(errors="replace") if isinstance(acked, bytes) else acked, None)
+        if waiting:
+            log.warning(
+                "invalidation acknowledged by %d of %d gateways; the leases of the others have "
+                "run out: %s",
+                expected - len(waiting),
+                expected,
+                ", ".join(sorted(waiting)),
+            )
 
 
 # Scripts read the Redis server's own clock, so no two machines' clocks are ever compared.

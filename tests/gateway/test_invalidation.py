@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from gateway.invalidation import InvalidationListener, gateway_instance
 from gateway.keycache import DeadKey, KeyCache
 from gateway.lease import Lease
-from key_service.events import RedisInvalidationPublisher, encode
+from key_service.events import RedisInvalidationPublisher, ended_keys_event
 from key_service.models import EndedKey
 from scout.events.v1 import invalidation_pb2 as events
 from scout_kit.clock import Clock, ManualClock, SystemClock
@@ -132,7 +132,9 @@ async def test_a_malformed_key_flushes_the_cache(env: Environment) -> None:
     async with listening(env, ManualClock()) as it:
         now = datetime.now(UTC)
         bad = EndedKey("k1", b"short", "s1", "revoked", now)
-        await _flushed_by(it, encode("e", "test", "", [bad], now))
+        event = ended_keys_event([bad], now)
+        event.version = 1
+        await _flushed_by(it, event.SerializeToString())
 
 
 async def test_a_killed_subscription_flushes_then_resubscribes(env: Environment) -> None:
