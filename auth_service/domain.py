@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from auth_service.activity import ActivityEvent, ActivityLog, ActivityType
 from auth_service.errors import Throttled, WrongPassword
+from auth_service.events import SessionEndPublisher
 from auth_service.passwords import Passwords, check_policy
 from auth_service.sessions import (
     NewSession,
@@ -15,6 +16,7 @@ from auth_service.sessions import (
     SessionRecord,
     SessionStore,
     SessionValidation,
+    token_digest,
 )
 from auth_service.throttle import LoginThrottle
 from auth_service.users import UserDirectory, UserRecord
@@ -58,10 +60,12 @@ class Authentication:
         sessions: SessionStore,
         throttle: LoginThrottle,
         activity: ActivityLog,
+        ended: SessionEndPublisher,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._sessions = sessions
+        self._ended = ended
         self._throttle = throttle
         self._activity = activity
 
@@ -105,6 +109,8 @@ class Authentication:
         session = await self._sessions.create(owner, client_address, user_agent)
         # A user disabled while the password was being verified must not keep this session.
         if await self._users.is_disabled(user.id):
+            # Never handed out, so cached nowhere; the user's other sessions were published
+            # when the user was disabled.
             await self._sessions.revoke_all(user.id)
             await self._login_disabled(user, client_address, user_agent)
             return LoginResult(LoginOutcome.DISABLED)
@@ -145,12 +151,13 @@ class Authentication:
                 user_agent=record.user_agent,
                 details={"session_id": record.id},
             )
+            await self._ended.ended(record.user_id, [token_digest(token)])
 
     async def list_sessions(self, caller: Caller) -> list[SessionRecord]:
         return await self._sessions.list_for_user(caller.user_id)
 
     async def revoke_session(self, caller: Caller, session_id: str) -> None:
-        await self._sessions.revoke(caller.user_id, session_id)
+        digest = await self._sessions.revoke(caller.user_id, session_id)
         await self._activity.record(
             ActivityType.SESSION_REVOKED,
             user_id=caller.user_id,
@@ -159,6 +166,7 @@ class Authentication:
             client_address=caller.client_address,
             details={"session_id": session_id, "current": session_id == caller.session_id},
         )
+        await self._ended.ended(caller.user_id, [digest])
 
     async def revoke_other_sessions(self, caller: Caller) -> int:
         revoked = await self._sessions.revoke_all(caller.user_id, keep=caller.session_id)
@@ -168,9 +176,10 @@ class Authentication:
             account_id=caller.account_id,
             actor=f"user:{caller.user_id}",
             client_address=caller.client_address,
-            details={"all_but_current": True, "revoked": revoked},
+            details={"all_but_current": True, "revoked": revoked.count},
         )
-        return revoked
+        await self._ended.ended(caller.user_id, revoked.digests)
+        return revoked.count
 
     async def change_password(self, caller: Caller, current: str, new: str) -> int:
         """Replace the password and end every other session; how many were ended. Wrong
@@ -196,9 +205,10 @@ class Authentication:
             account_id=user.account_id,
             actor=f"user:{user.id}",
             client_address=caller.client_address,
-            details={"sessions_ended": ended},
+            details={"sessions_ended": ended.count},
         )
-        return ended
+        await self._ended.ended(user.id, ended.digests)
+        return ended.count
 
     async def list_activity(
         self, caller: Caller, page_size: int, page_token: str, types: list[str] | None = None
@@ -214,9 +224,10 @@ class Authentication:
             user_id=user.id,
             account_id=user.account_id,
             actor=actor,
-            details={"reason": "user_disabled", "revoked": ended},
+            details={"reason": "user_disabled", "revoked": ended.count},
         )
-        return user, ended
+        await self._ended.ended(user.id, ended.digests)
+        return user, ended.count
 
     async def enable_user(self, email: str) -> UserRecord:
         return await self._users.set_disabled(email, False)

@@ -16,6 +16,7 @@ from auth_service.domain import Authentication, Caller, LoginOutcome
 from auth_service.errors import (
     AuthError,
     InvalidEmail,
+    SessionEndNotPublished,
     SessionNotFound,
     Throttled,
     UserNotFound,
@@ -109,6 +110,8 @@ async def _abort(context: Context, exc: AuthError) -> NoReturn:
     if isinstance(exc, Throttled):
         context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(exc.retry_after)),))
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, SessionEndNotPublished):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, SessionNotFound | UserNotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, WrongPassword):
@@ -161,9 +164,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
         await require_service(context, GATEWAY)
-        await self._auth.logout(
-            request.session_token, (request.client_address or current_client_address())[:100]
-        )
+        try:
+            await self._auth.logout(
+                request.session_token, (request.client_address or current_client_address())[:100]
+            )
+        except AuthError as exc:
+            await _abort(context, exc)
         return auth_pb2.LogoutResponse()
 
     async def ListSessions(
@@ -190,7 +196,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RevokeOtherSessionsResponse:
         # The session kept is the caller's own (from the token), whatever the request says.
         caller = await _caller(context, request.client_address)
-        revoked = await self._auth.revoke_other_sessions(caller)
+        try:
+            revoked = await self._auth.revoke_other_sessions(caller)
+        except AuthError as exc:
+            await _abort(context, exc)
         return auth_pb2.RevokeOtherSessionsResponse(revoked=revoked)
 
     async def ChangePassword(

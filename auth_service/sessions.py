@@ -95,6 +95,15 @@ class SessionValidation:
 
 
 @dataclass(frozen=True)
+class Ended:
+    """Sessions just ended: how many were still alive, and the token digests (hex) of all that
+    were ended, for the gateways' caches."""
+
+    count: int
+    digests: list[str]
+
+
+@dataclass(frozen=True)
 class SessionOwner:
     """Who a session is created for (a snapshot, so validation needs no database)."""
 
@@ -269,8 +278,9 @@ class SessionStore:
         live.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return live
 
-    async def revoke(self, user_id: str, session_id: str) -> None:
-        """End one of the user's sessions; SessionNotFound if the user has no such session."""
+    async def revoke(self, user_id: str, session_id: str) -> str:
+        """End one of the user's sessions and answer its token digest; SessionNotFound if the
+        user has no such session."""
         index = self._index_key(user_id)
         digest = await self._redis.hget(index, session_id[:_FIELD_LIMIT])
         if digest is None:
@@ -281,16 +291,17 @@ class SessionStore:
             deleted, _ = await pipe.execute()
         if not deleted:
             raise SessionNotFound()  # it had already expired
+        return _text(digest)
 
-    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> int:
-        """End every session of the user except `keep`; how many were still alive."""
+    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> Ended:
+        """End every session of the user except `keep`."""
         index = self._index_key(user_id)
         entries = {_text(k): _text(v) for k, v in (await self._redis.hgetall(index)).items()}
         doomed = {sid: digest for sid, digest in entries.items() if sid != keep}
         if not doomed:
-            return 0
+            return Ended(0, [])
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(*(self._session_key(digest) for digest in doomed.values()))
             pipe.hdel(index, *doomed)
             deleted, _ = await pipe.execute()
-        return int(deleted)
+        return Ended(int(deleted), list(doomed.values()))

@@ -94,7 +94,8 @@ async def test_list_revoke_and_revoke_all_but_one(parts: Parts) -> None:
     with pytest.raises(SessionNotFound):
         await parts.sessions.revoke(other_user.user_id, first.record.id)
 
-    assert await parts.sessions.revoke_all(OWNER.user_id, keep=first.record.id) == 1
+    ended = await parts.sessions.revoke_all(OWNER.user_id, keep=first.record.id)
+    assert ended.count == 1 and len(ended.digests) == 1
     assert (await parts.sessions.validate(third.token, "")).state is SessionState.NOT_FOUND
     assert (await parts.sessions.validate(first.token, "")).state is SessionState.VALID
     assert [s.id for s in await parts.sessions.list_for_user(OWNER.user_id)] == [first.record.id]

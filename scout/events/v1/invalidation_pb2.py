@@ -25,19 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"scout/events/v1/invalidation.proto\x12\x0fscout.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n\x0cInvalidation\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x10\n\x08instance\x18\x03 \x01(\t\x12\x30\n\x0cpublished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x63k_key\x18\x05 \x01(\t\x12*\n\x04keys\x18\x06 \x01(\x0b\x32\x1a.scout.events.v1.EndedKeysH\x00\x42\x07\n\x05\x65nded\"4\n\tEndedKeys\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.scout.events.v1.EndedKey\"\x9e\x01\n\x08\x45ndedKey\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tserver_id\x18\x03 \x01(\t\x12*\n\x06reason\x18\x04 \x01(\x0e\x32\x1a.scout.events.v1.EndReason\x12/\n\x0bvalid_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*W\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45ND_REASON_ROTATED\x10\x01\x12\x16\n\x12\x45ND_REASON_REVOKED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"scout/events/v1/invalidation.proto\x12\x0fscout.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x01\n\x0cInvalidation\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x10\n\x08instance\x18\x03 \x01(\t\x12\x30\n\x0cpublished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x63k_key\x18\x05 \x01(\t\x12*\n\x04keys\x18\x06 \x01(\x0b\x32\x1a.scout.events.v1.EndedKeysH\x00\x12\x32\n\x08sessions\x18\x07 \x01(\x0b\x32\x1e.scout.events.v1.EndedSessionsH\x00\x42\x07\n\x05\x65nded\"6\n\rEndedSessions\x12\x14\n\x0ctoken_sha256\x18\x01 \x03(\x0c\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"4\n\tEndedKeys\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.scout.events.v1.EndedKey\"\x9e\x01\n\x08\x45ndedKey\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tserver_id\x18\x03 \x01(\t\x12*\n\x06reason\x18\x04 \x01(\x0e\x32\x1a.scout.events.v1.EndReason\x12/\n\x0bvalid_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*W\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45ND_REASON_ROTATED\x10\x01\x12\x16\n\x12\x45ND_REASON_REVOKED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scout.events.v1.invalidation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENDREASON']._serialized_start=493
-  _globals['_ENDREASON']._serialized_end=580
+  _globals['_ENDREASON']._serialized_start=601
+  _globals['_ENDREASON']._serialized_end=688
   _globals['_INVALIDATION']._serialized_start=89
-  _globals['_INVALIDATION']._serialized_end=276
-  _globals['_ENDEDKEYS']._serialized_start=278
-  _globals['_ENDEDKEYS']._serialized_end=330
-  _globals['_ENDEDKEY']._serialized_start=333
-  _globals['_ENDEDKEY']._serialized_end=491
+  _globals['_INVALIDATION']._serialized_end=328
+  _globals['_ENDEDSESSIONS']._serialized_start=330
+  _globals['_ENDEDSESSIONS']._serialized_end=384
+  _globals['_ENDEDKEYS']._serialized_start=386
+  _globals['_ENDEDKEYS']._serialized_end=438
+  _globals['_ENDEDKEY']._serialized_start=441
+  _globals['_ENDEDKEY']._serialized_end=599
 # @@protoc_insertion_point(module_scope)

@@ -20,20 +20,30 @@ END_REASON_ROTATED: EndReason
 END_REASON_REVOKED: EndReason
 
 class Invalidation(_message.Message):
-    __slots__ = ("version", "event_id", "instance", "published_at", "ack_key", "keys")
+    __slots__ = ("version", "event_id", "instance", "published_at", "ack_key", "keys", "sessions")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
     ACK_KEY_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
     version: int
     event_id: str
     instance: str
     published_at: _timestamp_pb2.Timestamp
     ack_key: str
     keys: EndedKeys
-    def __init__(self, version: _Optional[int] = ..., event_id: _Optional[str] = ..., instance: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ack_key: _Optional[str] = ..., keys: _Optional[_Union[EndedKeys, _Mapping]] = ...) -> None: ...
+    sessions: EndedSessions
+    def __init__(self, version: _Optional[int] = ..., event_id: _Optional[str] = ..., instance: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ack_key: _Optional[str] = ..., keys: _Optional[_Union[EndedKeys, _Mapping]] = ..., sessions: _Optional[_Union[EndedSessions, _Mapping]] = ...) -> None: ...
+
+class EndedSessions(_message.Message):
+    __slots__ = ("token_sha256", "user_id")
+    TOKEN_SHA256_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    token_sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    user_id: str
+    def __init__(self, token_sha256: _Optional[_Iterable[bytes]] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class EndedKeys(_message.Message):
     __slots__ = ("keys",)
