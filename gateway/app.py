@@ -24,6 +24,7 @@ from gateway.keys import (
     LISTENER,
     METRICS,
     SECURITY_HEADERS,
+    SESSION_CACHE,
     SETTINGS,
     TRACER_PROVIDER,
     USAGE,
@@ -35,6 +36,7 @@ from gateway.middlewares import authentication_middleware, edge_middleware, secu
 from gateway.observability import GatewayMetrics
 from gateway.problems import Problem
 from gateway.routes import setup_routes
+from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock, SystemClock
@@ -126,12 +128,20 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = create_redis(settings.redis_url.reveal())
     keyspace = Keyspace(settings.redis_prefix)
     metrics = app[METRICS]
+    lease = Lease(clock, settings.cache_lease_seconds)
     cache = KeyCache(
         clock,
         settings.key_cache_size,
         settings.key_cache_ttl_seconds,
-        Lease(clock, settings.cache_lease_seconds),
+        lease,
         stats=metrics.key_cache,
+    )
+    sessions = SessionCache(
+        clock,
+        settings.session_cache_size,
+        settings.session_cache_ttl_seconds,
+        lease,
+        stats=metrics.session_cache,
     )
     instance = gateway_instance()
     subscriber = create_redis(settings.redis_url.reveal(), reconnect=False, name=instance)
@@ -141,6 +151,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client,
         keyspace,
         cache,
+        sessions,
         clock,
         on_applied=metrics.invalidation_applied,
     )
@@ -149,10 +160,12 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
     )
     app[KEY_CACHE] = cache
+    app[SESSION_CACHE] = sessions
     app[LISTENER] = listener
     app[USAGE] = usage
-    app[AUTHENTICATOR] = Authenticator(backends, cache, limiter, usage, clock)
+    app[AUTHENTICATOR] = Authenticator(backends, cache, sessions, limiter, usage, clock)
     metrics.watch_keys(cache, listener)
+    metrics.watch_sessions(sessions)
     probe = DependencyProbe("redis", client.ping, metrics.registry)
     probing = asyncio.create_task(probe.run(), name="redis-probe")
     tasks = [

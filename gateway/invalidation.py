@@ -1,4 +1,6 @@
-"""Subscribes to invalidations on Redis pub/sub, applies them, and keeps the cache's lease.
+"""Subscribes to invalidations on Redis pub/sub, applies them, and keeps the caches' lease.
+
+Both caches (keys and sessions) live under the one lease and are flushed together.
 
 Pub/sub delivers at most once, so the cache answers only under a lease (`gateway.lease`): every
 PING_FRACTION of the lease length the listener sends a PING on the subscription connection and,
@@ -28,6 +30,7 @@ from redis.asyncio.client import PubSub
 
 from gateway.keycache import DeadKey, KeyCache
 from gateway.lease import Lease
+from gateway.sessioncache import SessionCache
 from scout.events.v1 import invalidation_pb2 as events
 from scout_kit.clock import Clock
 from scout_kit.invalidation import (
@@ -74,6 +77,7 @@ class InvalidationListener:
         client: aioredis.Redis,
         keyspace: Keyspace,
         cache: KeyCache,
+        sessions: SessionCache,
         clock: Clock,
         on_applied: Callable[[datetime], None] | None = None,
     ) -> None:
@@ -83,6 +87,7 @@ class InvalidationListener:
         self._keyspace = keyspace
         self._registry = Registry(keyspace)
         self._cache = cache
+        self._sessions = sessions
         self._lease: Lease = cache.lease
         self._clock = clock
         self.instance = instance
@@ -122,8 +127,12 @@ class InvalidationListener:
 
     def _distrust(self) -> None:
         self._lease.revoke()
-        self._cache.flush()
+        self._flush()
         self.subscribed.clear()
+
+    def _flush(self) -> None:
+        self._cache.flush()
+        self._sessions.flush()
 
     async def _listen(self) -> None:
         pubsub = self._subscriber.pubsub()
@@ -133,14 +142,14 @@ class InvalidationListener:
             confirmation = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
             if confirmation is None or confirmation.get("type") != "subscribe":
                 raise SubscriptionLost("no subscribe confirmation")
-            self._cache.flush()
+            self._flush()
             await self._register()
             self.subscribed.set()
             log.info("subscribed to invalidations; the cache is used under its lease")
             await self._read(pubsub)
         finally:
             self._lease.revoke()
-            self._cache.flush()
+            self._flush()
             await pubsub.aclose()
 
     async def _register(self) -> None:
@@ -204,25 +213,26 @@ class InvalidationListener:
             event = events.Invalidation.FromString(data)
         except (DecodeError, TypeError):
             log.warning("malformed invalidation message; flushing the cache")
-            self._cache.flush()
+            self._flush()
             self.invalidations_applied += 1
             return  # nothing to acknowledge: its ack key is unreadable too
-        if event.version != EVENT_VERSION or event.WhichOneof("ended") != "keys":
+        kind = event.WhichOneof("ended")
+        if event.version != EVENT_VERSION or kind not in ("keys", "sessions"):
             # A newer publisher we cannot read: the only safe answer is to forget everything.
             log.warning(
-                "unknown invalidation (version %d, %s); flushing the cache",
-                event.version,
-                event.WhichOneof("ended"),
+                "unknown invalidation (version %d, %s); flushing the cache", event.version, kind
             )
-            self._cache.flush()
+            self._flush()
         else:
             try:
-                digests, dead = _ended_keys(event)
+                if kind == "keys":
+                    self._cache.invalidate(*_ended_keys(event))
+                else:
+                    self._sessions.invalidate(_ended_sessions(event))
             except ValueError:
-                log.warning("malformed key in invalidation message; flushing the cache")
-                self._cache.flush()
+                log.warning("malformed %s in invalidation message; flushing the cache", kind)
+                self._flush()
             else:
-                self._cache.invalidate(digests, dead)
                 if self._on_applied is not None:
                     self._on_applied(event.published_at.ToDatetime(tzinfo=UTC))
         self.invalidations_applied += 1
@@ -255,3 +265,10 @@ def _ended_keys(event: events.Invalidation) -> tuple[list[bytes], dict[bytes, De
         if reason is not None and key.valid_until.ToDatetime(tzinfo=UTC) <= published_at:
             dead[key.key_sha256] = DeadKey(reason, key.key_id or None)
     return digests, dead
+
+
+def _ended_sessions(event: events.Invalidation) -> list[bytes]:
+    digests = list(event.sessions.token_sha256)
+    if any(len(digest) != 32 for digest in digests):
+        raise ValueError("token_sha256 must be 32 bytes")
+    return digests

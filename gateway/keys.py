@@ -11,6 +11,7 @@ from gateway.invalidation import InvalidationListener
 from gateway.keycache import KeyCache
 from gateway.lifecycle import Lifecycle
 from gateway.observability import GatewayMetrics
+from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder
 from scout_kit.clock import Clock
@@ -19,6 +20,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 BACKENDS = web.AppKey("backends", Backends)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
 USAGE = web.AppKey("key_usage", KeyUsageRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)

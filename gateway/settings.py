@@ -43,6 +43,8 @@ class Settings:
     # The cache lease (gateway.lease): a cache answers only this long after a PING that was
     # answered; publishers wait as long for a gateway that does not acknowledge.
     cache_lease_seconds: float
+    session_cache_size: int
+    session_cache_ttl_seconds: float
     key_usage_flush_seconds: float
     unknown_key_limit: int
     unknown_key_window_seconds: int
@@ -107,6 +109,12 @@ class Settings:
                 DEFAULT_LEASE_SECONDS,
                 minimum=MIN_LEASE_SECONDS,
                 maximum=MAX_LEASE_SECONDS,
+            ),
+            session_cache_size=env.integer(
+                "SESSION_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000
+            ),
+            session_cache_ttl_seconds=env.number(
+                "SESSION_CACHE_TTL_SECONDS", 30.0, minimum=0.0, maximum=300.0
             ),
             key_usage_flush_seconds=env.number(
                 "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0

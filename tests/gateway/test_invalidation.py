@@ -12,13 +12,17 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
+from auth_service.events import RedisSessionEndPublisher
 from gateway.invalidation import InvalidationListener, gateway_instance
 from gateway.keycache import DeadKey, KeyCache
 from gateway.lease import Lease
+from gateway.sessioncache import SessionCache
 from key_service.events import RedisInvalidationPublisher, ended_keys_event
 from key_service.models import EndedKey
+from scout.auth.v1 import auth_pb2
 from scout.events.v1 import invalidation_pb2 as events
 from scout_kit.clock import Clock, ManualClock, SystemClock
+from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
 from scout_kit.redis import Keyspace, create_redis
 from tests.stack import Environment, StallingProxy, eventually, kill_client
@@ -30,12 +34,21 @@ DIGEST = hashlib.sha256(b"a key").digest()
 class Listening:
     listener: InvalidationListener
     cache: KeyCache
+    sessions: SessionCache
     redis: aioredis.Redis
     keyspace: Keyspace
 
     def put(self, digest: bytes = DIGEST) -> None:
         stored = self.cache.put(digest, "k1", "s1", "a1", started_generation=self.cache.generation)
         assert stored
+
+    def put_session(self, digest: bytes) -> None:
+        identity = Identity(PrincipalKind.USER, "u1", "a1", AuthMethod.SESSION, session_id="s")
+        response = auth_pb2.ValidateSessionResponse(csrf_token="csrf")
+        generation = self.sessions.generation
+        assert self.sessions.put(
+            digest, identity, response, started_generation=generation, valid_for=600
+        )
 
     async def publish_raw(self, data: bytes) -> None:
         await self.redis.publish(self.keyspace.channel(KEYS_CHANNEL), data)
@@ -55,12 +68,14 @@ async def listening(
     subscriber = create_redis(url, reconnect=False, name=instance)
     client = create_redis(url)
     control = create_redis(env.redis_url)
-    cache = KeyCache(clock, 100, 60.0, Lease(clock, 1.0))
-    listener = InvalidationListener(instance, subscriber, client, keyspace, cache, clock)
+    lease = Lease(clock, 1.0)
+    cache = KeyCache(clock, 100, 60.0, lease)
+    sessions = SessionCache(clock, 100, 60.0, lease)
+    listener = InvalidationListener(instance, subscriber, client, keyspace, cache, sessions, clock)
     task = asyncio.create_task(listener.run())
     try:
         await eventually(lambda: cache.trusted)
-        yield Listening(listener, cache, control, keyspace)
+        yield Listening(listener, cache, sessions, control, keyspace)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -98,12 +113,26 @@ async def test_a_grace_window_drops_the_key_without_refusing_it(env: Environment
         assert it.cache.dead(DIGEST) is None  # looked up again, and still valid a while
 
 
+async def test_ended_sessions_are_dropped_and_acknowledged(env: Environment) -> None:
+    async with listening(env, ManualClock()) as it:
+        ended, kept = hashlib.sha256(b"token 1").digest(), hashlib.sha256(b"token 2").digest()
+        it.put_session(ended)
+        it.put_session(kept)
+        it.put()
+        publisher = RedisSessionEndPublisher(it.redis, it.keyspace, "auth-test", SystemClock())
+        await publisher.ended("u1", [ended.hex()])
+        assert it.sessions.get(ended) is None
+        assert it.sessions.get(kept) is not None
+        assert it.cache.get(DIGEST) is not None  # the key cache is not touched
+
+
 async def _flushed_by(it: Listening, data: bytes) -> None:
     it.put()
+    it.put_session(hashlib.sha256(b"a token").digest())
     generation = it.cache.generation
     await it.publish_raw(data)
     await eventually(lambda: it.cache.generation != generation)
-    assert len(it.cache) == 0
+    assert len(it.cache) == 0 and len(it.sessions) == 0
     assert it.listener.subscribed.is_set()  # a bad message is no reason to resubscribe
     assert it.cache.trusted
 
@@ -134,6 +163,13 @@ async def test_a_malformed_key_flushes_the_cache(env: Environment) -> None:
         bad = EndedKey("k1", b"short", "s1", "revoked", now)
         event = ended_keys_event([bad], now)
         event.version = 1
+        await _flushed_by(it, event.SerializeToString())
+
+
+async def test_a_malformed_session_flushes_the_cache(env: Environment) -> None:
+    async with listening(env, ManualClock()) as it:
+        event = events.Invalidation(version=1, event_id="e")
+        event.sessions.token_sha256.append(b"short")
         await _flushed_by(it, event.SerializeToString())
 
 

@@ -638,6 +638,9 @@ async def auth_behind_proxy(env: Environment) -> AsyncIterator[tuple[str, FlakyP
             env,
             {**stack.backends, "AUTH_SERVICE_ADDR": f"127.0.0.1:{auth.port}"},
             RPC_TIMEOUT_SECONDS="3",
+            # Every session request reaches the auth service. (With a cache, a session cached
+            # before the cut still answers: it cannot have ended, since ending one needs Redis.)
+            SESSION_CACHE_SIZE="0",
         )
         try:
             yield gateway.url, proxy
