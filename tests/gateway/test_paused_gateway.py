@@ -1,5 +1,6 @@
 """Immediate invalidation with real gateway processes, whatever state a replica is in: stopped
-(SIGSTOP) across a rotation, or with its subscription killed during a burst of rotations."""
+(SIGSTOP) across a rotation, a logout or a password change, or with its subscription killed
+during a burst of rotations."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import signal
 import aiohttp
 import redis.asyncio as aioredis
 
+from gateway.authn import SESSION_COOKIE
 from scout_admin.commands import Admin
+from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.stack import (
     Environment,
     GatewayProcess,
+    client_session,
     gateway_processes,
     kill_client,
     running_stack,
@@ -21,6 +25,7 @@ from tests.stack import (
 
 # Longer than every timeout of the lease and the publisher's wait.
 STOPPED_SECONDS = 3.0
+NEW_PASSWORD = "a different horse battery staple 43"
 
 
 def _keep_alive_session(env: Environment) -> aiohttp.ClientSession:
@@ -137,3 +142,92 @@ async def test_subscriptions_killed_during_a_burst_of_rotations(
                 key = new_key
     finally:
         await control.aclose()
+
+
+async def _sign_in(env: Environment, url: str, email: str) -> tuple[str, str]:
+    """A new session: its cookie token and CSRF token."""
+    async with (
+        client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
+        http.post(
+            f"{url}/api/v1/auth/login", json={"email": email, "password": STRONG_PASSWORD}
+        ) as response,
+    ):
+        assert response.status == 200
+        body = await response.json()
+        token = response.cookies[SESSION_COOKIE].value
+    return token, body["csrf_token"]
+
+
+async def _whoami_with(http: aiohttp.ClientSession, url: str, token: str) -> int:
+    async with http.get(
+        f"{url}/api/v1/whoami", headers={"Cookie": f"{SESSION_COOKIE}={token}"}
+    ) as response:
+        await response.read()
+        return response.status
+
+
+def _cookie_session(env: Environment) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(ssl=env.client_ssl(), limit=1)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=20),
+    )
+
+
+async def test_a_stopped_gateway_never_accepts_a_session_ended_meanwhile(
+    env: Environment, admin: Admin
+) -> None:
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    async with (
+        running_stack(env, gateways=0) as stack,
+        gateway_processes(env, stack.backends, 3) as gateways,
+        _cookie_session(env) as to_paused,
+        _cookie_session(env) as http,
+    ):
+        a, *_, paused = gateways
+        logged_out, logged_out_csrf = await _sign_in(env, a.url, email)
+        changer, changer_csrf = await _sign_in(env, a.url, email)
+        other, _ = await _sign_in(env, a.url, email)
+        for token in (logged_out, changer, other):  # cached everywhere
+            for gateway in gateways:
+                assert await _whoami_with(http, gateway.url, token) == 200
+        assert await _whoami_with(to_paused, paused.url, changer) == 200  # keep-alive open
+        paused.process.send_signal(signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(10):
+                async with http.post(
+                    f"{a.url}/api/v1/auth/logout",
+                    headers={
+                        "Cookie": f"{SESSION_COOKIE}={logged_out}",
+                        "X-CSRF-Token": logged_out_csrf,
+                        "Origin": "https://localhost",
+                    },
+                ) as response:
+                    assert response.status in (200, 204)
+                async with http.post(
+                    f"{a.url}/api/v1/auth/password",
+                    json={"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD},
+                    headers={
+                        "Cookie": f"{SESSION_COOKIE}={changer}",
+                        "X-CSRF-Token": changer_csrf,
+                        "Origin": "https://localhost",
+                    },
+                ) as response:
+                    assert response.status == 200, await response.text()
+                    assert (await response.json())["sessions_ended"] == 1
+            waiting = [
+                asyncio.create_task(_whoami_with(to_paused, paused.url, token))
+                for token in (logged_out, other, changer)
+            ]
+            await asyncio.sleep(STOPPED_SECONDS)
+            assert not any(task.done() for task in waiting)
+        finally:
+            paused.process.send_signal(signal.SIGCONT)
+        # In order on the one keep-alive connection: the ended two refused, the kept one not.
+        assert await asyncio.wait_for(asyncio.gather(*waiting), 15) == [401, 401, 200]
+        for gateway in gateways:
+            assert await _whoami_with(http, gateway.url, logged_out) == 401
+            assert await _whoami_with(http, gateway.url, other) == 401
+            assert await _whoami_with(http, gateway.url, changer) == 200
