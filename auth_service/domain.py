@@ -15,6 +15,7 @@ from auth_service.sessions import (
     SessionOwner,
     SessionRecord,
     SessionStore,
+    SessionUse,
     SessionValidation,
     token_digest,
 )
@@ -137,6 +138,9 @@ class Authentication:
 
     async def validate(self, token: str, client_address: str) -> SessionValidation:
         return await self._sessions.validate(token, client_address)
+
+    async def record_use(self, uses: list[SessionUse]) -> int:
+        return await self._sessions.record_use(uses)
 
     async def logout(self, token: str, client_address: str) -> None:
         """End the session behind the token; ending an unknown one is not an error."""

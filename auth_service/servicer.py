@@ -7,6 +7,7 @@ signed-in user named by the identity token, in the session the token names (`sid
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any, NoReturn
 
 import grpc
@@ -23,7 +24,7 @@ from auth_service.errors import (
     WeakPassword,
     WrongPassword,
 )
-from auth_service.sessions import SessionRecord, SessionState
+from auth_service.sessions import SessionRecord, SessionState, SessionUse
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
@@ -106,6 +107,10 @@ async def _caller(context: Context, client_address: str = "") -> Caller:
     )
 
 
+# Uses per RecordSessionUse call; a gateway sends at most this many (gateway.usage).
+MAX_SESSION_USES = 10_000
+
+
 async def _abort(context: Context, exc: AuthError) -> NoReturn:
     if isinstance(exc, Throttled):
         context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(exc.retry_after)),))
@@ -159,6 +164,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             response.session.CopyFrom(session_message(result.session, result.session.id))
             response.csrf_token = result.session.csrf_token
         return response
+
+    async def RecordSessionUse(
+        self, request: auth_pb2.RecordSessionUseRequest, context: Context
+    ) -> auth_pb2.RecordSessionUseResponse:
+        await require_service(context, GATEWAY)
+        uses = [
+            SessionUse(
+                use.token_sha256.hex(),
+                use.last_used_at.ToDatetime(tzinfo=UTC),
+                use.client_address[:100],
+            )
+            for use in request.uses[:MAX_SESSION_USES]
+            if len(use.token_sha256) == 32
+        ]
+        await self._auth.record_use(uses)
+        return auth_pb2.RecordSessionUseResponse()
 
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: Context

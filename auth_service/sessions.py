@@ -54,6 +54,33 @@ return {1, redis.call('HGETALL', KEYS[1])}
 """
 
 
+# A use a gateway answered from its cache: slide the idle deadline from that moment (never past
+# the absolute one, never for a session already past a deadline, never backwards). Atomic, so a
+# use reported late can never resurrect a session ended meanwhile.
+_TOUCH_SCRIPT = """
+local fields = redis.call('HMGET', KEYS[1], 'idle_expires_at', 'absolute_expires_at')
+local idle = tonumber(fields[1])
+local absolute = tonumber(fields[2])
+if idle == nil or absolute == nil then return 0 end
+local now = tonumber(ARGV[1])
+if now >= idle or now >= absolute then return 0 end
+local used = math.min(tonumber(ARGV[2]), now)
+local new_idle = math.min(used + tonumber(ARGV[3]), absolute)
+if new_idle <= idle then return 0 end
+redis.call('HSET', KEYS[1], 'last_seen_at', string.format('%.0f', used),
+  'idle_expires_at', string.format('%.0f', new_idle), 'client_address', ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil((new_idle - now) / 1000) + tonumber(ARGV[5]))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class SessionUse:
+    digest: str  # sha256 of the token, hex
+    used_at: datetime
+    client_address: str
+
+
 class SessionState(enum.Enum):
     VALID = "valid"
     NOT_FOUND = "not_found"
@@ -174,6 +201,7 @@ class SessionStore:
         self.idle_seconds = idle_seconds
         self.absolute_seconds = absolute_seconds
         self._validate = client.register_script(_VALIDATE_SCRIPT)
+        self._touch = client.register_script(_TOUCH_SCRIPT)
 
     def _session_key(self, digest: str) -> str:
         return self._keyspace.key("auth", "session", digest)
@@ -243,6 +271,26 @@ class SessionStore:
         if record is None:
             return SessionValidation(SessionState.NOT_FOUND)
         return SessionValidation(SessionState.VALID, record)
+
+    async def record_use(self, uses: Sequence[SessionUse]) -> int:
+        """Slide the idle deadline of each session a gateway used from its cache; how many
+        moved."""
+        now_ms = _ms(self._clock.now())
+        moved = 0
+        for use in uses:
+            moved += int(
+                await self._touch(
+                    keys=[self._session_key(use.digest)],
+                    args=[
+                        str(now_ms),
+                        str(_ms(use.used_at)),
+                        str(self.idle_seconds * 1000),
+                        use.client_address[:_FIELD_LIMIT],
+                        TTL_SLACK_SECONDS,
+                    ],
+                )
+            )
+        return moved
 
     async def delete_by_token(self, token: str) -> SessionRecord | None:
         """End the session behind a token (logout); None if there was none."""

@@ -25,6 +25,7 @@ from gateway.keys import (
     METRICS,
     SECURITY_HEADERS,
     SESSION_CACHE,
+    SESSION_USE,
     SETTINGS,
     TRACER_PROVIDER,
     USAGE,
@@ -38,7 +39,7 @@ from gateway.problems import Problem
 from gateway.routes import setup_routes
 from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
-from gateway.usage import KeyUsageRecorder
+from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
 from scout_kit.metrics import DependencyProbe
@@ -163,7 +164,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSION_CACHE] = sessions
     app[LISTENER] = listener
     app[USAGE] = usage
-    app[AUTHENTICATOR] = Authenticator(backends, cache, sessions, limiter, usage, clock)
+    session_use = SessionUseRecorder(backends, clock, settings.key_usage_flush_seconds)
+    app[SESSION_USE] = session_use
+    app[AUTHENTICATOR] = Authenticator(
+        backends, cache, sessions, limiter, usage, session_use, clock
+    )
     metrics.watch_keys(cache, listener)
     metrics.watch_sessions(sessions)
     probe = DependencyProbe("redis", client.ping, metrics.registry)
@@ -171,6 +176,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
+        asyncio.create_task(session_use.run(), name="session-use-reporter"),
     ]
     yield
     # Whatever a task ended with, both clients are closed before the loop is: a connection left
@@ -187,6 +193,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             if isinstance(outcome, Exception):
                 log.error("%s failed", task.get_name(), exc_info=outcome)
         await usage.flush()
+        await session_use.flush()
         await listener.deregister()
     finally:
         await subscriber.aclose()

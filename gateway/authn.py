@@ -20,7 +20,7 @@ from gateway.keycache import DeadKey, KeyCache
 from gateway.limiter import UnknownKeyLimiter
 from gateway.problems import Problem, unauthorized
 from gateway.sessioncache import SessionCache
-from gateway.usage import KeyUsageRecorder
+from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout.auth.v1 import auth_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.clock import Clock
@@ -65,6 +65,7 @@ class Authenticator:
         sessions: SessionCache,
         limiter: UnknownKeyLimiter,
         usage: KeyUsageRecorder,
+        session_use: SessionUseRecorder,
         clock: Clock,
     ) -> None:
         self._backends = backends
@@ -72,6 +73,7 @@ class Authenticator:
         self._sessions = sessions
         self._limiter = limiter
         self._usage = usage
+        self._session_use = session_use
         self._clock = clock
 
     async def authenticate(self, request: web.Request, client_address: str) -> Authenticated:
@@ -164,6 +166,7 @@ class Authenticator:
         if digest is not None:
             cached = self._sessions.get(digest)
             if cached is not None:
+                self._session_use.record(digest, client_address)
                 return Authenticated(
                     cached.identity,
                     csrf_token=cached.response.csrf_token,
