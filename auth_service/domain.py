@@ -10,13 +10,16 @@ from redis.exceptions import RedisError
 
 from auth_service.activity import ActivityEvent, ActivityLog, ActivityType
 from auth_service.errors import Throttled, WrongPassword
+from auth_service.events import SessionEndPublisher
 from auth_service.passwords import Passwords, check_policy
 from auth_service.sessions import (
     NewSession,
     SessionOwner,
     SessionRecord,
     SessionStore,
+    SessionUse,
     SessionValidation,
+    token_digest,
 )
 from auth_service.throttle import Attempt, LoginThrottle
 from auth_service.users import UserDirectory, UserRecord
@@ -60,10 +63,12 @@ class Authentication:
         sessions: SessionStore,
         throttle: LoginThrottle,
         activity: ActivityLog,
+        ended: SessionEndPublisher,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._sessions = sessions
+        self._ended = ended
         self._throttle = throttle
         self._activity = activity
 
@@ -114,6 +119,8 @@ class Authentication:
         session = await self._sessions.create(owner, client_address, user_agent)
         # A user disabled while the password was being verified must not keep this session.
         if await self._users.is_disabled(user.id):
+            # Never handed out, so cached nowhere; the user's other sessions were published
+            # when the user was disabled.
             await self._sessions.revoke_all(user.id)
             await self._login_disabled(user, client_address, user_agent)
             return LoginResult(LoginOutcome.DISABLED)
@@ -149,6 +156,9 @@ class Authentication:
     async def validate(self, token: str, client_address: str) -> SessionValidation:
         return await self._sessions.validate(token, client_address)
 
+    async def record_use(self, uses: list[SessionUse]) -> int:
+        return await self._sessions.record_use(uses)
+
     async def logout(self, token: str, client_address: str) -> None:
         """End the session behind the token; ending an unknown one is not an error."""
         record = await self._sessions.delete_by_token(token)
@@ -162,12 +172,13 @@ class Authentication:
                 user_agent=record.user_agent,
                 details={"session_id": record.id},
             )
+            await self._ended.ended(record.user_id, [token_digest(token)])
 
     async def list_sessions(self, caller: Caller) -> list[SessionRecord]:
         return await self._sessions.list_for_user(caller.user_id)
 
     async def revoke_session(self, caller: Caller, session_id: str) -> None:
-        await self._sessions.revoke(caller.user_id, session_id)
+        digest = await self._sessions.revoke(caller.user_id, session_id)
         await self._activity.record(
             ActivityType.SESSION_REVOKED,
             user_id=caller.user_id,
@@ -176,6 +187,7 @@ class Authentication:
             client_address=caller.client_address,
             details={"session_id": session_id, "current": session_id == caller.session_id},
         )
+        await self._ended.ended(caller.user_id, [digest])
 
     async def revoke_other_sessions(self, caller: Caller) -> int:
         revoked = await self._sessions.revoke_all(caller.user_id, keep=caller.session_id)
@@ -185,9 +197,10 @@ class Authentication:
             account_id=caller.account_id,
             actor=f"user:{caller.user_id}",
             client_address=caller.client_address,
-            details={"all_but_current": True, "revoked": revoked},
+            details={"all_but_current": True, "revoked": revoked.count},
         )
-        return revoked
+        await self._ended.ended(caller.user_id, revoked.digests)
+        return revoked.count
 
     async def change_password(self, caller: Caller, current: str, new: str) -> int:
         """Replace the password and end every other session; how many were ended. Wrong
@@ -219,9 +232,10 @@ class Authentication:
             account_id=user.account_id,
             actor=f"user:{user.id}",
             client_address=caller.client_address,
-            details={"sessions_ended": ended},
+            details={"sessions_ended": ended.count},
         )
-        return ended
+        await self._ended.ended(user.id, ended.digests)
+        return ended.count
 
     async def list_activity(
         self, caller: Caller, page_size: int, page_token: str, types: list[str] | None = None
@@ -237,9 +251,10 @@ class Authentication:
             user_id=user.id,
             account_id=user.account_id,
             actor=actor,
-            details={"reason": "user_disabled", "revoked": ended},
+            details={"reason": "user_disabled", "revoked": ended.count},
         )
-        return user, ended
+        await self._ended.ended(user.id, ended.digests)
+        return user, ended.count
 
     async def enable_user(self, email: str) -> UserRecord:
         return await self._users.set_disabled(email, False)

@@ -23,6 +23,14 @@ class UserNotFound(AuthError):
         super().__init__("user not found")
 
 
+class SessionEndNotPublished(AuthError):
+    """The sessions are ended, but the gateways could not be told (Redis unreachable); the
+    next session end publishes them again."""
+
+    def __init__(self) -> None:
+        super().__init__("the sessions were ended, but the gateways could not be told yet")
+
+
 class SessionNotFound(AuthError):
     def __init__(self) -> None:
         super().__init__("session not found")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.activity import ActivityLog
 from auth_service.domain import Authentication
+from auth_service.events import RedisSessionEndPublisher
 from auth_service.passwords import Passwords
 from auth_service.servicer import AuthServicer
 from auth_service.sessions import SessionStore
@@ -46,6 +49,7 @@ async def create_server(
         resources.push_async_callback(redis_client.aclose)
         keyspace = Keyspace(settings.redis_prefix)
         passwords = Passwords()
+        instance = f"auth-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
         sessions = SessionStore(
             redis_client,
             keyspace,
@@ -59,6 +63,7 @@ async def create_server(
             sessions,
             LoginThrottle(redis_client, keyspace, clock, settings.throttle),
             ActivityLog(pool, clock),
+            RedisSessionEndPublisher(redis_client, keyspace, instance, clock),
         )
         servicer = AuthServicer(auth)
 

@@ -7,6 +7,7 @@ signed-in user named by the identity token, in the session the token names (`sid
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any, NoReturn
 
 import grpc
@@ -16,13 +17,14 @@ from auth_service.domain import Authentication, Caller, LoginOutcome
 from auth_service.errors import (
     AuthError,
     InvalidEmail,
+    SessionEndNotPublished,
     SessionNotFound,
     Throttled,
     UserNotFound,
     WeakPassword,
     WrongPassword,
 )
-from auth_service.sessions import SessionRecord, SessionState
+from auth_service.sessions import SessionRecord, SessionState, SessionUse
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.context import current_client_address
 from scout_kit.grpc_server import current_identity, require_service
@@ -105,10 +107,16 @@ async def _caller(context: Context, client_address: str = "") -> Caller:
     )
 
 
+# Uses per RecordSessionUse call; a gateway sends at most this many (gateway.usage).
+MAX_SESSION_USES = 10_000
+
+
 async def _abort(context: Context, exc: AuthError) -> NoReturn:
     if isinstance(exc, Throttled):
         context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(exc.retry_after)),))
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, SessionEndNotPublished):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, SessionNotFound | UserNotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, WrongPassword):
@@ -157,13 +165,32 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             response.csrf_token = result.session.csrf_token
         return response
 
+    async def RecordSessionUse(
+        self, request: auth_pb2.RecordSessionUseRequest, context: Context
+    ) -> auth_pb2.RecordSessionUseResponse:
+        await require_service(context, GATEWAY)
+        uses = [
+            SessionUse(
+                use.token_sha256.hex(),
+                use.last_used_at.ToDatetime(tzinfo=UTC),
+                use.client_address[:100],
+            )
+            for use in request.uses[:MAX_SESSION_USES]
+            if len(use.token_sha256) == 32
+        ]
+        await self._auth.record_use(uses)
+        return auth_pb2.RecordSessionUseResponse()
+
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
         await require_service(context, GATEWAY)
-        await self._auth.logout(
-            request.session_token, (request.client_address or current_client_address())[:100]
-        )
+        try:
+            await self._auth.logout(
+                request.session_token, (request.client_address or current_client_address())[:100]
+            )
+        except AuthError as exc:
+            await _abort(context, exc)
         return auth_pb2.LogoutResponse()
 
     async def ListSessions(
@@ -190,7 +217,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RevokeOtherSessionsResponse:
         # The session kept is the caller's own (from the token), whatever the request says.
         caller = await _caller(context, request.client_address)
-        revoked = await self._auth.revoke_other_sessions(caller)
+        try:
+            revoked = await self._auth.revoke_other_sessions(caller)
+        except AuthError as exc:
+            await _abort(context, exc)
         return auth_pb2.RevokeOtherSessionsResponse(revoked=revoked)
 
     async def ChangePassword(

@@ -54,6 +54,33 @@ return {1, redis.call('HGETALL', KEYS[1])}
 """
 
 
+# A use a gateway answered from its cache: slide the idle deadline from that moment (never past
+# the absolute one, never for a session already past a deadline, never backwards). Atomic, so a
+# use reported late can never resurrect a session ended meanwhile.
+_TOUCH_SCRIPT = """
+local fields = redis.call('HMGET', KEYS[1], 'idle_expires_at', 'absolute_expires_at')
+local idle = tonumber(fields[1])
+local absolute = tonumber(fields[2])
+if idle == nil or absolute == nil then return 0 end
+local now = tonumber(ARGV[1])
+if now >= idle or now >= absolute then return 0 end
+local used = math.min(tonumber(ARGV[2]), now)
+local new_idle = math.min(used + tonumber(ARGV[3]), absolute)
+if new_idle <= idle then return 0 end
+redis.call('HSET', KEYS[1], 'last_seen_at', string.format('%.0f', used),
+  'idle_expires_at', string.format('%.0f', new_idle), 'client_address', ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil((new_idle - now) / 1000) + tonumber(ARGV[5]))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class SessionUse:
+    digest: str  # sha256 of the token, hex
+    used_at: datetime
+    client_address: str
+
+
 class SessionState(enum.Enum):
     VALID = "valid"
     NOT_FOUND = "not_found"
@@ -92,6 +119,15 @@ class NewSession:
 class SessionValidation:
     state: SessionState
     session: SessionRecord | None = None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Sessions just ended: how many were still alive, and the token digests (hex) of all that
+    were ended, for the gateways' caches."""
+
+    count: int
+    digests: list[str]
 
 
 @dataclass(frozen=True)
@@ -165,6 +201,7 @@ class SessionStore:
         self.idle_seconds = idle_seconds
         self.absolute_seconds = absolute_seconds
         self._validate = client.register_script(_VALIDATE_SCRIPT)
+        self._touch = client.register_script(_TOUCH_SCRIPT)
 
     def _session_key(self, digest: str) -> str:
         return self._keyspace.key("auth", "session", digest)
@@ -235,6 +272,26 @@ class SessionStore:
             return SessionValidation(SessionState.NOT_FOUND)
         return SessionValidation(SessionState.VALID, record)
 
+    async def record_use(self, uses: Sequence[SessionUse]) -> int:
+        """Slide the idle deadline of each session a gateway used from its cache; how many
+        moved."""
+        now_ms = _ms(self._clock.now())
+        moved = 0
+        for use in uses:
+            moved += int(
+                await self._touch(
+                    keys=[self._session_key(use.digest)],
+                    args=[
+                        str(now_ms),
+                        str(_ms(use.used_at)),
+                        str(self.idle_seconds * 1000),
+                        use.client_address[:_FIELD_LIMIT],
+                        TTL_SLACK_SECONDS,
+                    ],
+                )
+            )
+        return moved
+
     async def delete_by_token(self, token: str) -> SessionRecord | None:
         """End the session behind a token (logout); None if there was none."""
         if not _TOKEN_FORMAT.match(token):
@@ -269,8 +326,9 @@ class SessionStore:
         live.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return live
 
-    async def revoke(self, user_id: str, session_id: str) -> None:
-        """End one of the user's sessions; SessionNotFound if the user has no such session."""
+    async def revoke(self, user_id: str, session_id: str) -> str:
+        """End one of the user's sessions and answer its token digest; SessionNotFound if the
+        user has no such session."""
         index = self._index_key(user_id)
         digest = await self._redis.hget(index, session_id[:_FIELD_LIMIT])
         if digest is None:
@@ -281,16 +339,17 @@ class SessionStore:
             deleted, _ = await pipe.execute()
         if not deleted:
             raise SessionNotFound()  # it had already expired
+        return _text(digest)
 
-    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> int:
-        """End every session of the user except `keep`; how many were still alive."""
+    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> Ended:
+        """End every session of the user except `keep`."""
         index = self._index_key(user_id)
         entries = {_text(k): _text(v) for k, v in (await self._redis.hgetall(index)).items()}
         doomed = {sid: digest for sid, digest in entries.items() if sid != keep}
         if not doomed:
-            return 0
+            return Ended(0, [])
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(*(self._session_key(digest) for digest in doomed.values()))
             pipe.hdel(index, *doomed)
             deleted, _ = await pipe.execute()
-        return int(deleted)
+        return Ended(int(deleted), list(doomed.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticator
 from gateway.backends import Backends
-from gateway.invalidation import InvalidationListener
+from gateway.invalidation import InvalidationListener, gateway_instance
 from gateway.keycache import KeyCache
 from gateway.keys import (
     AUTHENTICATOR,
@@ -22,10 +23,13 @@ from gateway.keys import (
     LISTENER,
     METRICS,
     SECURITY_HEADERS,
+    SESSION_CACHE,
+    SESSION_USE,
     SETTINGS,
     TRACER_PROVIDER,
     USAGE,
 )
+from gateway.lease import Lease
 from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter
 from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
@@ -33,14 +37,17 @@ from gateway.observability import GatewayMetrics
 from gateway.problems import Problem
 from gateway.routes import setup_routes
 from gateway.runner import install_server_header
+from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
-from gateway.usage import KeyUsageRecorder
+from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
 from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
 from scout_kit.tasks import cancel_and_wait
 from scout_kit.tracing import aiohttp_middleware, client_interceptors, otlp_tracer_provider
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -122,35 +129,68 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = create_redis(settings.redis_url.reveal())
     keyspace = Keyspace(settings.redis_prefix)
     metrics = app[METRICS]
+    lease = Lease(clock, settings.cache_lease_seconds)
     cache = KeyCache(
-        clock, settings.key_cache_size, settings.key_cache_ttl_seconds, stats=metrics.key_cache
+        clock,
+        settings.key_cache_size,
+        settings.key_cache_ttl_seconds,
+        lease,
+        stats=metrics.key_cache,
     )
-    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
+    sessions = SessionCache(
+        clock,
+        settings.session_cache_size,
+        settings.session_cache_ttl_seconds,
+        lease,
+        stats=metrics.session_cache,
+    )
+    instance = gateway_instance()
+    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False, name=instance)
     listener = InvalidationListener(
-        subscriber, client, keyspace, cache, on_applied=metrics.invalidation_applied
+        instance,
+        subscriber,
+        client,
+        keyspace,
+        cache,
+        sessions,
+        clock,
+        on_applied=metrics.invalidation_applied,
     )
     usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
     limiter = UnknownKeyLimiter(
         client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
     )
     app[KEY_CACHE] = cache
+    app[SESSION_CACHE] = sessions
     app[LISTENER] = listener
     app[USAGE] = usage
-    app[AUTHENTICATOR] = Authenticator(backends, cache, limiter, usage, clock)
+    session_use = SessionUseRecorder(backends, clock, settings.key_usage_flush_seconds)
+    app[SESSION_USE] = session_use
+    app[AUTHENTICATOR] = Authenticator(
+        backends, cache, sessions, limiter, usage, session_use, clock
+    )
     metrics.watch_keys(cache, listener)
+    metrics.watch_sessions(sessions)
     probe = DependencyProbe("redis", client.ping, metrics.registry)
     probing = asyncio.create_task(probe.run(), name="redis-probe")
     tasks = [
         asyncio.create_task(listener.run(), name="key-invalidation-listener"),
         asyncio.create_task(usage.run(), name="key-usage-reporter"),
+        asyncio.create_task(session_use.run(), name="session-use-reporter"),
     ]
     yield
-    probe.stop()
-    await probing
-    await cancel_and_wait(*tasks)
-    await usage.flush()
-    await subscriber.aclose()
-    await client.aclose()
+    # Whatever a task ended with, both clients are closed before the loop is: a connection left
+    # open is collected after the loop closed ("StreamWriter.__del__: loop is closed").
+    try:
+        probe.stop()
+        await probing
+        await cancel_and_wait(*tasks)  # logs a task that had failed
+        await usage.flush()
+        await session_use.flush()
+        await listener.deregister()
+    finally:
+        await subscriber.aclose()
+        await client.aclose()
 
 
 def create_plain_http_app(settings: Settings) -> web.Application:

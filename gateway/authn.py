@@ -19,7 +19,8 @@ from gateway.backends import Backends
 from gateway.keycache import DeadKey, KeyCache
 from gateway.limiter import UnknownKeyLimiter
 from gateway.problems import Problem, unauthorized
-from gateway.usage import KeyUsageRecorder
+from gateway.sessioncache import SessionCache
+from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout.auth.v1 import auth_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.clock import Clock
@@ -61,14 +62,18 @@ class Authenticator:
         self,
         backends: Backends,
         cache: KeyCache,
+        sessions: SessionCache,
         limiter: UnknownKeyLimiter,
         usage: KeyUsageRecorder,
+        session_use: SessionUseRecorder,
         clock: Clock,
     ) -> None:
         self._backends = backends
         self._cache = cache
+        self._sessions = sessions
         self._limiter = limiter
         self._usage = usage
+        self._session_use = session_use
         self._clock = clock
 
     async def authenticate(self, request: web.Request, client_address: str) -> Authenticated:
@@ -149,9 +154,9 @@ class Authenticator:
             self._usage.record_rejection(dead.key_id, client_address)
         if dead.reason == "rotated":
             raise unauthorized(
-                "This API key was replaced when the server's key was regenerated. Put the new "
-                "key in SCOUTAPIKEY in /opt/scout-agent/agent.env; the agent uses it from its "
-                "next send, without a restart.",
+                "This API key was replaced when the server's key was regenerated: send the new "
+                "key instead. For the scout agent, put it in SCOUTAPIKEY in its env file; it "
+                "rereads the file before each send.",
                 "api-key-rotated",
             )
         if dead.reason == "revoked":
@@ -161,6 +166,19 @@ class Authenticator:
     async def authenticate_session(self, token: str, client_address: str) -> Authenticated:
         if not token or len(token) > 200:
             raise unauthorized("Your session is not valid; sign in again.", "session-invalid")
+        # Only ASCII tokens can be valid (the auth service hashes the same bytes).
+        digest = hashlib.sha256(token.encode("ascii")).digest() if token.isascii() else None
+        if digest is not None:
+            cached = self._sessions.get(digest)
+            if cached is not None:
+                self._session_use.record(digest, client_address)
+                return Authenticated(
+                    cached.identity,
+                    csrf_token=cached.response.csrf_token,
+                    session_token=token,
+                    session=cached.response,
+                )
+        generation = self._sessions.generation
         try:
             response: auth_pb2.ValidateSessionResponse = await self._backends.auth.ValidateSession(
                 auth_pb2.ValidateSessionRequest(session_token=token, client_address=client_address),
@@ -187,6 +205,18 @@ class Authenticator:
             AuthMethod.SESSION,
             session_id=response.session.id,
         )
+        if digest is not None:
+            deadline = min(
+                response.session.idle_expires_at.ToDatetime(tzinfo=UTC),
+                response.session.absolute_expires_at.ToDatetime(tzinfo=UTC),
+            )
+            self._sessions.put(
+                digest,
+                identity,
+                response,
+                started_generation=generation,
+                valid_for=(deadline - self._clock.now()).total_seconds(),
+            )
         return Authenticated(
             identity, csrf_token=response.csrf_token, session_token=token, session=response
         )

@@ -1,8 +1,8 @@
 """The gateway's in-memory cache of validated API keys.
 
 Bounded in size (LRU) and in time (TTL, and never past a key's grace deadline). It is only a
-cache: every replica can rebuild it from the key service, and it is trusted only while the
-invalidation listener is subscribed (see `invalidation`). The generation counter closes the race
+cache: every replica can rebuild it from the key service, and it answers only while the gateway
+holds its lease (`gateway.lease`), checked on every read. The generation counter closes the race
 where a validation is in flight while an invalidation arrives: a result is stored only if no
 invalidation or flush happened since the validation started.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from gateway.lease import Lease
 from gateway.observability import KeyCacheStats
 from scout_kit.clock import Clock
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind
@@ -42,16 +43,22 @@ class KeyCache:
         clock: Clock,
         max_entries: int,
         ttl_seconds: float,
+        lease: Lease,
         stats: KeyCacheStats | None = None,
     ) -> None:
         self._clock = clock
+        self.lease = lease
         self.stats = stats or KeyCacheStats()
         self._max = max_entries
         self._ttl = ttl_seconds
         self._entries: OrderedDict[bytes, CachedKey] = OrderedDict()
         self._dead: OrderedDict[bytes, DeadKey] = OrderedDict()
         self._generation = 0
-        self.trusted = False
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the cache may answer now: the gateway holds its lease."""
+        return self.lease.held()
 
     @property
     def generation(self) -> int:
@@ -61,7 +68,7 @@ class KeyCache:
         return len(self._entries)
 
     def get(self, digest: bytes) -> CachedKey | None:
-        if not self.trusted:
+        if not self.lease.held():
             self.stats.bypassed += 1
             return None
         entry = self._entries.get(digest)
@@ -87,8 +94,8 @@ class KeyCache:
         valid_for: float | None = None,
     ) -> bool:
         """Store a validation that began at `started_generation`; refuse it if anything was
-        invalidated since (the answer may predate the invalidation) or the cache is untrusted."""
-        if not self.trusted or started_generation != self._generation or self._max == 0:
+        invalidated since (the answer may predate the invalidation) or no lease is held."""
+        if not self.lease.held() or started_generation != self._generation or self._max == 0:
             return False
         lifetime = self._ttl if valid_for is None else min(self._ttl, valid_for)
         if lifetime <= 0:

@@ -11,16 +11,19 @@ from gateway.invalidation import InvalidationListener
 from gateway.keycache import KeyCache
 from gateway.lifecycle import Lifecycle
 from gateway.observability import GatewayMetrics
+from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
-from gateway.usage import KeyUsageRecorder
+from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout_kit.clock import Clock
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 BACKENDS = web.AppKey("backends", Backends)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 LISTENER = web.AppKey("invalidation_listener", InvalidationListener)
 USAGE = web.AppKey("key_usage", KeyUsageRecorder)
+SESSION_USE = web.AppKey("session_use", SessionUseRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 METRICS = web.AppKey("metrics", GatewayMetrics)

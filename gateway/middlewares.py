@@ -53,6 +53,8 @@ _GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: (503, "Service Unavailable"),
     grpc.StatusCode.UNAVAILABLE: (503, "Service Unavailable"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (503, "Service Unavailable"),
+    # What a service that is shutting down answers the calls it had not finished.
+    grpc.StatusCode.CANCELLED: (503, "Service Unavailable"),
 }
 
 

@@ -12,7 +12,7 @@ the invalidation's publication time) and `BatchStats` (the ingest batcher increm
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -33,6 +33,17 @@ BATCH_REQUEST_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 500)
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+@dataclass
+class SessionCacheStats:
+    """Lookups the session cache answered, counted by the cache itself."""
+
+    hits: int = 0
+    misses: int = 0
+    # No lease: every session goes to the auth service.
+    bypassed: int = 0
+    flushes: int = 0
 
 
 @dataclass
@@ -82,6 +93,7 @@ class GatewayMetrics:
         self._buckets: dict[tuple[str, str, str], list[int]] = {}
         self._sums: dict[tuple[str, str, str], float] = {}
         self.key_cache = KeyCacheStats()
+        self.session_cache = SessionCacheStats()
         self.batches = BatchStats()
         self.registry.register(_RequestCollector(self))
         self._lag = Histogram(
@@ -109,6 +121,9 @@ class GatewayMetrics:
     def watch_keys(self, cache: CacheView, listener: ListenerView) -> None:
         self.registry.register(_KeyCacheCollector(cache, listener, self.key_cache))
 
+    def watch_sessions(self, cache: Sized) -> None:
+        self.registry.register(_SessionCacheCollector(cache, self.session_cache))
+
     def watch_batcher(self, batcher: BatcherView) -> None:
         self.registry.register(_BatcherCollector(batcher, self.batches))
 
@@ -123,6 +138,9 @@ class CacheView(Protocol):
 class ListenerView(Protocol):
     @property
     def invalidations_applied(self) -> int: ...
+
+    @property
+    def lease_renewals(self) -> int: ...
 
 
 class BatcherView(Protocol):
@@ -182,7 +200,8 @@ class _KeyCacheCollector(Collector):
         )
         yield GaugeMetricFamily(
             "scout_gateway_key_cache_trusted",
-            "1 while the invalidation subscription is live and the key cache is used (its lease)",
+            "1 while the gateway holds its cache lease (a PING on the invalidation subscription "
+            "was answered less than CACHE_LEASE_SECONDS ago), so the key cache is used",
             value=1.0 if self._cache.trusted else 0.0,
         )
         lookups = CounterMetricFamily(
@@ -206,10 +225,41 @@ class _KeyCacheCollector(Collector):
             value=stats.flushes,
         )
         yield CounterMetricFamily(
+            "scout_gateway_cache_lease_renewals",
+            "Times a PONG on the invalidation subscription renewed the cache lease",
+            value=self._listener.lease_renewals,
+        )
+        yield CounterMetricFamily(
             "scout_gateway_key_invalidations_applied",
             "Key invalidation messages applied since start",
             value=self._listener.invalidations_applied,
         )
+
+
+class _SessionCacheCollector(Collector):
+    def __init__(self, cache: Sized, stats: SessionCacheStats) -> None:
+        self._cache = cache
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "scout_gateway_session_cache_entries",
+            "Sessions cached as valid",
+            value=len(self._cache),
+        )
+        lookups = CounterMetricFamily(
+            "scout_gateway_session_cache_lookups",
+            "Session lookups in the cache, by result (hit, miss, bypassed without a lease)",
+            labels=["result"],
+        )
+        stats = self._stats
+        for result, count in (
+            ("hit", stats.hits),
+            ("miss", stats.misses),
+            ("bypassed", stats.bypassed),
+        ):
+            lookups.add_metric([result], count)
+        yield lookups
 
 
 class _BatcherCollector(Collector):

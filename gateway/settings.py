@@ -12,6 +12,7 @@ from gateway.server_status import (
     DEFAULT_WARNING_INTERVALS,
     StatusRule,
 )
+from scout_kit.invalidation import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
@@ -39,6 +40,11 @@ class Settings:
     rpc_timeout_seconds: float
     key_cache_size: int
     key_cache_ttl_seconds: float
+    # The cache lease (gateway.lease): a cache answers only this long after a PING that was
+    # answered; publishers wait as long for a gateway that does not acknowledge.
+    cache_lease_seconds: float
+    session_cache_size: int
+    session_cache_ttl_seconds: float
     key_usage_flush_seconds: float
     unknown_key_limit: int
     unknown_key_window_seconds: int
@@ -97,6 +103,18 @@ class Settings:
             key_cache_size=env.integer("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
             key_cache_ttl_seconds=env.number(
                 "KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0
+            ),
+            cache_lease_seconds=env.number(
+                "CACHE_LEASE_SECONDS",
+                DEFAULT_LEASE_SECONDS,
+                minimum=MIN_LEASE_SECONDS,
+                maximum=MAX_LEASE_SECONDS,
+            ),
+            session_cache_size=env.integer(
+                "SESSION_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000
+            ),
+            session_cache_ttl_seconds=env.number(
+                "SESSION_CACHE_TTL_SECONDS", 30.0, minimum=0.0, maximum=300.0
             ),
             key_usage_flush_seconds=env.number(
                 "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0

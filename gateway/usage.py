@@ -1,5 +1,5 @@
 """Batches "key used" and "dead key tried" facts and reports them to the key service every few
-seconds.
+seconds; likewise the uses of cached sessions, to the auth service.
 
 A request costs a dictionary update, not a database write. What a replica holds here is at most
 one flush interval of telemetry; losing it in a crash only makes `key_last_used_at` (or the
@@ -16,6 +16,7 @@ from datetime import datetime
 import grpc
 
 from gateway.backends import Backends
+from scout.auth.v1 import auth_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.clock import Clock
 from scout_kit.timestamps import to_timestamp
@@ -23,6 +24,7 @@ from scout_kit.timestamps import to_timestamp
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 100_000
+SESSION_USES_PER_CALL = 1_000
 
 
 @dataclass
@@ -104,3 +106,49 @@ def _merge_back(current: dict[str, _Tally], older: dict[str, _Tally]) -> None:
             current[key_id] = tally
         else:
             newer.count += tally.count
+
+
+class SessionUseRecorder:
+    """Batches the uses of sessions answered from the session cache and reports them to the auth
+    service, which slides their idle deadlines: a session in use never idles out because its
+    requests were answered here. Losing a batch only makes one idle deadline start earlier, by
+    at most the session cache's TTL (the next validation slides it again)."""
+
+    def __init__(self, backends: Backends, clock: Clock, interval: float) -> None:
+        self._backends = backends
+        self._clock = clock
+        self._interval = interval
+        self._used: dict[bytes, tuple[datetime, str]] = {}
+
+    def record(self, digest: bytes, address: str) -> None:
+        if digest in self._used or len(self._used) < MAX_PENDING:
+            self._used[digest] = (self._clock.now(), address)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        used, self._used = self._used, {}
+        items = list(used.items())
+        for start in range(0, len(items), SESSION_USES_PER_CALL):
+            request = auth_pb2.RecordSessionUseRequest(
+                uses=[
+                    auth_pb2.SessionUse(
+                        token_sha256=digest,
+                        last_used_at=to_timestamp(at),
+                        client_address=address,
+                    )
+                    for digest, (at, address) in items[start : start + SESSION_USES_PER_CALL]
+                ]
+            )
+            try:
+                await self._backends.auth.RecordSessionUse(
+                    request,
+                    metadata=self._backends.service_metadata(),
+                    timeout=self._backends.timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                # Not retried: the session's next validation slides it anyway.
+                log.warning("could not report session use: %s", exc.code().name)

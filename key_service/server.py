@@ -45,12 +45,8 @@ async def create_server(
         redis_client = create_redis(settings.redis_url.reveal())
         resources.push_async_callback(redis_client.aclose)
         instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
-        publisher = RedisInvalidationPublisher(
-            redis_client,
-            Keyspace(settings.redis_prefix),
-            instance,
-            settings.invalidation_ack_timeout,
-        )
+        keyspace = Keyspace(settings.redis_prefix)
+        publisher = RedisInvalidationPublisher(redis_client, keyspace, instance)
         manager = KeyManager(PostgresKeyRepository(pool), publisher, clock)
         verifier = TokenVerifier(settings.jwt_public_key.reveal(), clock)
 

@@ -10,7 +10,12 @@ from typing import Any
 import grpc
 
 from key_service.domain import KeyManager
-from key_service.errors import InvalidRequest, KeyServiceError, ServerNotFound
+from key_service.errors import (
+    InvalidationNotPublished,
+    InvalidRequest,
+    KeyServiceError,
+    ServerNotFound,
+)
 from key_service.models import (
     ActivityEvent,
     KeyRejectionReport,
@@ -99,6 +104,8 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except InvalidationNotPublished as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except KeyServiceError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 

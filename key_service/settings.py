@@ -19,7 +19,6 @@ class Settings:
     redis_prefix: str
     jwt_public_key: Secret
     db_pool_size: int
-    invalidation_ack_timeout: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -33,7 +32,4 @@ class Settings:
             redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_public_key=public_key,
             db_pool_size=env.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
-            invalidation_ack_timeout=env.number(
-                "KEY_INVALIDATION_ACK_TIMEOUT", 1.0, minimum=0.0, maximum=1.5
-            ),
         )

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from auth_service.activity import ActivityLog
 from auth_service.domain import Authentication
+from auth_service.events import RedisSessionEndPublisher
 from auth_service.passwords import Passwords
 from auth_service.sessions import SessionStore
 from auth_service.throttle import LoginThrottle
@@ -54,9 +55,7 @@ class Admin:
 
     @property
     def keys(self) -> KeyManager:
-        publisher = RedisInvalidationPublisher(
-            self.redis, self.keyspace, admin_actor(), ack_timeout=1.0
-        )
+        publisher = RedisInvalidationPublisher(self.redis, self.keyspace, admin_actor())
         return KeyManager(PostgresKeyRepository(self.pool), publisher, SystemClock())
 
     async def migrate(self) -> list[str]:
@@ -78,6 +77,7 @@ class Admin:
             SessionStore(self.redis, self.keyspace, clock),
             LoginThrottle(self.redis, self.keyspace, clock),
             ActivityLog(self.pool, clock),
+            RedisSessionEndPublisher(self.redis, self.keyspace, admin_actor(), clock),
         )
 
     async def disable_user(self, email: str) -> tuple[UserRecord, int]:

@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+_MONOTONIC = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -22,7 +24,9 @@ class SystemClock:
         return datetime.now(UTC)
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        # CLOCK_BOOTTIME also counts time the machine spent suspended, which CLOCK_MONOTONIC
+        # does not on Linux: a lease (gateway.lease) must run out during any pause.
+        return time.clock_gettime(_MONOTONIC)
 
 
 class ManualClock:

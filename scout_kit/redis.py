@@ -9,12 +9,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 
-def create_redis(url: str, *, reconnect: bool = True) -> aioredis.Redis:
+def create_redis(url: str, *, reconnect: bool = True, name: str | None = None) -> aioredis.Redis:
     """A client with short timeouts: a down Redis must fail a call fast, not hang it.
 
     `reconnect=False` is for subscriptions whose owner must see every disconnection: redis-py
     otherwise reconnects and resubscribes silently, and messages published in the gap are lost
-    without anyone knowing."""
+    without anyone knowing. `name` is the connections' CLIENT SETNAME, to tell them apart in
+    CLIENT LIST."""
     if reconnect:
         return aioredis.Redis.from_url(
             url,
@@ -22,6 +23,7 @@ def create_redis(url: str, *, reconnect: bool = True) -> aioredis.Redis:
             socket_connect_timeout=2.0,
             health_check_interval=10,
             decode_responses=False,
+            client_name=name,
         )
     return aioredis.Redis.from_url(
         url,
@@ -30,6 +32,7 @@ def create_redis(url: str, *, reconnect: bool = True) -> aioredis.Redis:
         health_check_interval=10,
         decode_responses=False,
         retry=Retry(NoBackoff(), 0),
+        client_name=name,
     )
 
 

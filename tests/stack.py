@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
+import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from devstack.certs import GATEWAY, InternalCertificates
+from devstack.ports import free_ports
 from gateway.app import create_app, create_ssl_context
 from gateway.keys import KEY_CACHE, LISTENER, SECURITY_HEADERS, USAGE
 from gateway.runner import GatewayRunner
@@ -29,6 +36,8 @@ from scout_kit.clock import Clock
 from scout_kit.grpc_client import create_channel
 from scout_kit.grpc_server import GrpcService
 from scout_kit.tls import CertificateFiles
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,7 @@ async def start_gateway(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     gateway = Gateway(app, runner, f"https://localhost:{port}")
     await app[LISTENER].subscribed.wait()
+    await eventually(leased(gateway))  # the first PONG
     return gateway
 
 
@@ -210,6 +220,11 @@ async def running_stack(
         yield result
 
 
+def leased(gateway: Gateway) -> Callable[[], bool]:
+    """Whether `gateway` holds its cache lease (and so answers from its key cache)."""
+    return lambda: bool(gateway.key_cache.trusted)
+
+
 def client_session(env: Environment, **kwargs: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl()), **kwargs)
 
@@ -219,3 +234,132 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110 - polling plain state, there is no event
             await asyncio.sleep(0.01)
+
+
+async def kill_client(control: aioredis.Redis, name_prefix: str) -> int:
+    """CLIENT KILL ID every connection whose name starts with `name_prefix` (never TYPE: other
+    test runs share this Redis). Returns how many were killed."""
+    clients = await control.client_list()
+    ids = [c["id"] for c in clients if str(c.get("name", "")).startswith(name_prefix)]
+    for client_id in ids:
+        await control.execute_command("CLIENT", "KILL", "ID", client_id)
+    return len(ids)
+
+
+class StallingProxy:
+    """A TCP proxy in front of Redis whose open connections can be made to stop forwarding
+    without closing (a half-open connection); connections made later are forwarded."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._stalled: list[asyncio.Event] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    def stall(self) -> None:
+        """Stop forwarding, both ways, on every connection open now."""
+        for forwarding in self._stalled:
+            forwarding.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._writers += [writer, up_writer]
+        forwarding = asyncio.Event()
+        forwarding.set()
+        self._stalled.append(forwarding)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink, forwarding))
+            self._tasks.add(task)
+
+    @staticmethod
+    async def _pipe(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, forwarding: asyncio.Event
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                await forwarding.wait()
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+@dataclass
+class GatewayProcess:
+    """A real `python -m gateway` replica."""
+
+    process: asyncio.subprocess.Process
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def connection_name(self) -> str:
+        """The start of its Redis connections' names (gateway.invalidation.gateway_instance)."""
+        return f"gateway-{socket.gethostname()}-{self.pid}-"
+
+
+@contextlib.asynccontextmanager
+async def gateway_processes(
+    env: Environment, backends: Mapping[str, str], count: int, **overrides: str
+) -> AsyncIterator[list[GatewayProcess]]:
+    """`count` gateway processes, each ready and holding its cache lease; stopped with SIGTERM
+    (after a SIGCONT, in case a test left one stopped), killed if that takes too long."""
+    started: list[GatewayProcess] = []
+    try:
+        for port in free_ports(count):
+            settings = env.gateway_env(
+                backends, LISTEN_HOST="127.0.0.1", HTTPS_PORT=str(port), **overrides
+            )
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway", env={**os.environ, **settings}, cwd=ROOT,
+                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            started.append(GatewayProcess(process, f"https://localhost:{port}"))
+        async with client_session(env) as http:
+            for gateway in started:
+                await _until_leased(http, gateway)
+        yield started
+    finally:
+        for gateway in started:
+            if gateway.process.returncode is None:
+                gateway.process.send_signal(signal.SIGCONT)
+                gateway.process.send_signal(signal.SIGTERM)
+        for gateway in started:
+            try:
+                await asyncio.wait_for(gateway.process.wait(), 15)
+            except TimeoutError:
+                gateway.process.kill()
+                await gateway.process.wait()
+
+
+async def _until_leased(http: aiohttp.ClientSession, gateway: GatewayProcess) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if gateway.process.returncode is not None:
+                raise RuntimeError(f"gateway exited with {gateway.process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{gateway.url}/readyz") as response:
+                    if (await response.json()).get("key_cache") == "trusted":
+                        return
+            await asyncio.sleep(0.05)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from auth_service.activity import ActivityLog
 from auth_service.domain import Authentication
+from auth_service.events import RedisSessionEndPublisher
 from auth_service.passwords import Passwords
 from auth_service.sessions import SessionStore
 from auth_service.throttle import LoginThrottle
@@ -30,6 +31,7 @@ class Parts:
     sessions: SessionStore
     throttle: LoginThrottle
     activity: ActivityLog
+    ended: RedisSessionEndPublisher
     auth: Authentication
 
 
@@ -44,5 +46,9 @@ def parts(admin: Admin, redis_prefix: str) -> Parts:
     sessions = SessionStore(admin.redis, keyspace, clock, idle_seconds=600, absolute_seconds=3600)
     throttle = LoginThrottle(admin.redis, keyspace, clock)
     activity = ActivityLog(admin.pool, clock)
-    auth = Authentication(users, passwords, sessions, throttle, activity)
-    return Parts(clock, admin.redis, keyspace, passwords, users, sessions, throttle, activity, auth)
+    # Its own key space: no gateway is registered there, so publishing waits for nobody.
+    ended = RedisSessionEndPublisher(admin.redis, keyspace, "auth-test", clock)
+    auth = Authentication(users, passwords, sessions, throttle, activity, ended)
+    return Parts(
+        clock, admin.redis, keyspace, passwords, users, sessions, throttle, activity, ended, auth
+    )

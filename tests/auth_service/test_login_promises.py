@@ -65,6 +65,7 @@ async def test_a_user_disabled_during_sign_in_keeps_no_session(parts: Parts) -> 
         parts.sessions,
         parts.throttle,
         parts.activity,
+        parts.ended,
     )
     result = await auth.login(email, STRONG_PASSWORD, "198.51.100.1", "ua")
     assert result.outcome is LoginOutcome.DISABLED

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from auth_service.errors import SessionNotFound
-from auth_service.sessions import NewSession, SessionOwner, SessionState
+from auth_service.sessions import NewSession, SessionOwner, SessionState, SessionUse
 from tests.auth_service.conftest import Parts
 
 OWNER = SessionOwner(
@@ -94,7 +94,8 @@ async def test_list_revoke_and_revoke_all_but_one(parts: Parts) -> None:
     with pytest.raises(SessionNotFound):
         await parts.sessions.revoke(other_user.user_id, first.record.id)
 
-    assert await parts.sessions.revoke_all(OWNER.user_id, keep=first.record.id) == 1
+    ended = await parts.sessions.revoke_all(OWNER.user_id, keep=first.record.id)
+    assert ended.count == 1 and len(ended.digests) == 1
     assert (await parts.sessions.validate(third.token, "")).state is SessionState.NOT_FOUND
     assert (await parts.sessions.validate(first.token, "")).state is SessionState.VALID
     assert [s.id for s in await parts.sessions.list_for_user(OWNER.user_id)] == [first.record.id]
@@ -107,3 +108,33 @@ async def test_logout_deletes_by_token(parts: Parts) -> None:
     assert ended.id == created.record.id
     assert await parts.sessions.delete_by_token(created.token) is None
     assert await parts.sessions.list_for_user(OWNER.user_id) == []
+
+
+def _use(created: NewSession, at: datetime) -> SessionUse:
+    return SessionUse(hashlib.sha256(created.token.encode()).hexdigest(), at, "198.51.100.9")
+
+
+async def test_a_reported_use_slides_the_idle_deadline_but_never_revives(parts: Parts) -> None:
+    created = await _create(parts)  # idle 600 s, absolute 3600 s
+    parts.clock.advance(500)
+    used_at = parts.clock.now()
+    assert await parts.sessions.record_use([_use(created, used_at)]) == 1
+    parts.clock.advance(590)  # 1090 s after sign-in, 590 s after the reported use
+    result = await parts.sessions.validate(created.token, "")
+    assert result.state is SessionState.VALID
+    assert result.session is not None and result.session.client_address == ""
+    # An older use moves nothing back; a use reported after the session ended revives nothing.
+    assert await parts.sessions.record_use([_use(created, used_at)]) == 0
+    await parts.sessions.delete_by_token(created.token)
+    assert await parts.sessions.record_use([_use(created, parts.clock.now())]) == 0
+    assert (await parts.sessions.validate(created.token, "")).state is SessionState.NOT_FOUND
+
+
+async def test_a_reported_use_never_passes_the_absolute_deadline(parts: Parts) -> None:
+    created = await _create(parts)
+    for _ in range(6):
+        parts.clock.advance(599)
+        await parts.sessions.record_use([_use(created, parts.clock.now())])
+    parts.clock.advance(3600 - 6 * 599)
+    assert await parts.sessions.record_use([_use(created, parts.clock.now())]) == 0
+    assert (await parts.sessions.validate(created.token, "")).state is SessionState.EXPIRED

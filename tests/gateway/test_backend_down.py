@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+
+from gateway.middlewares import _rpc_problem
 from key_service.server import create_server as create_key_server
 from key_service.settings import Settings as KeySettings
 from scout_admin.commands import Admin
@@ -38,3 +41,14 @@ async def test_key_service_outage_refuses_unchecked_keys_then_recovers(
                     await asyncio.sleep(0.1)
         finally:
             await replacement.stop(0.5)
+
+
+def test_a_call_cancelled_by_a_stopping_service_is_a_retryable_503() -> None:
+    exc = grpc.aio.AioRpcError(
+        grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(), "server stopping"
+    )
+    problem = _rpc_problem(exc)
+    assert problem.status == 503
+    assert problem.type == "service-unavailable"
+    assert problem.headers["Retry-After"] == "1"
+    assert "stopping" not in (problem.detail or "")  # internal detail stays in the log

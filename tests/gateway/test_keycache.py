@@ -1,16 +1,25 @@
-"""The key cache: bounded, expiring, distrusted when told, and immune to stale answers."""
+"""The key cache: bounded, expiring, used only under its lease, and immune to stale answers."""
 
 from __future__ import annotations
 
 from gateway.keycache import DeadKey, KeyCache
+from gateway.lease import Lease
 from scout_kit.clock import ManualClock
 
 
 def _cache(size: int = 3, ttl: float = 60.0) -> tuple[KeyCache, ManualClock]:
     clock = ManualClock()
-    cache = KeyCache(clock, size, ttl)
-    cache.trusted = True
+    cache = KeyCache(clock, size, ttl, Lease(clock, 1.0))
+    _lease(cache, clock)
     return cache, clock
+
+
+def _lease(cache: KeyCache, clock: ManualClock, seconds: float = 3600.0) -> None:
+    """Registered and answered just now, for `seconds`."""
+    cache.lease.revoke()
+    cache.lease.seconds = seconds
+    cache.lease.registered(clock.monotonic(), seconds)
+    cache.lease.renew(clock.monotonic())
 
 
 def _put(cache: KeyCache, digest: bytes, **kwargs: object) -> bool:
@@ -48,9 +57,29 @@ def test_size_is_bounded_least_recently_used_first() -> None:
 def test_untrusted_cache_neither_answers_nor_stores() -> None:
     cache, _ = _cache()
     _put(cache, b"a")
-    cache.trusted = False
+    cache.lease.revoke()
+    assert not cache.trusted
     assert cache.get(b"a") is None
     assert not _put(cache, b"b")
+
+
+def test_the_lease_is_checked_on_every_read() -> None:
+    cache, clock = _cache()
+    _lease(cache, clock, seconds=1.0)
+    assert _put(cache, b"a")
+    clock.advance(0.99)
+    assert cache.get(b"a") is not None
+    clock.advance(0.02)  # e.g. the process was stopped: the lease ran out meanwhile
+    assert cache.get(b"a") is None
+    assert not _put(cache, b"b")
+    assert cache.stats.bypassed == 1
+    # A PONG for a PING sent before the pause brings nothing back.
+    cache.lease.renew(clock.monotonic() - 1.5)
+    assert cache.get(b"a") is None
+    # A PONG that came after every message published meanwhile: the entry is good again.
+    cache.lease.registered(clock.monotonic(), 5.0)
+    cache.lease.renew(clock.monotonic())
+    assert cache.get(b"a") is not None
 
 
 def test_an_answer_that_began_before_an_invalidation_is_not_stored() -> None:
@@ -73,5 +102,5 @@ def test_dead_keys_are_remembered_and_bounded() -> None:
     cache.mark_dead(b"b", DeadKey("not_found", None))
     cache.mark_dead(b"c", DeadKey("not_found", None))
     assert cache.dead(b"a") is None  # evicted: at most `size` dead keys
-    cache.trusted = False
-    assert cache.dead(b"c") is not None  # dead keys never come back, trusted or not
+    cache.lease.revoke()
+    assert cache.dead(b"c") is not None  # dead keys never come back, under a lease or not

@@ -45,3 +45,5 @@ async def test_requests_and_key_cache_are_measured(env: Environment, admin: Admi
     }
     assert expected <= lines, sorted(lines)
     assert any(line.startswith("scout_gateway_request_seconds_bucket") for line in lines)
+    renewals = [r for r in lines if r.startswith("scout_gateway_cache_lease_renewals_total")]
+    assert renewals and float(renewals[0].split()[-1]) >= 1

@@ -20,11 +20,19 @@ from yarl import URL
 from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from gateway.app import create_plain_http_app
+from gateway.keys import SESSION_CACHE, SESSION_USE
 from gateway.settings import Settings as GatewaySettings
 from scout_admin.commands import Admin
 from scout_kit.clock import ManualClock
 from tests.conftest import STRONG_PASSWORD, unique_email
-from tests.stack import Environment, client_session, running_stack, start_gateway
+from tests.stack import (
+    Environment,
+    client_session,
+    eventually,
+    leased,
+    running_stack,
+    start_gateway,
+)
 
 COOKIE = "__Host-scout_session"
 ORIGIN = "https://localhost"  # the PUBLIC_URL the test gateways are given
@@ -176,6 +184,29 @@ async def test_idle_expiry_slides_with_use_and_is_enforced(env: Environment, adm
             problem = await response.json()
             assert "expired" in problem["detail"]
         # Gone for good, even if the clock were to go back.
+        assert await status_of(http, "GET", f"{url}/api/v1/whoami") == 401
+
+
+async def test_uses_answered_from_the_cache_slide_the_idle_deadline(
+    env: Environment, admin: Admin
+) -> None:
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    clock = ManualClock()
+    async with running_stack(env, clock=clock) as stack, jar_client(env) as http:
+        url = stack.gateway.url
+        await signed_in(http, url, email)
+        assert await status_of(http, "GET", f"{url}/api/v1/whoami") == 200  # validated, cached
+        clock.advance(20)  # within the session cache's TTL (30 s)
+        await eventually(leased(stack.gateway))  # the lease, on this clock, is renewed again
+        hits = stack.gateway.app[SESSION_CACHE].stats.hits
+        assert await status_of(http, "GET", f"{url}/api/v1/whoami") == 200
+        assert stack.gateway.app[SESSION_CACHE].stats.hits == hits + 1  # no auth service call
+        await stack.gateway.app[SESSION_USE].flush()  # what the gateway does every few seconds
+        # Idle since the cached use, not since the validation 20 s before it.
+        clock.advance(IDLE - 10)
+        assert await status_of(http, "GET", f"{url}/api/v1/whoami") == 200
+        clock.advance(IDLE)
         assert await status_of(http, "GET", f"{url}/api/v1/whoami") == 401
 
 
@@ -638,6 +669,9 @@ async def auth_behind_proxy(env: Environment) -> AsyncIterator[tuple[str, FlakyP
             env,
             {**stack.backends, "AUTH_SERVICE_ADDR": f"127.0.0.1:{auth.port}"},
             RPC_TIMEOUT_SECONDS="3",
+            # Every session request reaches the auth service. (With a cache, a session cached
+            # before the cut still answers: it cannot have ended, since ending one needs Redis.)
+            SESSION_CACHE_SIZE="0",
         )
         try:
             yield gateway.url, proxy

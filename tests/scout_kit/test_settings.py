@@ -25,7 +25,6 @@ def test_missing_variable_is_named(env: Environment) -> None:
         ("LISTEN_ADDR", "no-port"),
         ("DATABASE_URL", "mysql://x/y"),
         ("LOG_LEVEL", "chatty"),
-        ("KEY_INVALIDATION_ACK_TIMEOUT", "9"),
         ("SCOUT_ENV", "staging"),
         ("INTERNAL_JWT_PUBLIC_KEY", "not a pem"),
     ],
@@ -50,6 +49,16 @@ def test_gateway_refuses_plain_http_public_url(env: Environment) -> None:
         PUBLIC_URL="http://example.com",
     )
     with pytest.raises(SettingsError, match="PUBLIC_URL"):
+        GatewaySettings.from_env(values)
+
+
+@pytest.mark.parametrize("value", ["0.2", "1.6", "soon"])
+def test_gateway_cache_lease_is_bounded(env: Environment, value: str) -> None:
+    values = env.gateway_env(
+        {"KEY_SERVICE_ADDR": "a:1", "AUTH_SERVICE_ADDR": "a:2", "INGEST_SERVICE_ADDR": "a:3"},
+        CACHE_LEASE_SECONDS=value,
+    )
+    with pytest.raises(SettingsError, match="CACHE_LEASE_SECONDS"):
         GatewaySettings.from_env(values)
 
 

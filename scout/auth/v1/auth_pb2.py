@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18scout/auth/v1/auth.proto\x12\rscout.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fidle_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x61\x62solute_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x08 \x01(\x08\"[\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\"\xcf\x01\n\rLoginResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.scout.auth.v1.LoginStatus\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12\x12\n\ncsrf_token\x18\x03 \x01(\t\x12!\n\x04user\x18\x04 \x01(\x0b\x32\x13.scout.auth.v1.User\x12\'\n\x07session\x18\x05 \x01(\x0b\x32\x16.scout.auth.v1.Session\x12\x1b\n\x13retry_after_seconds\x18\x06 \x01(\r\"G\n\x16ValidateSessionRequest\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\xa7\x01\n\x17ValidateSessionResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.scout.auth.v1.SessionStatus\x12!\n\x04user\x18\x02 \x01(\x0b\x32\x13.scout.auth.v1.User\x12\'\n\x07session\x18\x03 \x01(\x0b\x32\x16.scout.auth.v1.Session\x12\x12\n\ncsrf_token\x18\x04 \x01(\t\">\n\rLogoutRequest\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\x10\n\x0eLogoutResponse\"1\n\x13ListSessionsRequest\x12\x1a\n\x12\x63urrent_session_id\x18\x01 \x01(\t\"@\n\x14ListSessionsResponse\x12(\n\x08sessions\x18\x01 \x03(\x0b\x32\x16.scout.auth.v1.Session\"B\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\x17\n\x15RevokeSessionResponse\"P\n\x1aRevokeOtherSessionsRequest\x12\x1a\n\x12\x63urrent_session_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\".\n\x1bRevokeOtherSessionsResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\r\"{\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\x12\x1a\n\x12\x63urrent_session_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\"0\n\x16\x43hangePasswordResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\r\"K\n\x13ListActivityRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05types\x18\x03 \x03(\t\"\xab\x01\n\rActivityEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"]\n\x14ListActivityResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.scout.auth.v1.ActivityEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9d\x01\n\x0bLoginStatus\x12\x1c\n\x18LOGIN_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOGIN_STATUS_OK\x10\x01\x12$\n LOGIN_STATUS_INVALID_CREDENTIALS\x10\x02\x12\x1a\n\x16LOGIN_STATUS_THROTTLED\x10\x03\x12\x19\n\x15LOGIN_STATUS_DISABLED\x10\x04*\x83\x01\n\rSessionStatus\x12\x1e\n\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_STATUS_VALID\x10\x01\x12\x1c\n\x18SESSION_STATUS_NOT_FOUND\x10\x02\x12\x1a\n\x16SESSION_STATUS_EXPIRED\x10\x03\x32\xd5\x05\n\x0b\x41uthService\x12\x42\n\x05Login\x12\x1b.scout.auth.v1.LoginRequest\x1a\x1c.scout.auth.v1.LoginResponse\x12`\n\x0fValidateSession\x12%.scout.auth.v1.ValidateSessionRequest\x1a&.scout.auth.v1.ValidateSessionResponse\x12\x45\n\x06Logout\x12\x1c.scout.auth.v1.LogoutRequest\x1a\x1d.scout.auth.v1.LogoutResponse\x12W\n\x0cListSessions\x12\".scout.auth.v1.ListSessionsRequest\x1a#.scout.auth.v1.ListSessionsResponse\x12Z\n\rRevokeSession\x12#.scout.auth.v1.RevokeSessionRequest\x1a$.scout.auth.v1.RevokeSessionResponse\x12l\n\x13RevokeOtherSessions\x12).scout.auth.v1.RevokeOtherSessionsRequest\x1a*.scout.auth.v1.RevokeOtherSessionsResponse\x12]\n\x0e\x43hangePassword\x12$.scout.auth.v1.ChangePasswordRequest\x1a%.scout.auth.v1.ChangePasswordResponse\x12W\n\x0cListActivity\x12\".scout.auth.v1.ListActivityRequest\x1a#.scout.auth.v1.ListActivityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18scout/auth/v1/auth.proto\x12\rscout.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fidle_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x61\x62solute_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x08 \x01(\x08\"[\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\"\xcf\x01\n\rLoginResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.scout.auth.v1.LoginStatus\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12\x12\n\ncsrf_token\x18\x03 \x01(\t\x12!\n\x04user\x18\x04 \x01(\x0b\x32\x13.scout.auth.v1.User\x12\'\n\x07session\x18\x05 \x01(\x0b\x32\x16.scout.auth.v1.Session\x12\x1b\n\x13retry_after_seconds\x18\x06 \x01(\r\"G\n\x16ValidateSessionRequest\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\xa7\x01\n\x17ValidateSessionResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.scout.auth.v1.SessionStatus\x12!\n\x04user\x18\x02 \x01(\x0b\x32\x13.scout.auth.v1.User\x12\'\n\x07session\x18\x03 \x01(\x0b\x32\x16.scout.auth.v1.Session\x12\x12\n\ncsrf_token\x18\x04 \x01(\t\">\n\rLogoutRequest\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\x10\n\x0eLogoutResponse\"l\n\nSessionUse\x12\x14\n\x0ctoken_sha256\x18\x01 \x01(\x0c\x12\x30\n\x0clast_used_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\"B\n\x17RecordSessionUseRequest\x12\'\n\x04uses\x18\x01 \x03(\x0b\x32\x19.scout.auth.v1.SessionUse\"\x1a\n\x18RecordSessionUseResponse\"1\n\x13ListSessionsRequest\x12\x1a\n\x12\x63urrent_session_id\x18\x01 \x01(\t\"@\n\x14ListSessionsResponse\x12(\n\x08sessions\x18\x01 \x03(\x0b\x32\x16.scout.auth.v1.Session\"B\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\"\x17\n\x15RevokeSessionResponse\"P\n\x1aRevokeOtherSessionsRequest\x12\x1a\n\x12\x63urrent_session_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x02 \x01(\t\".\n\x1bRevokeOtherSessionsResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\r\"{\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\x12\x1a\n\x12\x63urrent_session_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\"0\n\x16\x43hangePasswordResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\r\"K\n\x13ListActivityRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05types\x18\x03 \x03(\t\"\xab\x01\n\rActivityEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"]\n\x14ListActivityResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.scout.auth.v1.ActivityEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9d\x01\n\x0bLoginStatus\x12\x1c\n\x18LOGIN_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOGIN_STATUS_OK\x10\x01\x12$\n LOGIN_STATUS_INVALID_CREDENTIALS\x10\x02\x12\x1a\n\x16LOGIN_STATUS_THROTTLED\x10\x03\x12\x19\n\x15LOGIN_STATUS_DISABLED\x10\x04*\x83\x01\n\rSessionStatus\x12\x1e\n\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_STATUS_VALID\x10\x01\x12\x1c\n\x18SESSION_STATUS_NOT_FOUND\x10\x02\x12\x1a\n\x16SESSION_STATUS_EXPIRED\x10\x03\x32\xba\x06\n\x0b\x41uthService\x12\x42\n\x05Login\x12\x1b.scout.auth.v1.LoginRequest\x1a\x1c.scout.auth.v1.LoginResponse\x12`\n\x0fValidateSession\x12%.scout.auth.v1.ValidateSessionRequest\x1a&.scout.auth.v1.ValidateSessionResponse\x12\x45\n\x06Logout\x12\x1c.scout.auth.v1.LogoutRequest\x1a\x1d.scout.auth.v1.LogoutResponse\x12\x63\n\x10RecordSessionUse\x12&.scout.auth.v1.RecordSessionUseRequest\x1a\'.scout.auth.v1.RecordSessionUseResponse\x12W\n\x0cListSessions\x12\".scout.auth.v1.ListSessionsRequest\x1a#.scout.auth.v1.ListSessionsResponse\x12Z\n\rRevokeSession\x12#.scout.auth.v1.RevokeSessionRequest\x1a$.scout.auth.v1.RevokeSessionResponse\x12l\n\x13RevokeOtherSessions\x12).scout.auth.v1.RevokeOtherSessionsRequest\x1a*.scout.auth.v1.RevokeOtherSessionsResponse\x12]\n\x0e\x43hangePassword\x12$.scout.auth.v1.ChangePasswordRequest\x1a%.scout.auth.v1.ChangePasswordResponse\x12W\n\x0cListActivity\x12\".scout.auth.v1.ListActivityRequest\x1a#.scout.auth.v1.ListActivityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'scout.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGINSTATUS']._serialized_start=1984
-  _globals['_LOGINSTATUS']._serialized_end=2141
-  _globals['_SESSIONSTATUS']._serialized_start=2144
-  _globals['_SESSIONSTATUS']._serialized_end=2275
+  _globals['_LOGINSTATUS']._serialized_start=2190
+  _globals['_LOGINSTATUS']._serialized_end=2347
+  _globals['_SESSIONSTATUS']._serialized_start=2350
+  _globals['_SESSIONSTATUS']._serialized_end=2481
   _globals['_USER']._serialized_start=76
   _globals['_USER']._serialized_end=199
   _globals['_SESSION']._serialized_start=202
@@ -52,28 +52,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGOUTREQUEST']._serialized_end=1102
   _globals['_LOGOUTRESPONSE']._serialized_start=1104
   _globals['_LOGOUTRESPONSE']._serialized_end=1120
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1122
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1171
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1173
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1237
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=1239
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1305
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1307
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1330
-  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_start=1332
-  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_end=1412
-  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_start=1414
-  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_end=1460
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1462
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1585
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1587
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1635
-  _globals['_LISTACTIVITYREQUEST']._serialized_start=1637
-  _globals['_LISTACTIVITYREQUEST']._serialized_end=1712
-  _globals['_ACTIVITYEVENT']._serialized_start=1715
-  _globals['_ACTIVITYEVENT']._serialized_end=1886
-  _globals['_LISTACTIVITYRESPONSE']._serialized_start=1888
-  _globals['_LISTACTIVITYRESPONSE']._serialized_end=1981
-  _globals['_AUTHSERVICE']._serialized_start=2278
-  _globals['_AUTHSERVICE']._serialized_end=3003
+  _globals['_SESSIONUSE']._serialized_start=1122
+  _globals['_SESSIONUSE']._serialized_end=1230
+  _globals['_RECORDSESSIONUSEREQUEST']._serialized_start=1232
+  _globals['_RECORDSESSIONUSEREQUEST']._serialized_end=1298
+  _globals['_RECORDSESSIONUSERESPONSE']._serialized_start=1300
+  _globals['_RECORDSESSIONUSERESPONSE']._serialized_end=1326
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1328
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1377
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1379
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1443
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1445
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1511
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1513
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1536
+  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_start=1538
+  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_end=1618
+  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_start=1620
+  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_end=1666
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1668
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1791
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1793
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1841
+  _globals['_LISTACTIVITYREQUEST']._serialized_start=1843
+  _globals['_LISTACTIVITYREQUEST']._serialized_end=1918
+  _globals['_ACTIVITYEVENT']._serialized_start=1921
+  _globals['_ACTIVITYEVENT']._serialized_end=2092
+  _globals['_LISTACTIVITYRESPONSE']._serialized_start=2094
+  _globals['_LISTACTIVITYRESPONSE']._serialized_end=2187
+  _globals['_AUTHSERVICE']._serialized_start=2484
+  _globals['_AUTHSERVICE']._serialized_end=3310
 # @@protoc_insertion_point(module_scope)

@@ -128,6 +128,26 @@ class LogoutResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SessionUse(_message.Message):
+    __slots__ = ("token_sha256", "last_used_at", "client_address")
+    TOKEN_SHA256_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    token_sha256: bytes
+    last_used_at: _timestamp_pb2.Timestamp
+    client_address: str
+    def __init__(self, token_sha256: _Optional[bytes] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_address: _Optional[str] = ...) -> None: ...
+
+class RecordSessionUseRequest(_message.Message):
+    __slots__ = ("uses",)
+    USES_FIELD_NUMBER: _ClassVar[int]
+    uses: _containers.RepeatedCompositeFieldContainer[SessionUse]
+    def __init__(self, uses: _Optional[_Iterable[_Union[SessionUse, _Mapping]]] = ...) -> None: ...
+
+class RecordSessionUseResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ListSessionsRequest(_message.Message):
     __slots__ = ("current_session_id",)
     CURRENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class AuthServiceStub:
                 request_serializer=scout_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=scout_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
+        self.RecordSessionUse = channel.unary_unary(
+                '/scout.auth.v1.AuthService/RecordSessionUse',
+                request_serializer=scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseRequest.SerializeToString,
+                response_deserializer=scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseResponse.FromString,
+                _registered_method=True)
         self.ListSessions = channel.unary_unary(
                 '/scout.auth.v1.AuthService/ListSessions',
                 request_serializer=scout_dot_auth_dot_v1_dot_auth__pb2.ListSessionsRequest.SerializeToString,
@@ -95,6 +100,14 @@ class AuthServiceServicer:
 
     def Logout(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSessionUse(self, request, context):
+        """Called by the gateway with the uses of sessions it answered from its cache, in batches:
+        slides each one's idle expiry (never past the absolute one, never reviving an ended one).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -147,6 +160,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=scout_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
                     response_serializer=scout_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
+            ),
+            'RecordSessionUse': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSessionUse,
+                    request_deserializer=scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseRequest.FromString,
+                    response_serializer=scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseResponse.SerializeToString,
             ),
             'ListSessions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSessions,
@@ -255,6 +273,33 @@ class AuthService:
             '/scout.auth.v1.AuthService/Logout',
             scout_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
             scout_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSessionUse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scout.auth.v1.AuthService/RecordSessionUse',
+            scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseRequest.SerializeToString,
+            scout_dot_auth_dot_v1_dot_auth__pb2.RecordSessionUseResponse.FromString,
             options,
             channel_credentials,
             insecure,

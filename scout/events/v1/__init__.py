@@ -1,0 +1,1 @@
+"""Generated gRPC contracts of Server Scout. Do not edit: run `make proto`."""

@@ -1,0 +1,173 @@
+"""The invalidation protocol shared by its publishers (services) and subscribers (gateways).
+
+The rules live here once: the channel, the event version, the bounds of a gateway's cache lease,
+how long a publisher waits for a gateway that does not acknowledge, and the registry of
+subscribed gateways in Redis. Why the wait makes "ended once the answer is sent" hold is argued
+in `gateway.lease`.
+
+The registry is a sorted set of gateway instance -> expiry, in milliseconds of the Redis server's
+clock (one clock for everyone), with each instance's lease length beside it in a hash. A gateway
+refreshes its entry while it is subscribed and never holds a lease past it (see `gateway.lease`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from scout.events.v1 import invalidation_pb2 as events
+from scout_kit.redis import Keyspace
+
+log = logging.getLogger(__name__)
+
+KEYS_CHANNEL = "keys"
+EVENT_VERSION = 1
+
+DEFAULT_LEASE_SECONDS = 1.0
+MIN_LEASE_SECONDS = 0.25
+MAX_LEASE_SECONDS = 1.5
+# A registration lasts this long in Redis unless refreshed.
+REGISTRATION_SECONDS = 5.0
+# How much slower than the publisher's clock a gateway's clock may run, with room to spare
+# (quartz and NTP-disciplined clocks differ by parts per million).
+CLOCK_RATE_MARGIN = 1.05
+WAIT_MARGIN_SECONDS = 0.05
+# How long an acknowledgement list lives if its publisher dies while waiting.
+ACK_KEY_SECONDS = 30
+
+
+def provable_expiry(lease_seconds: float) -> float:
+    """Seconds after a publisher sends an event by which any lease that a gateway holds without
+    having applied it has run out (measured on the publisher's clock)."""
+    return CLOCK_RATE_MARGIN * lease_seconds + WAIT_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The gateways that may hold a lease, in Redis under `keyspace`."""
+
+    keyspace: Keyspace
+
+    @property
+    def _keys(self) -> list[str]:
+        return [self.keyspace.key("gateways", "expiry"), self.keyspace.key("gateways", "lease")]
+
+    async def register(self, client: aioredis.Redis, instance: str, lease_seconds: float) -> None:
+        """Add or refresh `instance` for REGISTRATION_SECONDS of the Redis clock."""
+        await client.eval(
+            _REGISTER, 2, *self._keys, instance, int(REGISTRATION_SECONDS * 1000), lease_seconds
+        )
+
+    async def deregister(self, client: aioredis.Redis, instance: str) -> None:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._keys[0], instance)
+            pipe.hdel(self._keys[1], instance)
+            await pipe.execute()
+
+    async def registered(self, client: aioredis.Redis) -> dict[str, float]:
+        """Every registered instance and its lease length, after dropping expired entries."""
+        flat = await client.eval(_LIST, 2, *self._keys)
+        found: dict[str, float] = {}
+        for instance, lease in zip(flat[::2], flat[1::2], strict=True):
+            name = instance.decode() if isinstance(instance, bytes) else str(instance)
+            try:
+                found[name] = min(float(lease), MAX_LEASE_SECONDS)
+            except (TypeError, ValueError):  # no lease length recorded: assume the longest
+                found[name] = MAX_LEASE_SECONDS
+        return found
+
+
+class Broadcaster:
+    """Publishes invalidation events and waits until each provably took effect everywhere: every
+    registered gateway acknowledged it, or `provable_expiry` of the longest lease among those
+    that did not has passed since it was sent (the argument: gateway.lease)."""
+
+    def __init__(self, client: aioredis.Redis, keyspace: Keyspace, instance: str) -> None:
+        self._redis = client
+        self._keyspace = keyspace
+        self._registry = Registry(keyspace)
+        self._instance = instance
+
+    async def broadcast(self, event: events.Invalidation) -> None:
+        """Fill in the envelope of `event` (its `published_at` and what ended are the caller's),
+        publish it and wait. Raises RedisError only if it could not be published."""
+        event.version = EVENT_VERSION
+        event.event_id = uuid.uuid4().hex
+        event.instance = self._instance
+        event.ack_key = self._keyspace.key("acks", event.event_id)
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()  # before PUBLISH: every wait is measured from here
+        await self._redis.publish(self._keyspace.channel(KEYS_CHANNEL), event.SerializeToString())
+        try:
+            await self._await_acks(event.ack_key, sent_at)
+        except redis.exceptions.RedisError as exc:
+            # Published, but acknowledgements cannot be read: wait out the longest lease.
+            log.warning("could not read acknowledgements of %s: %r", event.event_id, exc)
+            waited = loop.time() - sent_at
+            await asyncio.sleep(max(0.0, provable_expiry(MAX_LEASE_SECONDS) - waited))
+        finally:
+            with contextlib.suppress(redis.exceptions.RedisError):  # it expires by itself
+                await self._redis.delete(event.ack_key)
+
+    async def _await_acks(self, ack_key: str, sent_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiting = await self._registry.registered(self._redis)
+        expected = len(waiting)
+        while waiting:
+            remaining = sent_at + provable_expiry(max(waiting.values())) - loop.time()
+            if remaining <= 0:
+                break
+            # BLPOP's timeout 0 would mean forever.
+            item = await self._redis.blpop([ack_key], timeout=max(remaining, 0.001))
+            if item is None:
+                break
+            acked = item[1]
+            waiting.pop(acked.decode(errors="replace") if isinstance(acked, bytes) else acked, None)
+        if waiting:
+            log.warning(
+                "invalidation acknowledged by %d of %d gateways; the leases of the others have "
+                "run out: %s",
+                expected - len(waiting),
+                expected,
+                ", ".join(sorted(waiting)),
+            )
+
+
+# Scripts read the Redis server's own clock, so no two machines' clocks are ever compared.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+_REGISTER = (
+    _NOW
+    + """
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return now
+"""
+)
+_LIST = (
+    _NOW
+    + """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('HDEL', KEYS[2], unpack(gone))
+end
+local result = {}
+for _, instance in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  result[#result + 1] = instance
+  result[#result + 1] = redis.call('HGET', KEYS[2], instance)
+end
+return result
+"""
+)
