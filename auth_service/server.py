@@ -20,7 +20,7 @@ from scout_kit.clock import Clock, SystemClock
 from scout_kit.db import open_database
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
-from scout_kit.redis import Keyspace, create_redis
+from scout_kit.redis import Keyspace, ReplicaWait, create_redis
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
@@ -42,7 +42,7 @@ async def create_server(
             schema=SCHEMA,
             migrations="auth_service.migrations",
         )
-        redis_client = create_redis(settings.redis_url.reveal())
+        redis_client = create_redis(settings.redis)
         resources.push_async_callback(redis_client.aclose)
         keyspace = Keyspace(settings.redis_prefix)
         passwords = Passwords()
@@ -52,6 +52,7 @@ async def create_server(
             clock,
             idle_seconds=settings.session_idle_seconds,
             absolute_seconds=settings.session_absolute_seconds,
+            replicas=ReplicaWait.of(settings.redis),
         )
         auth = Authentication(
             UserDirectory(pool, passwords, clock),

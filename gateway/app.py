@@ -119,13 +119,13 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """Redis, the key cache with its invalidation listener, and the usage reporter."""
     settings, clock, backends = app[SETTINGS], app[CLOCK], app[BACKENDS]
-    client = create_redis(settings.redis_url.reveal())
+    client = create_redis(settings.redis)
     keyspace = Keyspace(settings.redis_prefix)
     metrics = app[METRICS]
     cache = KeyCache(
         clock, settings.key_cache_size, settings.key_cache_ttl_seconds, stats=metrics.key_cache
     )
-    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False)
+    subscriber = create_redis(settings.redis, reconnect=False)
     listener = InvalidationListener(
         subscriber, client, keyspace, cache, on_applied=metrics.invalidation_applied
     )

@@ -42,7 +42,7 @@ async def create_server(
             schema=SCHEMA,
             migrations="key_service.migrations",
         )
-        redis_client = create_redis(settings.redis_url.reveal())
+        redis_client = create_redis(settings.redis)
         resources.push_async_callback(redis_client.aclose)
         instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
         publisher = RedisInvalidationPublisher(
