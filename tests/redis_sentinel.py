@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -83,10 +85,12 @@ class SentinelGroup:
         for sentinel in self.sentinels:
             client = sentinel.client()
             try:
-                _, port = await client.sentinel_get_master_addr_by_name(MASTER_NAME)
+                address = await client.execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
+                )
             finally:
                 await client.aclose()
-            ports.add(int(port))
+            ports.add(int(address[1]))
         if len(ports) != 1:
             raise AssertionError(f"Sentinels disagree on the master: {ports}")
         return ports.pop()
@@ -99,7 +103,7 @@ class SentinelGroup:
         replica = self.nodes[1]
         await _until(lambda: _linked(replica), "the replica to sync")
         for sentinel in self.sentinels:
-            await _until(lambda s=sentinel: _sentinel_sees_all(s, replica.port), "Sentinels")
+            await _until(functools.partial(_sentinel_sees_all, sentinel, replica.port), "Sentinels")
 
     async def failover(self) -> int:
         """SENTINEL FAILOVER (the old master stays up and becomes a replica); the new port."""
@@ -169,7 +173,7 @@ async def _linked(node: Node) -> bool:
 async def _sentinel_sees_all(sentinel: Node, replica_port: int) -> bool:
     client = sentinel.client()
     try:
-        master = await client.sentinel_master(MASTER_NAME)
+        master = cast(dict[str, Any], await client.sentinel_master(MASTER_NAME))
         replicas = await client.sentinel_slaves(MASTER_NAME)
     finally:
         await client.aclose()
