@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import zlib
@@ -11,26 +12,75 @@ from importlib import resources
 from typing import Any
 
 import aiopg
+import psycopg2
+import psycopg2.extensions
 
 log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+def host_count(dsn: str) -> int:
+    """How many hosts a libpq DSN (URL or key=value) lists."""
+    return len(psycopg2.extensions.parse_dsn(dsn).get("host", "").split(","))
+
+
+def _chosen_host(dsn: str) -> str:
+    """The DSN narrowed to the one host libpq picks from its list (honouring
+    target_session_attrs), found with a short blocking connection."""
+    conn = psycopg2.connect(dsn)
+    try:
+        host, port = conn.info.host, conn.info.port
+    finally:
+        conn.close()
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params.update(host=host, port=str(port))
+    return str(psycopg2.extensions.make_dsn(**params))
+
+
+class _HostFollowingPool(aiopg.Pool):
+    """A pool over a multi-host DSN that asks libpq again which host to use before it opens
+    connections, so it follows a promoted standby by itself.
+
+    aiopg cannot be handed the multi-host DSN itself: it watches the socket libpq opened first,
+    and libpq closes that socket and opens another when it moves on to the next host (a dead
+    host, or a standby refused by target_session_attrs=read-write), which breaks the
+    connection. The chosen host's DSN keeps target_session_attrs, so a demoted primary is
+    refused and the next fill chooses again."""
+
+    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dsn, *args, **kwargs)
+        self._hosts_dsn = dsn
+
+    async def _fill_free_pool(self, override_min: bool) -> None:
+        opens = self.size < self.minsize or (
+            override_min and not self._free and (not self.maxsize or self.size < self.maxsize)
+        )
+        if opens:
+            loop = asyncio.get_running_loop()
+            self._dsn = await loop.run_in_executor(None, _chosen_host, self._hosts_dsn)
+        await super()._fill_free_pool(override_min)
+
+
 async def create_pool(dsn: str, *, minsize: int = 1, maxsize: int = 10) -> aiopg.Pool:
     """A pool whose connections are checked before use, so a restarted PostgreSQL is
-    recovered from without restarting the service."""
-    return await aiopg.create_pool(
+    recovered from without restarting the service. A DSN may list several hosts
+    (`postgresql://a:5432,b:5432/db?target_session_attrs=read-write`): the pool follows
+    whichever libpq chooses."""
+    pool_class = _HostFollowingPool if host_count(dsn) > 1 else aiopg.Pool
+    pool: aiopg.Pool = await pool_class.from_pool_fill(
         dsn,
-        minsize=minsize,
-        maxsize=maxsize,
-        timeout=10.0,
+        minsize,
+        maxsize,
+        10.0,
         pool_recycle=300.0,
         enable_json=False,
         enable_hstore=False,
         enable_uuid=False,
+        echo=False,
         on_connect=None,
     )
+    return pool
 
 
 @asynccontextmanager
