@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
 import re
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import aiopg
 import psycopg2
 import psycopg2.extensions
+
+from scout_kit.settings import Env, Secret, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +190,123 @@ async def open_database(
     resources.push_async_callback(close_pool, pool)
     await migrate(pool, schema, migrations)
     return pool
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """Read replicas for reads that may lag (DATABASE_REPLICA_URLS, space-separated, or one per
+    line in DATABASE_REPLICA_URLS_FILE), used only while known to be at most
+    DATABASE_REPLICA_MAX_LAG_SECONDS behind the primary."""
+
+    urls: tuple[Secret, ...]
+    max_lag_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> ReplicaSettings:
+        raw = env.from_file("DATABASE_REPLICA_URLS") or env.optional("DATABASE_REPLICA_URLS")
+        urls = []
+        for item in (raw or "").split():
+            if not item.startswith(("postgresql://", "postgres://")):
+                raise SettingsError(
+                    "DATABASE_REPLICA_URLS must be postgresql:// URLs separated by spaces"
+                )
+            urls.append(Secret(item))
+        max_lag = env.number("DATABASE_REPLICA_MAX_LAG_SECONDS", 5.0, minimum=0.1, maximum=3600.0)
+        return cls(tuple(urls), max_lag)
+
+
+# The position a server has applied: the replay position on a standby, the WAL end on a
+# primary (so a primary given as a "replica" counts as caught up).
+_APPLIED_LSN = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_lsn() END >= %s::pg_lsn"
+)
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class _Replica:
+    def __init__(self, pool: aiopg.Pool) -> None:
+        self.pool = pool
+        # Monotonic time at which the replica was last seen to hold everything the primary had
+        # committed: its data is at most (now - caught_up_at) old.
+        self.caught_up_at = -math.inf
+        self.checked_at = -math.inf
+        self.lock = asyncio.Lock()
+
+
+class ReadPools:
+    """Where a read goes that may be slightly out of date (metric queries, activity lists).
+
+    A replica serves it only while its staleness is bounded by `max_lag` seconds, by an LSN
+    compare: read the primary's WAL position at t0, then the replica's replay position; if the
+    replica has reached it, it holds everything committed before t0, and stays at least that
+    fresh, so until t0 + max_lag its reads are at most max_lag old. The check runs again when
+    half of that has passed. A replica that is behind, or does not answer, is not used (the
+    primary serves) until a later check finds it caught up. Reads that decide access (keys,
+    sessions' users, rotation) never come here: they use the primary pool directly."""
+
+    def __init__(
+        self,
+        primary: aiopg.Pool,
+        replicas: Sequence[aiopg.Pool] = (),
+        max_lag: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.primary = primary
+        self._replicas = [_Replica(pool) for pool in replicas]
+        self._max_lag = max_lag
+        self._clock = clock
+        self._next = 0
+        self.served: collections.Counter[str] = collections.Counter()
+
+    async def for_lagging_read(self) -> aiopg.Pool:
+        """A replica known to be fresh enough, else the primary."""
+        for _ in range(len(self._replicas)):
+            replica = self._replicas[self._next % len(self._replicas)]
+            self._next += 1
+            if await self._fresh(replica):
+                self.served["replica"] += 1
+                return replica.pool
+        self.served["primary"] += 1
+        return self.primary
+
+    async def _fresh(self, replica: _Replica) -> bool:
+        now = self._clock()
+        if now - replica.caught_up_at < self._max_lag / 2:
+            return True
+        if not replica.lock.locked() and now - replica.checked_at >= self._max_lag / 2:
+            async with replica.lock:
+                await self._check(replica)
+        return self._clock() - replica.caught_up_at < self._max_lag
+
+    async def _check(self, replica: _Replica) -> None:
+        started = self._clock()
+        replica.checked_at = started
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                async with cursor(self.primary) as cur:
+                    await cur.execute("SELECT pg_current_wal_lsn()::text")
+                    (position,) = await cur.fetchone()
+                async with cursor(replica.pool) as cur:
+                    await cur.execute(_APPLIED_LSN, (position,))
+                    (caught_up,) = await cur.fetchone()
+        except (psycopg2.Error, OSError, TimeoutError) as exc:
+            log.warning("read replica unavailable, reading from the primary: %r", exc)
+            return
+        if caught_up:
+            replica.caught_up_at = started
+        else:
+            log.info("read replica is behind the primary; reading from the primary")
+
+
+async def open_read_pools(
+    resources: AsyncExitStack, primary: aiopg.Pool, settings: ReplicaSettings, *, pool_size: int
+) -> ReadPools:
+    """The replicas' pools (connecting on first use, so a replica down at start is no
+    reason not to start), closed with the service's other resources."""
+    pools = []
+    for url in settings.urls:
+        pool = await create_pool(url.reveal(), minsize=0, maxsize=pool_size)
+        resources.push_async_callback(close_pool, pool)
+        pools.append(pool)
+    return ReadPools(primary, pools, settings.max_lag_seconds)
