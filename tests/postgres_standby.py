@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiopg
 import pytest
 
 from devstack.binaries import find_postgres
 from devstack.ports import free_ports
 from devstack.postgres import PrivatePostgres, chown_tree, run_program, unprivileged_user
+from scout_kit.db import cursor
+
+
+async def one(pool: aiopg.Pool, sql: str, params: Any = None) -> Any:
+    async with cursor(pool) as cur:
+        await cur.execute(sql, params)
+        row = await cur.fetchone()
+        return row[0]
+
+
+async def until_replayed(primary: aiopg.Pool, standby: aiopg.Pool) -> None:
+    """Poll (another process's state) until the standby has replayed the primary's WAL."""
+    position = await one(primary, "SELECT pg_current_wal_lsn()::text")
+    replayed = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
+    async with asyncio.timeout(30):
+        while not await one(standby, replayed, (position,)):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
 
 @dataclass

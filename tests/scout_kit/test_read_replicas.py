@@ -7,13 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiopg
 import psycopg2
 import pytest
 
 from scout_kit.db import ReadPools, ReplicaSettings, close_pool, create_pool, cursor
 from scout_kit.settings import Env, SettingsError
-from tests.postgres_standby import Pair, primary_and_standby
+from tests.postgres_standby import Pair, one, primary_and_standby, until_replayed
 
 MAX_LAG = 10.0
 
@@ -30,22 +29,6 @@ class Clock:
 async def pair() -> AsyncIterator[Pair]:
     async with primary_and_standby() as started:
         yield started
-
-
-async def one(pool: aiopg.Pool, sql: str, params: Any = None) -> Any:
-    async with cursor(pool) as cur:
-        await cur.execute(sql, params)
-        row = await cur.fetchone()
-        return row[0]
-
-
-async def until_replayed(primary: aiopg.Pool, standby: aiopg.Pool) -> None:
-    """Poll (another process's state) until the standby has replayed the primary's WAL."""
-    position = await one(primary, "SELECT pg_current_wal_lsn()::text")
-    replayed = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
-    async with asyncio.timeout(30):
-        while not await one(standby, replayed, (position,)):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def test_lagging_reads_use_the_standby_only_while_it_is_fresh(pair: Pair) -> None:
