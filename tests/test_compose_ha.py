@@ -146,13 +146,13 @@ def test_the_sentinel_configuration_is_accepted_by_redis(
         deadline = time.monotonic() + 20
         while True:
             try:
-                address = client.sentinel_get_master_addr_by_name("scout")
+                address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "scout")
                 break
             except redis.ConnectionError:
                 assert sentinel.poll() is None, "the Sentinel exited"
                 assert time.monotonic() < deadline, "the Sentinel did not answer"
                 time.sleep(0.1)
-        assert (address[0].decode(), int(address[1])) == ("127.0.0.1", master_port)
+        assert [bytes(part) for part in address] == [b"127.0.0.1", str(master_port).encode()]
         config = (tmp_path / "sentinel.conf").read_text()
         assert "down-after-milliseconds scout 5000" in config
     finally:
