@@ -17,7 +17,7 @@ from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA, UserDirectory
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database
+from scout_kit.db import open_database, open_read_pools
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.redis import Keyspace, ReplicaWait, create_redis
@@ -42,6 +42,9 @@ async def create_server(
             schema=SCHEMA,
             migrations="auth_service.migrations",
         )
+        reads = await open_read_pools(
+            resources, pool, settings.replicas, pool_size=settings.db_pool_size
+        )
         redis_client = create_redis(settings.redis)
         resources.push_async_callback(redis_client.aclose)
         keyspace = Keyspace(settings.redis_prefix)
@@ -59,7 +62,7 @@ async def create_server(
             passwords,
             sessions,
             LoginThrottle(redis_client, keyspace, clock, settings.throttle),
-            ActivityLog(pool, clock),
+            ActivityLog(pool, clock, reads),
         )
         servicer = AuthServicer(auth)
 

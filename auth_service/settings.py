@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth_service.throttle import Limit, ThrottlePolicy
+from scout_kit.db import ReplicaSettings
 from scout_kit.redis import RedisSettings
 from scout_kit.settings import CommonSettings, Env, Secret
 
@@ -17,6 +18,7 @@ SERVICE = "auth_service"
 class Settings:
     common: CommonSettings
     database_url: Secret
+    replicas: ReplicaSettings
     redis: RedisSettings
     redis_prefix: str
     jwt_public_key: Secret
@@ -33,6 +35,7 @@ class Settings:
         return cls(
             common=CommonSettings.from_env(env, default_port=DEFAULT_PORT, service=SERVICE),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            replicas=ReplicaSettings.from_env(env),
             redis=RedisSettings.from_env(env),
             redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_public_key=public_key,

@@ -94,3 +94,12 @@ async def primary_and_standby() -> AsyncIterator[Pair]:
             if await server.is_running():
                 await server.stop()
         shutil.rmtree(top, ignore_errors=True)
+
+
+async def pause_replay(standby: aiopg.Pool) -> None:
+    """Stop the standby applying WAL, and wait until it has (a pause is only requested at
+    first: the startup process stops at its next check)."""
+    await one(standby, "SELECT pg_wal_replay_pause()::text")
+    async with asyncio.timeout(30):
+        while await one(standby, "SELECT pg_get_wal_replay_pause_state()") != "paused":  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

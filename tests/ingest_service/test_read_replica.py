@@ -14,7 +14,7 @@ from ingest_service.settings import Settings
 from scout_kit.clock import ManualClock
 from scout_kit.db import ReadPools, close_pool, create_pool, migrate
 from tests.ingest_service.support import MIGRATIONS, T0, sample_write
-from tests.postgres_standby import one, primary_and_standby, until_replayed
+from tests.postgres_standby import one, pause_replay, primary_and_standby, until_replayed
 from tests.stack import Environment
 
 
@@ -43,7 +43,7 @@ async def test_metric_queries_are_served_by_the_standby(env: Environment) -> Non
             assert await chart() == [(1.0, 1)]
 
             # Replay pauses: the standby keeps the old state, so the chart shows what it has.
-            await one(standby, "SELECT pg_wal_replay_pause()::text")
+            await pause_replay(standby)
             later = T0 + timedelta(minutes=1)
             await repository.write([sample_write(server, [(later, {"cpu": 3.0})], account)], T0)
             assert await chart() == [(1.0, 1)]

@@ -12,7 +12,7 @@ import pytest
 
 from scout_kit.db import ReadPools, ReplicaSettings, close_pool, create_pool, cursor
 from scout_kit.settings import Env, SettingsError
-from tests.postgres_standby import Pair, one, primary_and_standby, until_replayed
+from tests.postgres_standby import Pair, one, pause_replay, primary_and_standby, until_replayed
 
 MAX_LAG = 10.0
 
@@ -46,7 +46,7 @@ async def test_lagging_reads_use_the_standby_only_while_it_is_fresh(pair: Pair) 
         assert await one(served, "SELECT count(*) FROM t") == 1
 
         # Replay stops; the primary moves on. Within the bound the standby still serves...
-        await one(standby, "SELECT pg_wal_replay_pause()::text")
+        await pause_replay(standby)
         async with cursor(primary) as cur:
             await cur.execute("INSERT INTO t VALUES (2)")
         clock.now += MAX_LAG * 0.6  # a check runs: the standby is behind
