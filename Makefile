@@ -55,7 +55,8 @@ bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 failover: venv
-	$(BIN)/python -m pytest -q -s tests/gateway/test_redis_failover.py -k under_load
+	$(BIN)/python -m pytest -q -s tests/gateway/test_redis_failover.py \
+		tests/gateway/test_postgres_failover.py -k under_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
