@@ -100,7 +100,8 @@ async def run_program(
         **extra,  # type: ignore[arg-type]
     )
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), time_limit)
+        async with asyncio.timeout(time_limit):  # not wait_for: see scout_kit.tasks
+            output, _ = await process.communicate()
     except BaseException:
         if process.returncode is None:
             process.kill()

@@ -108,7 +108,8 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), kill_after)
+                async with asyncio.timeout(kill_after):  # not wait_for: see scout_kit.tasks
+                    await self.process.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()

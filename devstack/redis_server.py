@@ -108,7 +108,8 @@ class PrivateRedis:
         finally:
             await client.aclose()
         try:
-            await asyncio.wait_for(process.wait(), kill_after)
+            async with asyncio.timeout(kill_after):  # not wait_for: see scout_kit.tasks
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from auth_service.errors import UserNotFound
 from devstack.jwt_keys import write_private
+from key_service.domain import key_status
 from key_service.models import KeyStatus, key_digest
 from key_service.repository import PostgresKeyRepository
 from scout_admin.commands import Admin, admin_actor, open_admin
@@ -138,9 +139,7 @@ async def _seed(admin: Admin, path: Path, *, rotate_key: bool, applied: list[str
 
 
 async def _key_is_current(admin: Admin, api_key: str, server_id: str) -> bool:
-    """Whether the stored key still authenticates the server. Read straight from the repository:
-    the key manager would record a rotated key's use as a rejected attempt."""
-    validation = await PostgresKeyRepository(admin.pool).validate(
-        key_digest(api_key), datetime.now(UTC)
-    )
+    """Whether the stored key still authenticates the server (the key service's own rule)."""
+    record = await PostgresKeyRepository(admin.pool).find_key(key_digest(api_key))
+    validation = key_status(record, datetime.now(UTC))
     return validation.status is KeyStatus.VALID and validation.server_id == server_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator
 
@@ -39,6 +38,7 @@ from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
 from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
+from scout_kit.tasks import cancel_and_wait
 from scout_kit.tracing import aiohttp_middleware, client_interceptors, otlp_tracer_provider
 
 
@@ -110,9 +110,7 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
         name="internal-tls-watcher",
     )
     yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    await cancel_and_wait(watcher)
     await backends.close()
 
 
@@ -147,11 +145,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     probe.stop()
     await probing
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(*tasks)
     await usage.flush()
     await subscriber.aclose()
     await client.aclose()

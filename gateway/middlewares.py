@@ -27,6 +27,8 @@ from scout_kit.context import (
     request_id_var,
 )
 
+# Sent with the session cookie on unsafe methods: the csrf_token that login answered.
+CSRF_HEADER = "X-CSRF-Token"
 log = logging.getLogger("gateway.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -203,6 +205,6 @@ def check_csrf(request: web.Request, expected: str) -> None:
     """Cookie-authenticated unsafe requests must echo the session's CSRF token, and come from
     our own origin when the browser says where they come from."""
     check_origin(request)
-    supplied = request.headers.get("X-CSRF-Token", "")
+    supplied = request.headers.get(CSRF_HEADER, "")
     if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
         raise Problem(403, "Forbidden", "Missing or wrong X-CSRF-Token header.", type_="csrf")

@@ -13,7 +13,6 @@ without limit. `close()` refuses new writes and commits everything already accep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Protocol
 from ingest_service.repository import NO_PARTITION, SampleRepository
 from ingest_service.samples import Write
 from scout_kit.clock import Clock
+from scout_kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,4 @@ class GroupCommitter:
         while self._queue or self._busy:
             self._idle.clear()
             await self._idle.wait()
-        for task in self._writers:
-            task.cancel()
-        for task in self._writers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._writers)

@@ -26,21 +26,16 @@ from scout_kit.db import open_database, open_read_pools
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.metrics import create_registry
+from scout_kit.tasks import cancel_and_wait
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _background(
     resources: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
 ) -> None:
     task = asyncio.create_task(work, name=name)
-    resources.push_async_callback(_cancel, task)
+    resources.push_async_callback(cancel_and_wait, task)
 
 
 def build_maintenance(

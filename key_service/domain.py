@@ -15,7 +15,9 @@ from key_service.events import InvalidationPublisher
 from key_service.models import (
     ActivityEvent,
     ActivityType,
+    KeyRecord,
     KeyRejectionReport,
+    KeyStatus,
     KeyUsageReport,
     ServerChange,
     ServerRecord,
@@ -47,6 +49,30 @@ class Rotated:
     server: ServerRecord
     api_key: str
     old_key_valid_until: datetime | None
+
+
+def key_status(record: KeyRecord | None, now: datetime) -> Validation:
+    """The one rule of whether a key is accepted at `now`: a server's current key is; a replaced
+    key only until its `valid_until` (a rotation's grace window), then it is rotated or
+    revoked for good; a key never stored is not found."""
+    if record is None:
+        return Validation(KeyStatus.NOT_FOUND)
+    accepted = record.ended_reason is None or (
+        record.valid_until is not None and record.valid_until > now
+    )
+    if accepted:
+        status = KeyStatus.VALID
+    elif record.ended_reason == "revoked":
+        status = KeyStatus.REVOKED
+    else:
+        status = KeyStatus.ROTATED
+    return Validation(
+        status,
+        record.key_id,
+        record.server_id,
+        record.account_id,
+        record.valid_until if accepted else None,
+    )
 
 
 def validate_server_name(name: str) -> str:
@@ -213,7 +239,7 @@ class KeyManager:
         """A pure read: the gateway reports dead-key attempts in batches (record_usage)."""
         if len(key_sha256) != 32:
             raise InvalidRequest("key_sha256 must be 32 bytes")
-        return await self._repo.validate(key_sha256, self._clock.now())
+        return key_status(await self._repo.find_key(key_sha256), self._clock.now())
 
     async def record_usage(
         self, usages: list[KeyUsageReport], rejections: list[KeyRejectionReport]

@@ -48,6 +48,19 @@ class KeyStatus(enum.Enum):
 
 
 @dataclass(frozen=True)
+class KeyRecord:
+    """A stored key as the status rule needs it (key_service.domain.key_status)."""
+
+    key_id: str
+    server_id: str
+    account_id: str
+    # None while the key is its server's current key; "rotated" or "revoked" once replaced.
+    ended_reason: str | None
+    # When an ended key stops being accepted (after a rotation's grace window, or at the end).
+    valid_until: datetime | None
+
+
+@dataclass(frozen=True)
 class Validation:
     status: KeyStatus
     key_id: str | None = None

@@ -14,12 +14,11 @@ from key_service.models import (
     ActivityEvent,
     ActivityType,
     EndedKey,
+    KeyRecord,
     KeyRejectionReport,
-    KeyStatus,
     KeyUsageReport,
     ServerChange,
     ServerRecord,
-    Validation,
 )
 from scout_kit.db import ReadPools, cursor, transaction
 from scout_kit.timestamps import format_time
@@ -84,7 +83,7 @@ class KeyRepository(Protocol):
         grace_until: datetime,
     ) -> tuple[ServerRecord, list[EndedKey]]: ...
 
-    async def validate(self, key_sha256: bytes, now: datetime) -> Validation: ...
+    async def find_key(self, key_sha256: bytes) -> KeyRecord | None: ...
 
     async def record_rejections(self, reports: list[KeyRejectionReport]) -> None: ...
 
@@ -321,7 +320,7 @@ class PostgresKeyRepository:
             server = _server(await cur.fetchone())
         return server, ended
 
-    async def validate(self, key_sha256: bytes, now: datetime) -> Validation:
+    async def find_key(self, key_sha256: bytes) -> KeyRecord | None:
         async with cursor(self._pool) as cur:
             await cur.execute(
                 "SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
@@ -329,22 +328,7 @@ class PostgresKeyRepository:
                 (key_sha256,),
             )
             row = await cur.fetchone()
-        if row is None:
-            return Validation(KeyStatus.NOT_FOUND)
-        key_id, server_id, account_id, ended_reason, valid_until = row
-        if ended_reason is None:
-            status = KeyStatus.VALID
-        elif valid_until > now:
-            status = KeyStatus.VALID  # inside a rotation grace window
-        else:
-            status = KeyStatus.REVOKED if ended_reason == "revoked" else KeyStatus.ROTATED
-        return Validation(
-            status,
-            key_id,
-            server_id,
-            account_id,
-            valid_until if status is KeyStatus.VALID else None,
-        )
+        return None if row is None else KeyRecord(*row)
 
     async def record_rejections(self, reports: list[KeyRejectionReport]) -> None:
         async with transaction(self._pool) as cur:

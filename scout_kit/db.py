@@ -26,6 +26,25 @@ log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+# Set on every connection. PostgreSQL notices a client that went away only when it next writes
+# to it, so a statement whose client timed out, was cancelled or died would run (and hold its
+# locks) to the end: checking the socket every few seconds ends it within that time. A
+# connection forgotten inside a transaction releases its locks after a minute.
+SESSION_SETTINGS = {
+    "client_connection_check_interval": "2s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+
+
+def with_session_settings(dsn: str) -> str:
+    """`dsn` (URI or key=value, any hosts) with SESSION_SETTINGS added to its `options`; the
+    DSN's own options come last, so an operator's choice wins."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    ours = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
+    params["options"] = f"{ours} {params.get('options', '')}".strip()
+    return str(psycopg2.extensions.make_dsn(**params))
+
+
 def host_count(dsn: str) -> int:
     """How many hosts a libpq DSN (URL or key=value) lists."""
     return len(psycopg2.extensions.parse_dsn(dsn).get("host", "").split(","))
@@ -70,12 +89,13 @@ class _HostFollowingPool(aiopg.Pool):
 
 async def create_pool(dsn: str, *, minsize: int = 1, maxsize: int = 10) -> aiopg.Pool:
     """A pool whose connections are checked before use, so a restarted PostgreSQL is
-    recovered from without restarting the service. A DSN may list several hosts
+    recovered from without restarting the service; every connection carries SESSION_SETTINGS.
+    A DSN may list several hosts
     (`postgresql://a:5432,b:5432/db?target_session_attrs=read-write`): the pool follows
     whichever libpq chooses."""
     pool_class = _HostFollowingPool if host_count(dsn) > 1 else aiopg.Pool
     pool: aiopg.Pool = await pool_class.from_pool_fill(
-        dsn,
+        with_session_settings(dsn),
         minsize,
         maxsize,
         10.0,

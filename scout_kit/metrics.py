@@ -161,7 +161,8 @@ class DependencyProbe:
         while not self._stopped.is_set():
             await self.probe_once()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), self._interval)
+                async with asyncio.timeout(self._interval):  # not wait_for: see scout_kit.tasks
+                    await self._stopped.wait()
 
     def stop(self) -> None:
         self._stopped.set()

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import psycopg2.errors
 import pytest
 
 from ingest_service.committer import GroupCommitter, ShuttingDown
@@ -18,7 +19,7 @@ from scout_kit.clock import ManualClock
 from scout_kit.grpc_client import call_metadata
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer
 from tests.gateway.metrics_support import stack_clock, stored
-from tests.ingest_service.support import scratch_storage
+from tests.ingest_service.support import sample_write, scratch_storage
 from tests.stack import Environment, running_stack
 
 
@@ -48,6 +49,53 @@ async def test_group_commit_stores_all_and_close_refuses_new(
             assert len(await stored(admin, server_id, storage.schema)) == 3
         with pytest.raises(ShuttingDown):
             await committer.submit([_write(servers[0], clock, [4])])
+
+
+class RecordingObserver:
+    """What the committer reports to its metrics: requests per group, by outcome."""
+
+    def __init__(self) -> None:
+        self.committed_groups: list[int] = []
+        self.failed_groups: list[int] = []
+
+    def committed(self, requests: int, values: int, seconds: float) -> None:
+        self.committed_groups.append(requests)
+
+    def failed(self, requests: int, values: int, seconds: float) -> None:
+        self.failed_groups.append(requests)
+
+    def refused(self, values: int) -> None:
+        raise AssertionError("nothing should be refused here")
+
+
+async def test_a_failing_group_commit_fails_each_request_and_the_next_group_commits(
+    admin: Admin, env: Environment
+) -> None:
+    async with scratch_storage(admin, env) as storage:
+        clock = storage.clock
+        observer = RecordingObserver()
+        committer = GroupCommitter(
+            storage.repository,
+            clock,
+            max_queued_values=10_000,
+            max_batch_values=10_000,
+            writers=1,
+            observer=observer,
+        )
+        good_server, other_server = str(uuid.uuid4()), str(uuid.uuid4())
+        good = sample_write(good_server, [(clock.now(), {"cpu": 1.0})])
+        # No partition this far ahead and no make_room: the group's transaction fails.
+        broken = sample_write(other_server, [(clock.now() + timedelta(days=400), {"cpu": 2.0})])
+        answers = await asyncio.gather(
+            committer.submit([good]), committer.submit([broken]), return_exceptions=True
+        )
+        assert [type(a) for a in answers] == [psycopg2.errors.CheckViolation] * 2
+        assert observer.failed_groups == [2]
+        assert await stored(admin, good_server, storage.schema) == []
+        await committer.submit([good])
+        await committer.close()
+        assert observer.committed_groups == [1]
+        assert len(await stored(admin, good_server, storage.schema)) == 1
 
 
 async def test_write_batch_is_for_the_gateway_only(env: Environment, admin: Admin) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 
+from key_service.domain import key_status
 from key_service.models import KeyStatus
 from key_service.repository import PostgresKeyRepository
 from scout_kit.db import ReadPools, close_pool, create_pool, migrate
@@ -39,7 +40,7 @@ async def test_rotation_is_decided_on_the_primary_while_activity_may_lag(tmp_pat
                 address="", now=now, grace_until=now,
             )  # fmt: skip
             # The replica has not seen the rotation; the decision does not ask it.
-            assert (await repository.validate(old, now)).status is KeyStatus.ROTATED
+            assert key_status(await repository.find_key(old), now).status is KeyStatus.ROTATED
             events = await repository.list_activity(account, server.id, None, 10, [])
             assert [e.type for e in events] == ["key.created"]  # stale, within the bound
             assert reads.served == {"replica": 2}

@@ -98,3 +98,47 @@ async def test_a_multi_host_dsn_skips_a_dead_host(fresh_database: str) -> None:
         assert pool.size >= 2
     finally:
         await close_pool(pool)
+
+
+async def test_every_connection_checks_its_client_and_keeps_the_dsn_options(
+    fresh_database: str,
+) -> None:
+    """A statement whose client is gone must not run on for minutes holding locks."""
+    pool = await create_pool(f"{fresh_database}?options=-c%20statement_timeout%3D7s", maxsize=1)
+    try:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT current_setting('client_connection_check_interval'),"
+                " current_setting('idle_in_transaction_session_timeout'),"
+                " current_setting('statement_timeout')"
+            )
+            assert await cur.fetchone() == ("2s", "1min", "7s")
+    finally:
+        await close_pool(pool)
+
+
+async def test_a_statement_whose_client_went_away_ends(fresh_database: str) -> None:
+    pool = await create_pool(fresh_database, maxsize=1)
+    try:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT pg_backend_pid()")
+            (pid,) = await cur.fetchone()
+            running = asyncio.ensure_future(cur.execute("SELECT pg_sleep(600)"))
+            await asyncio.sleep(0.2)
+            conn.close()  # the client is gone, as a timed-out or killed client would be
+            running.cancel()
+        observer = await create_pool(fresh_database, maxsize=1)
+        try:
+            async with observer.acquire() as conn, conn.cursor() as cur:
+                async with asyncio.timeout(30):
+                    while True:
+                        await cur.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+                        )
+                        if await cur.fetchone() == (0,):
+                            break
+                        await asyncio.sleep(0.2)
+        finally:
+            await close_pool(observer)
+    finally:
+        await close_pool(pool)
