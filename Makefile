@@ -12,13 +12,14 @@ INGEST ?= 1
 # The first gateway's HTTPS port (default: the last run's, else 8443; 0: any free port).
 HTTPS_PORT ?=
 
-.PHONY: help venv run test lint fmt proto bench clean
+.PHONY: help venv run test lint fmt proto bench failover clean
 
 help:
 	@echo "make run    start the whole system locally (GATEWAYS=n AUTH=n KEYS=n INGEST=n HTTPS_PORT=p)"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  benchmarks, reported as ratios against a baseline from the same run"
+	@echo "make failover  Redis and PostgreSQL failover under load on loopback: recovery times and counts"
 	@echo "make proto  regenerate the gRPC contracts in scout/ from protos/"
 
 venv: $(STAMP)
@@ -52,6 +53,10 @@ proto: venv
 
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+failover: venv
+	$(BIN)/python -m pytest -q -s tests/gateway/test_redis_failover.py \
+		tests/gateway/test_postgres_failover.py -k under_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

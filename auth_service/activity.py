@@ -11,7 +11,7 @@ from typing import Any
 import aiopg
 
 from scout_kit.clock import Clock
-from scout_kit.db import cursor
+from scout_kit.db import ReadPools, cursor
 from scout_kit.filters import UnknownValues, known_values
 
 DEFAULT_PAGE_SIZE = 50
@@ -62,8 +62,10 @@ def parse_page_token(token: str) -> int | None:
 
 
 class ActivityLog:
-    def __init__(self, pool: aiopg.Pool, clock: Clock) -> None:
+    def __init__(self, pool: aiopg.Pool, clock: Clock, reads: ReadPools | None = None) -> None:
         self._pool = pool
+        # Listing may be served by a read replica of bounded staleness.
+        self._reads = reads or ReadPools(pool)
         self._clock = clock
 
     async def record(
@@ -101,7 +103,7 @@ class ActivityLog:
         before = parse_page_token(page_token)
         wanted = parse_types(types or [])
         limit = min(page_size, MAX_PAGE_SIZE) if page_size > 0 else DEFAULT_PAGE_SIZE
-        async with cursor(self._pool) as cur:
+        async with cursor(await self._reads.for_lagging_read()) as cur:
             await cur.execute(
                 "SELECT id, type, occurred_at, actor, client_address, user_agent, details::text"
                 " FROM auth.activity WHERE user_id = %s AND (%s::bigint IS NULL OR id < %s)"

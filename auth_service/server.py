@@ -20,10 +20,10 @@ from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA, UserDirectory
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database
+from scout_kit.db import open_database, open_read_pools
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
-from scout_kit.redis import Keyspace, create_redis
+from scout_kit.redis import Keyspace, ReplicaWait, create_redis
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
@@ -45,7 +45,10 @@ async def create_server(
             schema=SCHEMA,
             migrations="auth_service.migrations",
         )
-        redis_client = create_redis(settings.redis_url.reveal())
+        reads = await open_read_pools(
+            resources, pool, settings.replicas, pool_size=settings.db_pool_size
+        )
+        redis_client = create_redis(settings.redis)
         resources.push_async_callback(redis_client.aclose)
         keyspace = Keyspace(settings.redis_prefix)
         passwords = Passwords()
@@ -56,13 +59,14 @@ async def create_server(
             clock,
             idle_seconds=settings.session_idle_seconds,
             absolute_seconds=settings.session_absolute_seconds,
+            replicas=ReplicaWait.of(settings.redis),
         )
         auth = Authentication(
             UserDirectory(pool, passwords, clock),
             passwords,
             sessions,
             LoginThrottle(redis_client, keyspace, clock, settings.throttle),
-            ActivityLog(pool, clock),
+            ActivityLog(pool, clock, reads),
             RedisSessionEndPublisher(redis_client, keyspace, instance, clock),
         )
         servicer = AuthServicer(auth)

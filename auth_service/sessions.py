@@ -8,6 +8,11 @@ Keys (under the service's REDIS_PREFIX):
 Expiry is decided here, against the injected Clock, on every read: the idle deadline slides with
 use up to the absolute one. Redis TTLs only collect the garbage; a session past its deadline is
 refused even if Redis still holds it.
+
+Creating and ending a session wait for the replicas (`ReplicaWait`, REDIS_MIN_REPLICAS) before
+answering: a session confirmed to the user, or a revocation confirmed, survives a Redis failover.
+If the replicas do not confirm in time the call fails closed (NotReplicated: UNAVAILABLE) and the
+client retries. A slid idle deadline is not waited for: losing one only shortens a session.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import redis.asyncio as aioredis
 
 from auth_service.errors import SessionNotFound
 from scout_kit.clock import Clock
-from scout_kit.redis import Keyspace
+from scout_kit.redis import Keyspace, ReplicaWait
 
 # Seconds a key outlives its deadline in Redis, so our clock, not the TTL, decides expiry.
 TTL_SLACK_SECONDS = 60
@@ -194,6 +199,7 @@ class SessionStore:
         *,
         idle_seconds: int = 1800,
         absolute_seconds: int = 43_200,
+        replicas: ReplicaWait | None = None,
     ) -> None:
         self._redis = client
         self._keyspace = keyspace
@@ -202,6 +208,10 @@ class SessionStore:
         self.absolute_seconds = absolute_seconds
         self._validate = client.register_script(_VALIDATE_SCRIPT)
         self._touch = client.register_script(_TOUCH_SCRIPT)
+        self._replicas = replicas or ReplicaWait()
+
+    async def _replicated(self) -> None:
+        await self._replicas.confirm(self._redis, self._keyspace.key("auth", "replication-barrier"))
 
     def _session_key(self, digest: str) -> str:
         return self._keyspace.key("auth", "session", digest)
@@ -241,6 +251,8 @@ class SessionStore:
             # The newest session lives longest, so its lifetime bounds the whole index.
             pipe.expire(index, self.absolute_seconds + TTL_SLACK_SECONDS)
             await pipe.execute()
+        # Unconfirmed, the token is never handed out, so nobody can use it; its TTL collects it.
+        await self._replicated()
         record = _record(fields)
         assert record is not None
         return NewSession(token, record)
@@ -301,6 +313,7 @@ class SessionStore:
         await self._redis.delete(key)
         if record is not None:
             await self._redis.hdel(self._index_key(record.user_id), record.id)
+        await self._replicated()
         return record
 
     async def list_for_user(self, user_id: str) -> list[SessionRecord]:
@@ -337,6 +350,7 @@ class SessionStore:
             pipe.delete(self._session_key(_text(digest)))
             pipe.hdel(index, session_id)
             deleted, _ = await pipe.execute()
+        await self._replicated()
         if not deleted:
             raise SessionNotFound()  # it had already expired
         return _text(digest)
@@ -352,4 +366,5 @@ class SessionStore:
             pipe.delete(*(self._session_key(digest) for digest in doomed.values()))
             pipe.hdel(index, *doomed)
             deleted, _ = await pipe.execute()
+        await self._replicated()
         return Ended(int(deleted), list(doomed.values()))

@@ -126,7 +126,7 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """Redis, the key cache with its invalidation listener, and the usage reporter."""
     settings, clock, backends = app[SETTINGS], app[CLOCK], app[BACKENDS]
-    client = create_redis(settings.redis_url.reveal())
+    client = create_redis(settings.redis)
     keyspace = Keyspace(settings.redis_prefix)
     metrics = app[METRICS]
     lease = Lease(clock, settings.cache_lease_seconds)
@@ -145,7 +145,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         stats=metrics.session_cache,
     )
     instance = gateway_instance()
-    subscriber = create_redis(settings.redis_url.reveal(), reconnect=False, name=instance)
+    subscriber = create_redis(settings.redis, reconnect=False, name=instance)
     listener = InvalidationListener(
         instance,
         subscriber,

@@ -13,6 +13,7 @@ from gateway.server_status import (
     StatusRule,
 )
 from scout_kit.invalidation import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
@@ -30,7 +31,7 @@ class Settings:
     key_service_addr: str
     auth_service_addr: str
     ingest_service_addr: str
-    redis_url: Secret
+    redis: RedisSettings
     redis_prefix: str
     jwt_private_key: Secret
     log_level: str
@@ -87,7 +88,7 @@ class Settings:
             key_service_addr=env.address("KEY_SERVICE_ADDR"),
             auth_service_addr=env.address("AUTH_SERVICE_ADDR"),
             ingest_service_addr=env.address("INGEST_SERVICE_ADDR"),
-            redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
+            redis=RedisSettings.from_env(env),
             redis_prefix=env.text("REDIS_PREFIX", "scout"),
             jwt_private_key=private_key,
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),

@@ -19,7 +19,7 @@ import aiopg
 
 from ingest_service.query_plan import Plan
 from ingest_service.samples import Write
-from scout_kit.db import cursor
+from scout_kit.db import ReadPools, cursor
 
 SCHEMA = "ingest"
 
@@ -237,8 +237,12 @@ def _merge_into(rows: _Rows, index: int, names: tuple[str, ...], values: list[fl
 
 
 class SampleRepository:
-    def __init__(self, pool: aiopg.Pool, schema: str = SCHEMA) -> None:
+    def __init__(
+        self, pool: aiopg.Pool, schema: str = SCHEMA, *, reads: ReadPools | None = None
+    ) -> None:
         self._pool = pool
+        # Metric queries may be served by a read replica of bounded staleness.
+        self._reads = reads or ReadPools(pool)
         self.schema = schema
         self._set_ids: dict[tuple[str, tuple[str, ...]], int] = {}
         self._write_sql = (_WRITE + _SEEN + _WRITE_END).replace("{s}", schema)
@@ -401,7 +405,8 @@ class SampleRepository:
     ) -> list[Bucket]:
         """avg/min/max/count per name and epoch-aligned bucket for start <= ts < end, read in
         one snapshot: the stale buckets first, then each source over the plan's intervals."""
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
+        pool = await self._reads.for_lagging_read()
+        async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
                 # A chart is a few thousand small rows: parallel workers cost more than they save.
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"

@@ -22,7 +22,7 @@ from ingest_service.servicer import IngestServicer
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database
+from scout_kit.db import open_database, open_read_pools
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.metrics import create_registry
@@ -74,7 +74,10 @@ async def create_server(
             schema=SCHEMA,
             migrations="ingest_service.migrations",
         )
-        repository = SampleRepository(pool)
+        reads = await open_read_pools(
+            resources, pool, settings.replicas, pool_size=settings.db_pool_size
+        )
+        repository = SampleRepository(pool, reads=reads)
         registry = create_registry("ingest_service")
         maintenance = build_maintenance(settings, repository, clock)
         await maintenance.prepare()

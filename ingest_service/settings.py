@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from scout_kit.db import ReplicaSettings
 from scout_kit.sample_rules import (
     DEFAULT_RAW_RETENTION_DAYS,
     MAX_RETENTION_DAYS,
@@ -20,6 +21,7 @@ SERVICE = "ingest_service"
 class Settings:
     common: CommonSettings
     database_url: Secret
+    replicas: ReplicaSettings
     jwt_public_key: Secret
     db_pool_size: int
     # Retention of raw samples (also how old an accepted sample may be), of the 1-minute and
@@ -58,6 +60,7 @@ class Settings:
         return cls(
             common=CommonSettings.from_env(env, default_port=DEFAULT_PORT, service=SERVICE),
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            replicas=ReplicaSettings.from_env(env),
             jwt_public_key=public_key,
             db_pool_size=pool_size,
             retention_days=raw_days,

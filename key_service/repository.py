@@ -20,7 +20,7 @@ from key_service.models import (
     ServerChange,
     ServerRecord,
 )
-from scout_kit.db import cursor, transaction
+from scout_kit.db import ReadPools, cursor, transaction
 from scout_kit.timestamps import format_time
 
 SCHEMA = "keys"
@@ -100,8 +100,10 @@ class KeyRepository(Protocol):
 
 
 class PostgresKeyRepository:
-    def __init__(self, pool: aiopg.Pool) -> None:
+    def __init__(self, pool: aiopg.Pool, reads: ReadPools | None = None) -> None:
+        # Key validation and rotation read the primary; activity lists may read a replica.
         self._pool = pool
+        self._reads = reads or ReadPools(pool)
 
     async def create_server(
         self,
@@ -407,7 +409,7 @@ class PostgresKeyRepository:
             page += " AND (occurred_at, id) < (%s, %s)"
             params.extend(before)
         params.append(limit)
-        async with cursor(self._pool) as cur:
+        async with cursor(await self._reads.for_lagging_read()) as cur:
             await cur.execute(
                 "SELECT id, type, occurred_at, actor, client_address, key_hint, details"
                 " FROM keys.activity WHERE server_id = %s AND account_id = %s"

@@ -16,7 +16,7 @@ from key_service.servicer import KeyServicer
 from key_service.settings import Settings
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database
+from scout_kit.db import open_database, open_read_pools
 from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.redis import Keyspace, create_redis
@@ -42,12 +42,15 @@ async def create_server(
             schema=SCHEMA,
             migrations="key_service.migrations",
         )
-        redis_client = create_redis(settings.redis_url.reveal())
+        redis_client = create_redis(settings.redis)
         resources.push_async_callback(redis_client.aclose)
         instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
         keyspace = Keyspace(settings.redis_prefix)
         publisher = RedisInvalidationPublisher(redis_client, keyspace, instance)
-        manager = KeyManager(PostgresKeyRepository(pool), publisher, clock)
+        reads = await open_read_pools(
+            resources, pool, settings.replicas, pool_size=settings.db_pool_size
+        )
+        manager = KeyManager(PostgresKeyRepository(pool, reads), publisher, clock)
         verifier = TokenVerifier(settings.jwt_public_key.reveal(), clock)
 
         def register(server: grpc.aio.Server) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiopg
 import redis.asyncio as aioredis
@@ -27,7 +27,7 @@ from key_service.repository import PostgresKeyRepository
 from scout_admin.settings import Settings
 from scout_kit.clock import SystemClock
 from scout_kit.db import close_pool, create_pool, migrate
-from scout_kit.redis import Keyspace, create_redis
+from scout_kit.redis import Keyspace, ReplicaWait, create_redis
 
 MIGRATIONS = (
     (AUTH_SCHEMA, "auth_service.migrations"),
@@ -48,6 +48,7 @@ class Admin:
     pool: aiopg.Pool
     redis: aioredis.Redis
     keyspace: Keyspace
+    replicas: ReplicaWait = field(default_factory=ReplicaWait)
 
     @property
     def users(self) -> UserDirectory:
@@ -74,7 +75,7 @@ class Admin:
         return Authentication(
             UserDirectory(self.pool, passwords, clock),
             passwords,
-            SessionStore(self.redis, self.keyspace, clock),
+            SessionStore(self.redis, self.keyspace, clock, replicas=self.replicas),
             LoginThrottle(self.redis, self.keyspace, clock),
             ActivityLog(self.pool, clock),
             RedisSessionEndPublisher(self.redis, self.keyspace, admin_actor(), clock),
@@ -115,9 +116,9 @@ class Admin:
 @asynccontextmanager
 async def open_admin(settings: Settings) -> AsyncIterator[Admin]:
     pool = await create_pool(settings.database_url.reveal(), maxsize=2)
-    client = create_redis(settings.redis_url.reveal())
+    client = create_redis(settings.redis)
     try:
-        yield Admin(pool, client, Keyspace(settings.redis_prefix))
+        yield Admin(pool, client, Keyspace(settings.redis_prefix), ReplicaWait.of(settings.redis))
     finally:
         await client.aclose()
         await close_pool(pool)

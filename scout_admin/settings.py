@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: Secret
-    redis_url: Secret
+    redis: RedisSettings
     redis_prefix: str
 
     @classmethod
@@ -19,6 +20,6 @@ class Settings:
         env = Env(environ)
         return cls(
             database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
-            redis_url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
+            redis=RedisSettings.from_env(env),
             redis_prefix=env.text("REDIS_PREFIX", "scout"),
         )

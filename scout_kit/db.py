@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
+import math
 import re
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import aiopg
+import psycopg2
 import psycopg2.extensions
+
+from scout_kit.settings import Env, Secret, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +45,68 @@ def with_session_settings(dsn: str) -> str:
     return str(psycopg2.extensions.make_dsn(**params))
 
 
+def host_count(dsn: str) -> int:
+    """How many hosts a libpq DSN (URL or key=value) lists."""
+    return len(psycopg2.extensions.parse_dsn(dsn).get("host", "").split(","))
+
+
+def _chosen_host(dsn: str) -> str:
+    """The DSN narrowed to the one host libpq picks from its list (honouring
+    target_session_attrs), found with a short blocking connection."""
+    conn = psycopg2.connect(dsn)
+    try:
+        host, port = conn.info.host, conn.info.port
+    finally:
+        conn.close()
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params.update(host=host, port=str(port))
+    return str(psycopg2.extensions.make_dsn(**params))
+
+
+class _HostFollowingPool(aiopg.Pool):
+    """A pool over a multi-host DSN that asks libpq again which host to use before it opens
+    connections, so it follows a promoted standby by itself.
+
+    aiopg cannot be handed the multi-host DSN itself: it watches the socket libpq opened first,
+    and libpq closes that socket and opens another when it moves on to the next host (a dead
+    host, or a standby refused by target_session_attrs=read-write), which breaks the
+    connection. The chosen host's DSN keeps target_session_attrs, so a demoted primary is
+    refused and the next fill chooses again."""
+
+    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dsn, *args, **kwargs)
+        self._hosts_dsn = dsn
+
+    async def _fill_free_pool(self, override_min: bool) -> None:
+        opens = self.size < self.minsize or (
+            override_min and not self._free and (not self.maxsize or self.size < self.maxsize)
+        )
+        if opens:
+            loop = asyncio.get_running_loop()
+            self._dsn = await loop.run_in_executor(None, _chosen_host, self._hosts_dsn)
+        await super()._fill_free_pool(override_min)
+
+
 async def create_pool(dsn: str, *, minsize: int = 1, maxsize: int = 10) -> aiopg.Pool:
     """A pool whose connections are checked before use, so a restarted PostgreSQL is
-    recovered from without restarting the service."""
-    return await aiopg.create_pool(
+    recovered from without restarting the service; every connection carries SESSION_SETTINGS.
+    A DSN may list several hosts
+    (`postgresql://a:5432,b:5432/db?target_session_attrs=read-write`): the pool follows
+    whichever libpq chooses."""
+    pool_class = _HostFollowingPool if host_count(dsn) > 1 else aiopg.Pool
+    pool: aiopg.Pool = await pool_class.from_pool_fill(
         with_session_settings(dsn),
-        minsize=minsize,
-        maxsize=maxsize,
-        timeout=10.0,
+        minsize,
+        maxsize,
+        10.0,
         pool_recycle=300.0,
         enable_json=False,
         enable_hstore=False,
         enable_uuid=False,
+        echo=False,
         on_connect=None,
     )
+    return pool
 
 
 @asynccontextmanager
@@ -154,3 +210,123 @@ async def open_database(
     resources.push_async_callback(close_pool, pool)
     await migrate(pool, schema, migrations)
     return pool
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """Read replicas for reads that may lag (DATABASE_REPLICA_URLS, space-separated, or one per
+    line in DATABASE_REPLICA_URLS_FILE), used only while known to be at most
+    DATABASE_REPLICA_MAX_LAG_SECONDS behind the primary."""
+
+    urls: tuple[Secret, ...]
+    max_lag_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> ReplicaSettings:
+        raw = env.from_file("DATABASE_REPLICA_URLS") or env.optional("DATABASE_REPLICA_URLS")
+        urls = []
+        for item in (raw or "").split():
+            if not item.startswith(("postgresql://", "postgres://")):
+                raise SettingsError(
+                    "DATABASE_REPLICA_URLS must be postgresql:// URLs separated by spaces"
+                )
+            urls.append(Secret(item))
+        max_lag = env.number("DATABASE_REPLICA_MAX_LAG_SECONDS", 5.0, minimum=0.1, maximum=3600.0)
+        return cls(tuple(urls), max_lag)
+
+
+# The position a server has applied: the replay position on a standby, the WAL end on a
+# primary (so a primary given as a "replica" counts as caught up).
+_APPLIED_LSN = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_lsn() END >= %s::pg_lsn"
+)
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class _Replica:
+    def __init__(self, pool: aiopg.Pool) -> None:
+        self.pool = pool
+        # Monotonic time at which the replica was last seen to hold everything the primary had
+        # committed: its data is at most (now - caught_up_at) old.
+        self.caught_up_at = -math.inf
+        self.checked_at = -math.inf
+        self.lock = asyncio.Lock()
+
+
+class ReadPools:
+    """Where a read goes that may be slightly out of date (metric queries, activity lists).
+
+    A replica serves it only while its staleness is bounded by `max_lag` seconds, by an LSN
+    compare: read the primary's WAL position at t0, then the replica's replay position; if the
+    replica has reached it, it holds everything committed before t0, and stays at least that
+    fresh, so until t0 + max_lag its reads are at most max_lag old. The check runs again when
+    half of that has passed. A replica that is behind, or does not answer, is not used (the
+    primary serves) until a later check finds it caught up. Reads that decide access (keys,
+    sessions' users, rotation) never come here: they use the primary pool directly."""
+
+    def __init__(
+        self,
+        primary: aiopg.Pool,
+        replicas: Sequence[aiopg.Pool] = (),
+        max_lag: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.primary = primary
+        self._replicas = [_Replica(pool) for pool in replicas]
+        self._max_lag = max_lag
+        self._clock = clock
+        self._next = 0
+        self.served: collections.Counter[str] = collections.Counter()
+
+    async def for_lagging_read(self) -> aiopg.Pool:
+        """A replica known to be fresh enough, else the primary."""
+        for _ in range(len(self._replicas)):
+            replica = self._replicas[self._next % len(self._replicas)]
+            self._next += 1
+            if await self._fresh(replica):
+                self.served["replica"] += 1
+                return replica.pool
+        self.served["primary"] += 1
+        return self.primary
+
+    async def _fresh(self, replica: _Replica) -> bool:
+        now = self._clock()
+        if now - replica.caught_up_at < self._max_lag / 2:
+            return True
+        if not replica.lock.locked() and now - replica.checked_at >= self._max_lag / 2:
+            async with replica.lock:
+                await self._check(replica)
+        return self._clock() - replica.caught_up_at < self._max_lag
+
+    async def _check(self, replica: _Replica) -> None:
+        started = self._clock()
+        replica.checked_at = started
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                async with cursor(self.primary) as cur:
+                    await cur.execute("SELECT pg_current_wal_lsn()::text")
+                    (position,) = await cur.fetchone()
+                async with cursor(replica.pool) as cur:
+                    await cur.execute(_APPLIED_LSN, (position,))
+                    (caught_up,) = await cur.fetchone()
+        except (psycopg2.Error, OSError, TimeoutError) as exc:
+            log.warning("read replica unavailable, reading from the primary: %r", exc)
+            return
+        if caught_up:
+            replica.caught_up_at = started
+        else:
+            log.info("read replica is behind the primary; reading from the primary")
+
+
+async def open_read_pools(
+    resources: AsyncExitStack, primary: aiopg.Pool, settings: ReplicaSettings, *, pool_size: int
+) -> ReadPools:
+    """The replicas' pools (connecting on first use, so a replica down at start is no
+    reason not to start), closed with the service's other resources."""
+    pools = []
+    for url in settings.urls:
+        pool = await create_pool(url.reveal(), minsize=0, maxsize=pool_size)
+        resources.push_async_callback(close_pool, pool)
+        pools.append(pool)
+    return ReadPools(primary, pools, settings.max_lag_seconds)

@@ -465,7 +465,7 @@ def unreachable_dependency(exc: BaseException) -> str:
     if isinstance(exc, psycopg2.Error):
         what = "cannot reach PostgreSQL (DATABASE_URL)"
     elif isinstance(exc, redis.exceptions.RedisError):
-        what = "cannot reach Redis (REDIS_URL)"
+        what = "cannot reach Redis (REDIS_URL or REDIS_SENTINELS)"
     else:
         what = "cannot reach a dependency"
     detail = " ".join(str(exc).split()) or type(exc).__name__

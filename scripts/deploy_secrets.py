@@ -6,6 +6,8 @@ certificate is made again only when it is missing or expires within 30 days:
         [--namespace server-scout]
 
 DIR/postgres-password, DIR/database-url   PostgreSQL's password and the services' URL with it
+DIR/database-ha-url, database-replica-url  for docker-compose.ha.yml: both servers (following
+                                         a promotion), and the standby alone (metric reads)
 DIR/jwt-private.pem, DIR/jwt-public.pem   the identity-token key pair (the gateway signs)
 DIR/internal/                            the internal CA (internal-ca.pem, its key beside it)
                                          and one certificate per component for mutual TLS
@@ -36,6 +38,7 @@ from devstack.jwt_keys import write_private
 from scout_kit.identity import generate_keypair
 
 DATABASE_HOST = "postgres:5432"  # compose's PostgreSQL service
+REPLICA_HOST = "postgres-replica:5432"  # its streaming standby in docker-compose.ha.yml
 
 
 def kubernetes_names(namespace: str | None) -> dict[str, list[str]]:
@@ -57,6 +60,14 @@ def make(directory: Path, public_host: str, namespace: str | None) -> list[Path]
     database_url = directory / "database-url"
     if not database_url.exists():
         write_private(database_url, f"postgresql://scout:{password}@{DATABASE_HOST}/scout\n")
+    ha_urls = {
+        directory / "database-ha-url": f"{DATABASE_HOST},{REPLICA_HOST}/scout"
+        "?target_session_attrs=read-write&connect_timeout=5",
+        directory / "database-replica-url": f"{REPLICA_HOST}/scout?connect_timeout=5",
+    }
+    for path, where in ha_urls.items():
+        if not path.exists():
+            write_private(path, f"postgresql://scout:{password}@{where}\n")
     private_key, public_key = directory / "jwt-private.pem", directory / "jwt-public.pem"
     if not (private_key.exists() and public_key.exists()):
         private_pem, public_pem = generate_keypair()
@@ -71,7 +82,8 @@ def make(directory: Path, public_host: str, namespace: str | None) -> list[Path]
         public_cert.write_bytes(made.server_cert.read_bytes())
         write_private(public_key_file, made.server_key.read_text())
         (directory / "public-ca.pem").write_bytes(made.ca_cert.read_bytes())
-    files = [password_file, database_url, private_key, public_key, public_cert, public_key_file]
+    files = [password_file, database_url, *ha_urls, private_key, public_key, public_cert]
+    files += [public_key_file]
     files += [internal.ca_file]
     for component in internal.components.values():
         files += [component.cert_file, component.key_file]

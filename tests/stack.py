@@ -53,6 +53,11 @@ class Environment:
     cert_file: str
     key_file: str
     internal: InternalCertificates
+    # Where the components find Redis, if not at redis_url (REDIS_SENTINELS... for failover tests).
+    redis_variables: tuple[tuple[str, str], ...] = ()
+
+    def redis_env(self) -> dict[str, str]:
+        return dict(self.redis_variables) or {"REDIS_URL": self.redis_url}
 
     def internal_tls_env(self, component: str) -> dict[str, str]:
         """Mutual TLS, as in production: the internal CA and `component`'s certificate."""
@@ -71,7 +76,7 @@ class Environment:
         return {
             "SCOUT_ENV": "development",
             "DATABASE_URL": self.database_url,
-            "REDIS_URL": self.redis_url,
+            **self.redis_env(),
             "REDIS_PREFIX": self.redis_prefix,
             "INTERNAL_JWT_PUBLIC_KEY": self.jwt_public_pem,
             "LISTEN_ADDR": "127.0.0.1:0",
@@ -88,7 +93,7 @@ class Environment:
             "TLS_KEY_FILE": self.key_file,
             "HTTPS_PORT": "0",
             "PUBLIC_URL": "https://localhost",
-            "REDIS_URL": self.redis_url,
+            **self.redis_env(),
             "REDIS_PREFIX": self.redis_prefix,
             "INTERNAL_JWT_PRIVATE_KEY": self.jwt_private_pem,
             "LOG_FORMAT": "text",

@@ -207,3 +207,11 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
     assert users, "the image must set USER"
     assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_redis_keeps_sessions_across_a_restart(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] == "everysec"
+    assert "/data" in {volume.split(":")[1] for volume in compose["services"]["redis"]["volumes"]}

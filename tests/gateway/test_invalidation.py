@@ -24,7 +24,8 @@ from scout.events.v1 import invalidation_pb2 as events
 from scout_kit.clock import Clock, ManualClock, SystemClock
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
-from scout_kit.redis import Keyspace, create_redis
+from scout_kit.redis import Keyspace, RedisSettings, create_redis
+from scout_kit.settings import Env
 from tests.stack import Environment, StallingProxy, eventually, kill_client
 
 DIGEST = hashlib.sha256(b"a key").digest()
@@ -64,10 +65,10 @@ async def listening(
     # A key space of the test's own: no other gateway is in its registry.
     keyspace = Keyspace(f"{env.redis_prefix}:listener-{uuid.uuid4().hex[:8]}")
     instance = gateway_instance()
-    url = redis_url or env.redis_url
-    subscriber = create_redis(url, reconnect=False, name=instance)
-    client = create_redis(url)
-    control = create_redis(env.redis_url)
+    where = RedisSettings.from_env(Env({"REDIS_URL": redis_url or env.redis_url}))
+    subscriber = create_redis(where, reconnect=False, name=instance)
+    client = create_redis(where)
+    control = create_redis(RedisSettings.from_env(Env({"REDIS_URL": env.redis_url})))
     lease = Lease(clock, 1.0)
     cache = KeyCache(clock, 100, 60.0, lease)
     sessions = SessionCache(clock, 100, 60.0, lease)

@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from importlib import resources
 
 import psycopg2
+import psycopg2.extensions
 import pytest
 
-from scout_kit.db import close_pool, create_pool, migrate
-from tests.conftest import ADMIN_POSTGRES_URL
+from devstack.ports import free_ports
+from scout_admin.settings import Settings as AdminSettings
+from scout_kit.db import close_pool, create_pool, host_count, migrate
+from tests.conftest import ADMIN_POSTGRES_URL, TEST_REDIS_URL
 
 
 @pytest.fixture
@@ -59,6 +62,40 @@ async def test_a_failing_migration_leaves_nothing_behind(fresh_database: str) ->
             assert await cur.fetchone() == (1,)
             await cur.execute("SELECT to_regclass('broken.half_made')")
             assert await cur.fetchone() == (None,)
+    finally:
+        await close_pool(pool)
+
+
+def multi_host(dsn: str, first: str) -> str:
+    """`dsn` with `first` listed before its own host, as an operator lists primary candidates."""
+    scheme, rest = dsn.split("://", 1)
+    userinfo, _, hostpath = rest.rpartition("@")
+    prefix = f"{userinfo}@" if userinfo else ""
+    separator = "&" if "?" in hostpath else "?"
+    return f"{scheme}://{prefix}{first},{hostpath}{separator}target_session_attrs=read-write"
+
+
+async def test_a_multi_host_dsn_skips_a_dead_host(fresh_database: str) -> None:
+    (dead,) = free_ports(1)
+    dsn = multi_host(fresh_database, f"127.0.0.1:{dead}")
+    assert host_count(dsn) == 2
+    # The services accept it as DATABASE_URL...
+    settings = AdminSettings.from_env({"DATABASE_URL": dsn, "REDIS_URL": TEST_REDIS_URL})
+    # ...and every connection the pool opens goes to the live, read-write host.
+    pool = await create_pool(settings.database_url.reveal(), maxsize=3)
+    try:
+        assert await migrate(pool, "keys", "key_service.migrations")
+
+        async def port() -> tuple[int, bool]:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("SELECT inet_server_port(), pg_is_in_recovery()")
+                row = await cur.fetchone()
+                await asyncio.sleep(0.01)  # hold it, so the pool opens more than one
+                return int(row[0]), bool(row[1])
+
+        expected = psycopg2.extensions.parse_dsn(fresh_database).get("port", "5432")
+        assert set(await asyncio.gather(*(port() for _ in range(6)))) == {(int(expected), False)}
+        assert pool.size >= 2
     finally:
         await close_pool(pool)
 
