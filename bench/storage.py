@@ -115,7 +115,8 @@ async def generate_month(
     tables = partitioned_tables(
         timedelta(days=days + 2), timedelta(days=days + 2), timedelta(days=days + 2)
     )
-    partitions = Partitions(pool, SCHEMA, tables)
+    # The generator's month-sized rollup statements are not the service's bounded passes.
+    partitions = Partitions(pool, SCHEMA, tables, statement_timeout=3600.0)
     await partitions.existing()
     for table in partitions.tables:
         await partitions.ensure(table, start, end + timedelta(days=1))

@@ -16,12 +16,18 @@ from ingest_service.copier import SampleCopier
 from ingest_service.partitions import RAW_MARGIN, PartitionedTable, Partitions
 from ingest_service.rollup import RollupJob
 from scout_kit.clock import Clock
+from scout_kit.db import StatementTimeout
 from scout_kit.grpc_server import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
-# A lock timeout (55P03) or a deadlock with a concurrent replica is worth a retry, not a crash.
-_PASS_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, psycopg2.Error)
+# A lock timeout (55P03), a deadlock with a concurrent replica or a statement stopped at its
+# bound is worth a retry, not a crash.
+_PASS_ERRORS: tuple[type[BaseException], ...] = (
+    *DEPENDENCY_ERRORS,
+    psycopg2.Error,
+    StatementTimeout,
+)
 COPIER_PAUSE_SECONDS = 0.05
 
 

@@ -52,7 +52,12 @@ def build_maintenance(
         timedelta(days=settings.rollup_1m_retention_days),
         timedelta(days=settings.rollup_1h_retention_days),
     )
-    partitions = Partitions(repository.pool, repository.schema, tables)
+    partitions = Partitions(
+        repository.pool,
+        repository.schema,
+        tables,
+        statement_timeout=settings.maintenance_statement_timeout_seconds,
+    )
     return Maintenance(
         partitions,
         RollupJob(partitions, repository.schema),

@@ -36,6 +36,9 @@ class Settings:
     # buckets are recomputed.
     retention_interval_seconds: float
     rollup_interval_seconds: float
+    # The bound of every statement of the background work (partitions, rollups, the move of
+    # old samples): PostgreSQL stops it past this, and a pass that hit it halves its next batch.
+    maintenance_statement_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -76,5 +79,8 @@ class Settings:
             ),
             rollup_interval_seconds=env.number(
                 "ROLLUP_INTERVAL_SECONDS", 10.0, minimum=0.1, maximum=3600.0
+            ),
+            maintenance_statement_timeout_seconds=env.number(
+                "MAINTENANCE_STATEMENT_TIMEOUT_SECONDS", 10.0, minimum=0.01, maximum=3600.0
             ),
         )
