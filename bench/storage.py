@@ -121,6 +121,7 @@ async def generate_month(
     for table in partitions.tables:
         await partitions.ensure(table, start, end + timedelta(days=1))
     ids = [first_server] + [str(uuid.uuid4()) for _ in range(servers - 1)]
+    rollup = RollupJob(partitions, SCHEMA, batch_size=5000)
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("CREATE TEMP TABLE bench_servers (i int, server_id uuid, set_id bigint)")
         await cur.execute(
@@ -165,9 +166,10 @@ async def generate_month(
                 " ON CONFLICT DO NOTHING",
                 (day, upto),
             )
+            # Rolled up day by day, as the live job keeps up, so the marks stay a day's worth.
+            await rollup.run_once(upto + timedelta(hours=2))
             day = upto
         await cur.execute("DROP TABLE bench_servers")
-    await RollupJob(partitions, SCHEMA, batch_size=5000).run_once(end + timedelta(hours=2))
     per_server = int((end - start).total_seconds()) // interval_seconds
     return ids, per_server * servers * len(names)
 
@@ -178,6 +180,8 @@ async def footprint(pool: aiopg.Pool, raw_values: int) -> Footprint:
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.samples_raw")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1m")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1h")
+        # The marks' table too: in service autovacuum keeps it to the marks still due.
+        await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_pending")
         await cur.execute(
             "SELECT coalesce(p.relname, c.relname),"
             " sum(pg_relation_size(c.oid) + coalesce(pg_total_relation_size(c.reltoastrelid), 0)),"

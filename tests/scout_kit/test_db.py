@@ -92,6 +92,8 @@ async def test_a_bounded_transaction_commits_with_its_bound_set(pool: aiopg.Pool
     async with bounded_transaction(pool, 0.25) as cur:
         await cur.execute("SHOW statement_timeout")
         assert await cur.fetchone() == ("250ms",)
+        await cur.execute("SHOW jit")
+        assert await cur.fetchone() == ("off",)
         await cur.execute(f"CREATE TABLE {table} (x int)")
     async with pool.acquire() as conn, conn.cursor() as cur:
         # The bound was local to the transaction.
