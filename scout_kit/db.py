@@ -7,7 +7,7 @@ import logging
 import re
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -88,34 +88,35 @@ async def _end_backend(pool: aiopg.Pool, backend: tuple[int, Any], wait: float) 
         log.warning("could not end abandoned backend %d: %r", pid, exc)
 
 
-@asynccontextmanager
-async def bounded_transaction(
-    pool: aiopg.Pool, statement_timeout: float, *, grace: float = CLIENT_GRACE_SECONDS
-) -> AsyncIterator[Any]:
-    """A cursor inside BEGIN/COMMIT whose every statement is bounded, for background work.
+_BOUND = (
+    "SELECT pid, backend_start, set_config('statement_timeout', %(timeout)s, %(local)s),"
+    " set_config('client_connection_check_interval', %(check)s, %(local)s),"
+    " set_config('jit', 'off', %(local)s)"
+    " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+)
+_UNBOUND = "RESET statement_timeout; RESET client_connection_check_interval; RESET jit"
 
-    The server stops a statement after `statement_timeout` seconds (SET LOCAL); the client waits
-    `grace` longer, then closes the connection and ends its backend, so no abandoned statement
-    keeps running. Both raise StatementTimeout; a cancel of the calling task ends the backend
-    too. Any exception rolls back. JIT is off (see below)."""
+
+@asynccontextmanager
+async def _bounded(
+    pool: aiopg.Pool, statement_timeout: float, grace: float, *, transaction: bool
+) -> AsyncIterator[Any]:
     millis = max(1, round(statement_timeout * 1000))
     async with pool.acquire() as conn, conn.cursor(timeout=statement_timeout + grace) as cur:
-        await cur.execute("BEGIN")
+        if transaction:
+            await cur.execute("BEGIN")
         backend: tuple[int, Any] | None = None
         try:
             # No JIT: the planner overestimates the rows of a batch (a join on an unnest of
             # marks) and compiling took ten times longer than running (rollup: 2.5 s vs 0.27 s).
             await cur.execute(
-                "SELECT pid, backend_start, set_config('statement_timeout', %s, true),"
-                " set_config('client_connection_check_interval', %s, true),"
-                " set_config('jit', 'off', true)"
-                " FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-                (f"{millis}ms", _CONNECTION_CHECK),
+                _BOUND,
+                {"timeout": f"{millis}ms", "check": _CONNECTION_CHECK, "local": transaction},
             )
             row = await cur.fetchone()
             backend = (row[0], row[1])
             yield cur
-            await cur.execute("COMMIT")
+            await cur.execute("COMMIT" if transaction else _UNBOUND)
         except BaseException as exc:
             if conn.closed:
                 # aiopg closes the connection when the client gives up (its timeout) or this
@@ -123,12 +124,32 @@ async def bounded_transaction(
                 if backend is not None and isinstance(exc, TimeoutError | asyncio.CancelledError):
                     await _end_backend(pool, backend, grace)
             else:
-                await cur.execute("ROLLBACK")
+                await cur.execute("ROLLBACK" if transaction else _UNBOUND)
             if _server_cancelled(exc):
                 raise StatementTimeout(f"a statement ran past {millis} ms") from None
             if isinstance(exc, TimeoutError):
                 raise StatementTimeout(f"no answer within {millis} ms and {grace}s") from None
             raise
+
+
+def bounded_transaction(
+    pool: aiopg.Pool, statement_timeout: float, *, grace: float = CLIENT_GRACE_SECONDS
+) -> AbstractAsyncContextManager[Any]:
+    """A cursor inside BEGIN/COMMIT whose every statement is bounded, for background work.
+
+    The server stops a statement after `statement_timeout` seconds (SET LOCAL); the client waits
+    `grace` longer, then closes the connection and ends its backend, so no abandoned statement
+    keeps running. Both raise StatementTimeout; a cancel of the calling task ends the backend
+    too. Any exception rolls back. JIT is off (see _bounded)."""
+    return _bounded(pool, statement_timeout, grace, transaction=True)
+
+
+def bounded_session(
+    pool: aiopg.Pool, statement_timeout: float, *, grace: float = CLIENT_GRACE_SECONDS
+) -> AbstractAsyncContextManager[Any]:
+    """The same bounds for statements that cannot run in a transaction block (REINDEX
+    CONCURRENTLY): an autocommit cursor whose session settings are reset on leaving."""
+    return _bounded(pool, statement_timeout, grace, transaction=False)
 
 
 @asynccontextmanager

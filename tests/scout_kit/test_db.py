@@ -12,7 +12,14 @@ import aiopg
 import psycopg2
 import pytest
 
-from scout_kit.db import StatementTimeout, bounded_transaction, close_pool, create_pool, migrate
+from scout_kit.db import (
+    StatementTimeout,
+    bounded_session,
+    bounded_transaction,
+    close_pool,
+    create_pool,
+    migrate,
+)
 from tests.conftest import ADMIN_POSTGRES_URL
 
 
@@ -155,3 +162,28 @@ async def test_a_cancelled_task_leaves_no_statement_running(pool: aiopg.Pool) ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await _running(pool, marker) == []
+
+
+async def test_a_bounded_session_resets_its_bounds_on_leaving(database_url: str) -> None:
+    marker = _marker()
+    single = await create_pool(database_url, maxsize=1)
+    try:
+        async with single.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SHOW jit")
+            jit = await cur.fetchone()
+
+        async def work() -> None:
+            async with bounded_session(single, 0.2, grace=30.0) as cur:
+                await cur.execute("SHOW statement_timeout")
+                assert await cur.fetchone() == ("200ms",)
+                await cur.execute(f"SELECT pg_sleep(30) /* {marker} */")
+
+        with pytest.raises(StatementTimeout):
+            await work()
+        async with single.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SHOW statement_timeout")
+            assert await cur.fetchone() == ("0",)
+            await cur.execute("SHOW jit")
+            assert await cur.fetchone() == jit
+    finally:
+        await close_pool(single)
