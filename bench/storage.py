@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiopg
 
+from ingest_service.compaction import Compaction
 from ingest_service.maintenance import partitioned_tables
 from ingest_service.partitions import Partitions
 from ingest_service.repository import SCHEMA
@@ -170,6 +171,8 @@ async def generate_month(
             await rollup.run_once(upto + timedelta(hours=2))
             day = upto
         await cur.execute("DROP TABLE bench_servers")
+    # The service compacts the indexes of closed partitions in the background; so does this.
+    await Compaction(partitions, 3600.0).run_once(end)
     per_server = int((end - start).total_seconds()) // interval_seconds
     return ids, per_server * servers * len(names)
 

@@ -39,6 +39,8 @@ class Settings:
     # The bound of every statement of the background work (partitions, rollups, the move of
     # old samples): PostgreSQL stops it past this, and a pass that hit it halves its next batch.
     maintenance_statement_timeout_seconds: float
+    # The bound of each index rebuild of the compaction of closed partitions (a day's data).
+    compaction_statement_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -82,5 +84,8 @@ class Settings:
             ),
             maintenance_statement_timeout_seconds=env.number(
                 "MAINTENANCE_STATEMENT_TIMEOUT_SECONDS", 10.0, minimum=0.01, maximum=3600.0
+            ),
+            compaction_statement_timeout_seconds=env.number(
+                "COMPACTION_STATEMENT_TIMEOUT_SECONDS", 1800.0, minimum=0.01, maximum=86_400.0
             ),
         )

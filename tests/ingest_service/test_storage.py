@@ -348,6 +348,73 @@ async def test_one_rollup_pass_runs_at_a_time_per_replica_and_across_replicas(
         )
 
 
+async def _index_sizes(admin: Admin, schema: str, table: str) -> dict[str, tuple[int, bool]]:
+    """Every index of the table's partitions: (bytes, valid)."""
+    rows = await query(
+        admin,
+        "SELECT c.relname, pg_relation_size(c.oid), i.indisvalid FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_inherits h ON h.inhrelid = i.indrelid"
+        " JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+        " WHERE n.nspname = %s AND p.relname = %s",
+        schema,
+        table,
+    )
+    return {str(name): (int(size), bool(valid)) for name, size, valid in rows}  # type: ignore[call-overload]
+
+
+async def test_closed_partitions_are_compacted_once_and_still_refuse_duplicates(
+    admin: Admin, env: Environment, other_sessions: aiopg.Pool
+) -> None:
+    async with scratch_storage(admin, env, COMPACTION_STATEMENT_TIMEOUT_SECONDS="0.5") as storage:
+        repo, compaction = storage.repository, storage.maintenance.compaction
+        servers = sorted(str(uuid.uuid4()) for _ in range(8))
+        account = str(uuid.uuid4())
+        # Twelve hours every 30 s, all servers at each time, as agents' posts arrive.
+        stamps = [T0 + timedelta(seconds=30 * i) for i in range(12 * 120)]
+        for first in range(0, len(stamps), 60):
+            batch = stamps[first : first + 60]
+            await repo.write(
+                [
+                    sample_write(s, [(ts, {"a": 1.0, "b": 2.0}) for ts in batch], account)
+                    for s in servers
+                ],
+                T0,
+            )
+        index = f"samples_raw_p{T0:%Y%m%d}_pkey"
+        (before, _) = (await _index_sizes(admin, storage.schema, "samples_raw"))[index]
+        # The day is still open.
+        assert index not in await compaction.run_once(T0 + timedelta(hours=12))
+        now = T0 + timedelta(days=2)
+        # A transaction with an older snapshot holds a rebuild back past its bound: stopped,
+        # its half-built index left behind.
+        async with other_sessions.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            await cur.execute("SELECT 1")
+            with pytest.raises(StatementTimeout):
+                await compaction.run_once(now)
+            await cur.execute("ROLLBACK")
+        sizes = await _index_sizes(admin, storage.schema, "samples_raw")
+        assert [name for name, (_, valid) in sizes.items() if not valid] != []
+        rebuilt = await compaction.run_once(now)
+        assert index in rebuilt
+        sizes = await _index_sizes(admin, storage.schema, "samples_raw")
+        assert all(valid for _, valid in sizes.values())
+        assert not any(name.endswith("_ccnew") for name in sizes)
+        assert sizes[index][0] < 0.7 * before
+        assert await compaction.run_once(now) == []
+        # A resend into the compacted day is still stored once.
+        resend = sample_write(servers[3], [(stamps[100], {"a": 5.0, "b": 6.0})], account)
+        assert await repo.write([resend], now) == 0
+        (count,) = (
+            await query(
+                admin,
+                f"SELECT count(*) FROM {storage.schema}.samples_raw WHERE server_id = %s",
+                servers[3],
+            )
+        )[0]
+        assert count == len(stamps)
+
+
 def test_a_query_reads_the_coarsest_tier_its_step_allows() -> None:
     start = micros(T0 - timedelta(days=30)) + 17_000_000
     end = micros(T0) + 5_000_000
