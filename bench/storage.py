@@ -167,8 +167,10 @@ async def generate_month(
                 " ON CONFLICT DO NOTHING",
                 (day, upto),
             )
-            # Rolled up day by day, as the live job keeps up, so the marks stay a day's worth.
+            # Rolled up day by day, as the live job keeps up, and the taken marks vacuumed as
+            # autovacuum does in service, so the marks' table stays a day's worth.
             await rollup.run_once(upto + timedelta(hours=2))
+            await cur.execute(f"VACUUM {SCHEMA}.rollup_pending")
             day = upto
         await cur.execute("DROP TABLE bench_servers")
     # The service compacts the indexes of closed partitions in the background; so does this.
