@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiopg
 
+from ingest_service.compaction import Compaction
 from ingest_service.maintenance import partitioned_tables
 from ingest_service.partitions import Partitions
 from ingest_service.repository import SCHEMA
@@ -115,11 +116,13 @@ async def generate_month(
     tables = partitioned_tables(
         timedelta(days=days + 2), timedelta(days=days + 2), timedelta(days=days + 2)
     )
-    partitions = Partitions(pool, SCHEMA, tables)
+    # The generator's month-sized rollup statements are not the service's bounded passes.
+    partitions = Partitions(pool, SCHEMA, tables, statement_timeout=3600.0)
     await partitions.existing()
     for table in partitions.tables:
         await partitions.ensure(table, start, end + timedelta(days=1))
     ids = [first_server] + [str(uuid.uuid4()) for _ in range(servers - 1)]
+    rollup = RollupJob(partitions, SCHEMA, batch_size=5000)
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("CREATE TEMP TABLE bench_servers (i int, server_id uuid, set_id bigint)")
         await cur.execute(
@@ -164,9 +167,14 @@ async def generate_month(
                 " ON CONFLICT DO NOTHING",
                 (day, upto),
             )
+            # Rolled up day by day, as the live job keeps up, and the taken marks vacuumed as
+            # autovacuum does in service, so the marks' table stays a day's worth.
+            await rollup.run_once(upto + timedelta(hours=2))
+            await cur.execute(f"VACUUM {SCHEMA}.rollup_pending")
             day = upto
         await cur.execute("DROP TABLE bench_servers")
-    await RollupJob(partitions, SCHEMA, batch_size=5000).run_once(end + timedelta(hours=2))
+    # The service compacts the indexes of closed partitions in the background; so does this.
+    await Compaction(partitions, 3600.0).run_once(end)
     per_server = int((end - start).total_seconds()) // interval_seconds
     return ids, per_server * servers * len(names)
 
@@ -177,6 +185,8 @@ async def footprint(pool: aiopg.Pool, raw_values: int) -> Footprint:
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.samples_raw")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1m")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1h")
+        # The marks' table too: in service autovacuum keeps it to the marks still due.
+        await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_pending")
         await cur.execute(
             "SELECT coalesce(p.relname, c.relname),"
             " sum(pg_relation_size(c.oid) + coalesce(pg_total_relation_size(c.reltoastrelid), 0)),"

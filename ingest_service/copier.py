@@ -7,7 +7,9 @@ of the time slice at the cursor, store them through the normal write statement (
 already written in the new layout keeps its values and gains only the metrics it lacked), and
 advance the cursor when the slice is empty. A crash or a stop rolls the step back; the next one
 starts from the same cursor. At the live edge (old replicas of a rolling upgrade may still write)
-the cursor returns to the oldest row left; when none is left the table is dropped.
+the cursor returns to the oldest row left; when none is left the table is dropped. Each statement
+has the maintenance statement_timeout; a step that ran out of time halves the batch of the next
+(grown back after steps that did not).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from ingest_service.partitions import Partitions
 from ingest_service.repository import SampleRepository
 from ingest_service.samples import Write, micros
-from scout_kit.db import transaction
+from scout_kit.db import StatementTimeout, bounded_transaction
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,27 @@ class SampleCopier:
         self._schema = repository.schema
         self._slice = slice_width
         self._batch_rows = batch_rows
+        self._limit = batch_rows
         self.done = False
 
     async def step(self, now: datetime) -> int | None:
         """Move one batch; the number of old rows moved (0 while another replica copies or a
         slice was empty), None once the old table is gone."""
+        limit = self._limit
+        try:
+            moved = await self._step(now, limit)
+        except StatementTimeout:
+            self._limit = max(1, limit // 2)
+            log.warning(
+                "moving %d old rows ran out of time; next step moves %d", limit, self._limit
+            )
+            raise
+        self._limit = min(self._batch_rows, max(self._limit, limit * 2))
+        return moved
+
+    async def _step(self, now: datetime, limit: int) -> int | None:
         s = self._schema
-        async with transaction(self._repo.pool) as cur:
+        async with bounded_transaction(self._repo.pool, self._partitions.statement_timeout) as cur:
             await cur.execute(
                 f"SELECT next_ts, done FROM {s}.samples_migration FOR UPDATE SKIP LOCKED"
             )
@@ -68,10 +84,10 @@ class SampleCopier:
                 f"DELETE FROM {s}.samples WHERE ctid = ANY(ARRAY("
                 f"SELECT ctid FROM {s}.samples WHERE ts >= %s AND ts < %s LIMIT %s))"
                 " RETURNING server_id::text, name, ts, value",
-                (next_ts, end, self._batch_rows),
+                (next_ts, end, limit),
             )
             rows = await cur.fetchall()
-            if len(rows) < self._batch_rows:
+            if len(rows) < limit:
                 # The slice is empty after this batch; past the live edge, start again from
                 # whatever old rows are left.
                 next_ts = end if end <= now else None

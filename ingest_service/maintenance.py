@@ -1,7 +1,8 @@
 """The ingest service's background work: partitions ahead and retention by dropping them, the
-rollup job, and the move of the old samples table. Each loop survives a database outage (a
-failed pass is logged and retried at the next interval) and holds no state of its own beyond
-what the database keeps, so a restart or another replica simply carries on."""
+rollup job, the compaction of closed partitions, and the move of the old samples table. Each
+loop survives a database outage (a failed pass is logged and retried at the next interval) and
+holds no state of its own beyond what the database keeps, so a restart or another replica
+simply carries on."""
 
 from __future__ import annotations
 
@@ -12,16 +13,23 @@ from datetime import datetime, timedelta
 
 import psycopg2
 
+from ingest_service.compaction import Compaction
 from ingest_service.copier import SampleCopier
 from ingest_service.partitions import RAW_MARGIN, PartitionedTable, Partitions
 from ingest_service.rollup import RollupJob
 from scout_kit.clock import Clock
+from scout_kit.db import StatementTimeout
 from scout_kit.grpc_server import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
-# A lock timeout (55P03) or a deadlock with a concurrent replica is worth a retry, not a crash.
-_PASS_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, psycopg2.Error)
+# A lock timeout (55P03), a deadlock with a concurrent replica or a statement stopped at its
+# bound is worth a retry, not a crash.
+_PASS_ERRORS: tuple[type[BaseException], ...] = (
+    *DEPENDENCY_ERRORS,
+    psycopg2.Error,
+    StatementTimeout,
+)
 COPIER_PAUSE_SECONDS = 0.05
 
 
@@ -42,12 +50,14 @@ class Maintenance:
         partitions: Partitions,
         rollup: RollupJob,
         copier: SampleCopier,
+        compaction: Compaction,
         clock: Clock,
         raw_retention: timedelta,
     ) -> None:
         self.partitions = partitions
         self.rollup = rollup
         self.copier = copier
+        self.compaction = compaction
         self._clock = clock
         self._raw_retention = raw_retention
 
@@ -93,6 +103,14 @@ class Maintenance:
 
     async def run_rollups(self, interval: float) -> None:
         await self._every("rollup", interval, lambda: self.rollup.run_once(self._clock.now()))
+
+    async def run_compaction(self, interval: float) -> None:
+        await self._every(
+            "compaction",
+            interval,
+            lambda: self.compaction.run_once(self._clock.now()),
+            wait_first=True,
+        )
 
     async def run_copier(self) -> None:
         """Move the old table step by step, pausing between steps so ingest keeps the pool."""

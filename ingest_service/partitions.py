@@ -3,7 +3,9 @@
 Each table is range-partitioned on its time column into epoch-aligned partitions of a fixed
 width, named by their first day (`samples_raw_p20260101`). Every replica may run this: creating
 and dropping happen in one transaction under an advisory lock with a short lock timeout, and
-both are idempotent, so replicas neither collide nor wait long on ingest.
+both are idempotent, so replicas neither collide nor wait long on ingest. Every statement of the
+background work is bounded (`statement_timeout`, which the rollup job and the copier take from
+here too).
 
 A partition is dropped only when all of it is older than its table's retention and no bucket in
 it still waits to be rolled up into the next tier (so a tier is never recomputed from data that
@@ -22,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiopg
 
-from scout_kit.db import transaction
+from scout_kit.db import bounded_transaction
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,17 @@ def partition_name(table: PartitionedTable, start: datetime) -> str:
 
 
 class Partitions:
-    def __init__(self, pool: aiopg.Pool, schema: str, tables: tuple[PartitionedTable, ...]):
+    def __init__(
+        self,
+        pool: aiopg.Pool,
+        schema: str,
+        tables: tuple[PartitionedTable, ...],
+        *,
+        statement_timeout: float,
+    ):
         self._pool = pool
         self._schema = schema
+        self.statement_timeout = statement_timeout
         self.tables = {table.name: table for table in tables}
         self._known: set[str] = set()
         self._lock_id = zlib.crc32(f"scout-partitions:{schema}".encode())
@@ -81,7 +91,7 @@ class Partitions:
     async def existing(self) -> dict[str, set[datetime]]:
         """Partition starts per table, as the catalog has them now."""
         found: dict[str, set[datetime]] = {name: set() for name in self.tables}
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
+        async with bounded_transaction(self._pool, self.statement_timeout) as cur:
             await cur.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " JOIN pg_class p ON p.oid = i.inhparent"
@@ -106,7 +116,7 @@ class Partitions:
         if all(partition_name(table, s) in self._known for s in wanted):
             return 0
         created = 0
-        async with transaction(self._pool) as cur:
+        async with bounded_transaction(self._pool, self.statement_timeout) as cur:
             await cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
             for start in wanted:
@@ -148,7 +158,7 @@ class Partitions:
         return dropped
 
     async def _drop(self, table: PartitionedTable, start: datetime) -> bool:
-        async with transaction(self._pool) as cur:
+        async with bounded_transaction(self._pool, self.statement_timeout) as cur:
             await cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
             if table.feeds_tier is not None:

@@ -12,6 +12,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from ingest_service.committer import GroupCommitter
+from ingest_service.compaction import Compaction
 from ingest_service.copier import SampleCopier
 from ingest_service.maintenance import Maintenance, partitioned_tables
 from ingest_service.metrics import CommitterMetrics, CommitterQueueCollector
@@ -47,11 +48,17 @@ def build_maintenance(
         timedelta(days=settings.rollup_1m_retention_days),
         timedelta(days=settings.rollup_1h_retention_days),
     )
-    partitions = Partitions(repository.pool, repository.schema, tables)
+    partitions = Partitions(
+        repository.pool,
+        repository.schema,
+        tables,
+        statement_timeout=settings.maintenance_statement_timeout_seconds,
+    )
     return Maintenance(
         partitions,
         RollupJob(partitions, repository.schema),
         SampleCopier(repository, partitions),
+        Compaction(partitions, settings.compaction_statement_timeout_seconds),
         clock,
         retention,
     )
@@ -89,6 +96,12 @@ async def create_server(
         )
         _background(
             resources, "ingest-rollup", maintenance.run_rollups(settings.rollup_interval_seconds)
+        )
+        # Every partition interval, from one interval after start (index rebuilds of closed days).
+        _background(
+            resources,
+            "ingest-compaction",
+            maintenance.run_compaction(settings.retention_interval_seconds),
         )
         _background(resources, "ingest-move-old-samples", maintenance.run_copier())
         committer = GroupCommitter(

@@ -38,6 +38,11 @@ class Settings:
     # buckets are recomputed.
     retention_interval_seconds: float
     rollup_interval_seconds: float
+    # The bound of every statement of the background work (partitions, rollups, the move of
+    # old samples): PostgreSQL stops it past this, and a pass that hit it halves its next batch.
+    maintenance_statement_timeout_seconds: float
+    # The bound of each index rebuild of the compaction of closed partitions (a day's data).
+    compaction_statement_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -79,5 +84,11 @@ class Settings:
             ),
             rollup_interval_seconds=env.number(
                 "ROLLUP_INTERVAL_SECONDS", 10.0, minimum=0.1, maximum=3600.0
+            ),
+            maintenance_statement_timeout_seconds=env.number(
+                "MAINTENANCE_STATEMENT_TIMEOUT_SECONDS", 10.0, minimum=0.01, maximum=3600.0
+            ),
+            compaction_statement_timeout_seconds=env.number(
+                "COMPACTION_STATEMENT_TIMEOUT_SECONDS", 1800.0, minimum=0.01, maximum=86_400.0
             ),
         )

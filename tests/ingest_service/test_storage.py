@@ -9,8 +9,11 @@ import itertools
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
+import aiopg
 import psycopg2.errors
 import pytest
 
@@ -19,6 +22,7 @@ from ingest_service.query_plan import plan_query, tier_for_step
 from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
 from scout_admin.commands import Admin
+from scout_kit.db import StatementTimeout, close_pool, create_pool
 from tests.gateway.metrics_support import stored
 from tests.ingest_service.support import (
     T0,
@@ -242,6 +246,173 @@ async def test_a_crashed_rollup_pass_leaves_its_marks(admin: Admin, env: Environ
         assert marks == [(1,)]
         assert await job.run_once(T0 + timedelta(minutes=5)) == {1: 1, 2: 0}
         assert await job.run_once(T0 + timedelta(hours=2)) == {1: 0, 2: 1}
+
+
+@pytest.fixture
+async def other_sessions(env: Environment) -> AsyncIterator[aiopg.Pool]:
+    """Connections beside the service's pool, to hold locks and watch pg_stat_activity."""
+    pool = await create_pool(env.database_url, maxsize=3)
+    yield pool
+    await close_pool(pool)
+
+
+@asynccontextmanager
+async def _locked(sessions: aiopg.Pool, table: str) -> AsyncIterator[int]:
+    """Another session holding the table (as a long statement under load would hold the
+    rollup up); its backend pid. Released on leaving."""
+    async with sessions.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("BEGIN")
+        await cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield await conn.get_backend_pid()
+        finally:
+            await cur.execute("ROLLBACK")
+
+
+async def _rollup_statements(sessions: aiopg.Pool, locker: int) -> list[tuple[object, ...]]:
+    """Backends of this test's database busy with a rollup statement, but the locker."""
+    async with sessions.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT pid, state, wait_event_type FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state <> 'idle' AND query LIKE '%%rollup_%%' AND pid <> %s",
+            (locker,),
+        )
+        return list(await cur.fetchall())
+
+
+async def _two_hours(storage: Storage) -> tuple[str, list[tuple[datetime, dict[str, float]]]]:
+    """Two hours of samples every 10 s from one new server; (server id, samples)."""
+    server = str(uuid.uuid4())
+    samples = [
+        (T0 + timedelta(seconds=10 * i), {"cpu": float(i % 97), "mem": float(i * 3)})
+        for i in range(720)
+    ]
+    await storage.repository.write([sample_write(server, samples)], T0)
+    return server, samples
+
+
+async def test_a_rollup_pass_past_its_statement_timeout_stops_and_the_next_completes(
+    admin: Admin, env: Environment, other_sessions: aiopg.Pool
+) -> None:
+    async with scratch_storage(admin, env, MAINTENANCE_STATEMENT_TIMEOUT_SECONDS="0.2") as storage:
+        server, samples = await _two_hours(storage)
+        job, now = storage.maintenance.rollup, T0 + timedelta(hours=3)
+        # The minutes roll up; the hours' statement waits past its bound and is stopped.
+        async with _locked(other_sessions, f"{storage.schema}.rollup_1h") as locker:
+            with pytest.raises(StatementTimeout):
+                await job.run_once(now)
+            assert await _rollup_statements(other_sessions, locker) == []
+        marks = await query(
+            admin, f"SELECT tier, count(*) FROM {storage.schema}.rollup_pending GROUP BY 1"
+        )
+        assert marks == [(2, 2)]
+        assert job.limit == 1000
+        # The next pass takes the same hours (in smaller batches) and counts each sample once.
+        assert await job.run_once(now) == {1: 0, 2: 2}
+        hours = await query(admin, f"SELECT n FROM {storage.schema}.rollup_1h ORDER BY bucket")
+        assert hours == [(360,), (360,)]
+        start, end = T0, T0 + timedelta(hours=2)
+        for step in (60, 3600):
+            _assert_matches(
+                await _buckets(storage, server, ["cpu", "mem"], start, end, step),
+                _expected(samples, start, end, step),
+            )
+
+
+async def test_one_rollup_pass_runs_at_a_time_per_replica_and_across_replicas(
+    admin: Admin, env: Environment, other_sessions: aiopg.Pool
+) -> None:
+    async with scratch_storage(admin, env) as storage:
+        server, samples = await _two_hours(storage)
+        now = T0 + timedelta(hours=3)
+        first = RollupJob(storage.maintenance.partitions, storage.schema, batch_size=10)
+        second = storage.maintenance.rollup
+        async with _locked(other_sessions, f"{storage.schema}.rollup_1m") as locker:
+            running = asyncio.create_task(first.run_once(now))
+            # Wait for the first replica's pass to be stuck behind the lock.
+            while not await _rollup_statements(other_sessions, locker):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            # Its own next call, and another replica with marks left to take, both skip.
+            assert await first.run_once(now) == {1: 0, 2: 0}
+            assert await second.run_once(now) == {1: 0, 2: 0}
+            (waiting,) = await _rollup_statements(other_sessions, locker)
+            assert waiting[2] == "Lock"
+        assert await running == {1: 120, 2: 2}
+        hours = await query(admin, f"SELECT n FROM {storage.schema}.rollup_1h ORDER BY bucket")
+        assert hours == [(360,), (360,)]
+        start, end = T0, T0 + timedelta(hours=2)
+        _assert_matches(
+            await _buckets(storage, server, ["cpu", "mem"], start, end, 60),
+            _expected(samples, start, end, 60),
+        )
+
+
+async def _index_sizes(admin: Admin, schema: str, table: str) -> dict[str, tuple[int, bool]]:
+    """Every index of the table's partitions: (bytes, valid)."""
+    rows = await query(
+        admin,
+        "SELECT c.relname, pg_relation_size(c.oid), i.indisvalid FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_inherits h ON h.inhrelid = i.indrelid"
+        " JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+        " WHERE n.nspname = %s AND p.relname = %s",
+        schema,
+        table,
+    )
+    return {str(name): (int(size), bool(valid)) for name, size, valid in rows}  # type: ignore[call-overload]
+
+
+async def test_closed_partitions_are_compacted_once_and_still_refuse_duplicates(
+    admin: Admin, env: Environment, other_sessions: aiopg.Pool
+) -> None:
+    async with scratch_storage(admin, env, COMPACTION_STATEMENT_TIMEOUT_SECONDS="0.5") as storage:
+        repo, compaction = storage.repository, storage.maintenance.compaction
+        servers = sorted(str(uuid.uuid4()) for _ in range(8))
+        account = str(uuid.uuid4())
+        # Twelve hours every 30 s, all servers at each time, as agents' posts arrive.
+        stamps = [T0 + timedelta(seconds=30 * i) for i in range(12 * 120)]
+        for first in range(0, len(stamps), 60):
+            batch = stamps[first : first + 60]
+            await repo.write(
+                [
+                    sample_write(s, [(ts, {"a": 1.0, "b": 2.0}) for ts in batch], account)
+                    for s in servers
+                ],
+                T0,
+            )
+        index = f"samples_raw_p{T0:%Y%m%d}_pkey"
+        (before, _) = (await _index_sizes(admin, storage.schema, "samples_raw"))[index]
+        # The day is still open.
+        assert index not in await compaction.run_once(T0 + timedelta(hours=12))
+        now = T0 + timedelta(days=2)
+        # A transaction with an older snapshot holds a rebuild back past its bound: stopped,
+        # its half-built index left behind.
+        async with other_sessions.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            await cur.execute("SELECT 1")
+            with pytest.raises(StatementTimeout):
+                await compaction.run_once(now)
+            await cur.execute("ROLLBACK")
+        sizes = await _index_sizes(admin, storage.schema, "samples_raw")
+        assert [name for name, (_, valid) in sizes.items() if not valid] != []
+        rebuilt = await compaction.run_once(now)
+        assert index in rebuilt
+        sizes = await _index_sizes(admin, storage.schema, "samples_raw")
+        assert all(valid for _, valid in sizes.values())
+        assert not any(name.endswith("_ccnew") for name in sizes)
+        assert sizes[index][0] < 0.7 * before
+        assert await compaction.run_once(now) == []
+        # A resend into the compacted day is still stored once.
+        resend = sample_write(servers[3], [(stamps[100], {"a": 5.0, "b": 6.0})], account)
+        assert await repo.write([resend], now) == 0
+        (count,) = (
+            await query(
+                admin,
+                f"SELECT count(*) FROM {storage.schema}.samples_raw WHERE server_id = %s",
+                servers[3],
+            )
+        )[0]
+        assert count == len(stamps)
 
 
 def test_a_query_reads_the_coarsest_tier_its_step_allows() -> None:

@@ -1,19 +1,29 @@
-"""Migrations are versioned, idempotent and safe when replicas start together."""
+"""Migrations are versioned, idempotent and safe when replicas start together; a bounded
+transaction leaves no statement running in PostgreSQL past its bound."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 
+import aiopg
 import psycopg2
 import psycopg2.extensions
 import pytest
 
 from devstack.ports import free_ports
 from scout_admin.settings import Settings as AdminSettings
-from scout_kit.db import close_pool, create_pool, host_count, migrate
+from scout_kit.db import (
+    StatementTimeout,
+    bounded_session,
+    bounded_transaction,
+    close_pool,
+    create_pool,
+    host_count,
+    migrate,
+)
 from tests.conftest import ADMIN_POSTGRES_URL, TEST_REDIS_URL
 
 
@@ -142,3 +152,120 @@ async def test_a_statement_whose_client_went_away_ends(fresh_database: str) -> N
             await close_pool(observer)
     finally:
         await close_pool(pool)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[aiopg.Pool]:
+    opened = await create_pool(database_url, maxsize=3)
+    yield opened
+    await close_pool(opened)
+
+
+async def _running(pool: aiopg.Pool, marker: str) -> list[tuple[object, ...]]:
+    """Backends of this test's database busy with a statement carrying the marker."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT pid, state FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state <> 'idle' AND position(%s in query) > 0",
+            (marker,),
+        )
+        return list(await cur.fetchall())
+
+
+def _marker() -> str:
+    return f"bounded-{uuid.uuid4().hex}"
+
+
+async def test_a_bounded_transaction_commits_with_its_bound_set(pool: aiopg.Pool) -> None:
+    table = f"bounded_{uuid.uuid4().hex[:8]}"
+    async with bounded_transaction(pool, 0.25) as cur:
+        await cur.execute("SHOW statement_timeout")
+        assert await cur.fetchone() == ("250ms",)
+        await cur.execute("SHOW jit")
+        assert await cur.fetchone() == ("off",)
+        await cur.execute(f"CREATE TABLE {table} (x int)")
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        # The bound was local to the transaction.
+        await cur.execute("SHOW statement_timeout")
+        assert await cur.fetchone() == ("0",)
+        await cur.execute(f"DROP TABLE {table}")
+
+
+async def test_the_server_stops_a_statement_past_its_bound(pool: aiopg.Pool) -> None:
+    marker = _marker()
+    table = f"bounded_{uuid.uuid4().hex[:8]}"
+
+    async def work() -> None:
+        async with bounded_transaction(pool, 0.2, grace=30.0) as cur:
+            await cur.execute(f"CREATE TABLE {table} (x int)")
+            await cur.execute(f"SELECT pg_sleep(30) /* {marker} */")
+
+    with pytest.raises(StatementTimeout):
+        await work()
+    assert await _running(pool, marker) == []
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        # Rolled back, and the connection went back to the pool in a usable state.
+        await cur.execute("SELECT to_regclass(%s)", (table,))
+        assert await cur.fetchone() == (None,)
+
+
+async def test_a_client_that_gives_up_ends_the_backend(pool: aiopg.Pool) -> None:
+    # A server that does not enforce the bound (here: the statement lifts it): the client's own
+    # timeout closes the connection, and the backend is ended rather than left running.
+    marker = _marker()
+
+    async def work() -> None:
+        async with bounded_transaction(pool, 0.2, grace=0.3) as cur:
+            await cur.execute("SET LOCAL statement_timeout = 0")
+            await cur.execute(f"SELECT pg_sleep(60) /* {marker} */")
+
+    with pytest.raises(StatementTimeout):
+        await work()
+    assert await _running(pool, marker) == []
+
+
+async def test_a_cancelled_task_leaves_no_statement_running(pool: aiopg.Pool) -> None:
+    marker = _marker()
+    started = asyncio.Event()
+
+    async def work() -> None:
+        async with bounded_transaction(pool, 60.0) as cur:
+            started.set()
+            await cur.execute(f"SELECT pg_sleep(60) /* {marker} */")
+
+    task = asyncio.create_task(work())
+    await started.wait()
+    for _ in range(500):
+        if await _running(pool, marker):
+            break
+        await asyncio.sleep(0.01)
+    assert await _running(pool, marker) != []
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _running(pool, marker) == []
+
+
+async def test_a_bounded_session_resets_its_bounds_on_leaving(database_url: str) -> None:
+    marker = _marker()
+    single = await create_pool(database_url, maxsize=1)
+    try:
+        async with single.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SHOW jit")
+            jit = await cur.fetchone()
+
+        async def work() -> None:
+            async with bounded_session(single, 0.2, grace=30.0) as cur:
+                await cur.execute("SHOW statement_timeout")
+                assert await cur.fetchone() == ("200ms",)
+                await cur.execute(f"SELECT pg_sleep(30) /* {marker} */")
+
+        with pytest.raises(StatementTimeout):
+            await work()
+        async with single.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SHOW statement_timeout")
+            assert await cur.fetchone() == ("0",)
+            await cur.execute("SHOW jit")
+            assert await cur.fetchone() == jit
+    finally:
+        await close_pool(single)
