@@ -10,6 +10,7 @@ from typing import Any
 
 import aiopg
 
+from auth_service.errors import InvalidActivityQuery
 from scout_kit.clock import Clock
 from scout_kit.db import cursor
 from scout_kit.filters import UnknownValues, known_values
@@ -35,10 +36,6 @@ class ActivityEvent:
     client_address: str
     user_agent: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-class InvalidActivityQuery(ValueError):
-    """A listing's page token or type filter is not valid; the message is caller-safe."""
 
 
 class InvalidPageToken(InvalidActivityQuery):

@@ -36,6 +36,7 @@ from scout_kit.context import (
     client_address_var,
     request_id_var,
 )
+from scout_kit.errors import DomainError
 from scout_kit.identity import Identity, InvalidToken, PrincipalKind, TokenVerifier
 from scout_kit.logging import configure_logging
 from scout_kit.metrics import (
@@ -116,7 +117,8 @@ class RpcMetrics:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Per call: adopt the request id, verify the identity token, map stray errors, count."""
+    """Per call: adopt the request id, verify the identity token, map domain errors (each names
+    its code and public message) and stray ones, count."""
 
     def __init__(self, verifier: TokenVerifier, metrics: RpcMetrics) -> None:
         self._verifier = verifier
@@ -160,6 +162,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = cast(grpc.StatusCode | None, context.code()) or code
                 raise
+            except DomainError as exc:
+                # The one place a domain error becomes a status: its class names the code, and
+                # its message is written for the caller.
+                code = exc.code
+                await context.abort(code, exc.message)
             except DEPENDENCY_ERRORS as exc:
                 code = grpc.StatusCode.UNAVAILABLE
                 log.warning("dependency unavailable in %s: %r", method, exc)

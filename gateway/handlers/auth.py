@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
@@ -29,7 +28,6 @@ from gateway.problems import Problem, unauthorized
 from scout.auth.v1 import auth_pb2
 
 MAX_FIELD_LENGTH = 1024
-RETRY_AFTER_METADATA = "retry-after"
 
 
 def user_json(user: auth_pb2.User) -> dict[str, Any]:
@@ -239,42 +237,33 @@ async def change_password(request: web.Request) -> web.Response:
     current = _string_field(body, "current_password")
     new = _string_field(body, "new_password")
     backends = request.app[BACKENDS]
-    try:
-        response: auth_pb2.ChangePasswordResponse = await backends.auth.ChangePassword(
-            auth_pb2.ChangePasswordRequest(
-                current_password=current,
-                new_password=new,
-                current_session_id=authenticated.identity.session_id or "",
-                client_address=request[CLIENT_ADDRESS],
-            ),
-            metadata=backends.metadata(authenticated.identity),
-            timeout=backends.timeout,
-        )
-    except grpc.aio.AioRpcError as exc:
-        raise _password_problem(exc) from None
-    return json_response({"sessions_ended": response.sessions_ended})
-
-
-def _password_problem(exc: grpc.aio.AioRpcError) -> Exception:
-    code = exc.code()
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return Problem(
+    response: auth_pb2.ChangePasswordResponse = await backends.auth.ChangePassword(
+        auth_pb2.ChangePasswordRequest(
+            current_password=current,
+            new_password=new,
+            current_session_id=authenticated.identity.session_id or "",
+            client_address=request[CLIENT_ADDRESS],
+        ),
+        metadata=backends.metadata(authenticated.identity),
+        timeout=backends.timeout,
+    )
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_WRONG_PASSWORD:
+        raise Problem(
             403, "Forbidden", "The current password is wrong.", type_="wrong-current-password"
         )
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return Problem(
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_WEAK_PASSWORD:
+        raise Problem(
             422,
             "Unprocessable Content",
-            f"The new password was refused: {exc.details()}.",
+            f"The new password was refused: {response.weak_reason}.",
             type_="weak-password",
             pointer="/new_password",
         )
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        trailing = {k: v for k, v in exc.trailing_metadata() or ()}
-        raw = trailing.get(RETRY_AFTER_METADATA, "60")
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return _throttled(int(text) if text.isdigit() else 60)
-    return exc
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_THROTTLED:
+        raise _throttled(response.retry_after_seconds)
+    if response.status != auth_pb2.CHANGE_PASSWORD_STATUS_OK:
+        raise RuntimeError(f"ChangePassword answered status {response.status}")
+    return json_response({"sessions_ended": response.sessions_ended})
 
 
 async def list_activity(request: web.Request) -> web.Response:
