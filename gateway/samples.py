@@ -1,5 +1,5 @@
-"""Agent posts: the body read once (gzip inflated with a cap) and validated into the flat columns
-the ingest service stores.
+"""Agent posts: the body (read once by gateway.request_body, gzip inflated with a cap) validated
+into the flat columns the ingest service stores.
 
 Valid posts, the hot path, are decoded by msgspec against the post's shape, which validates
 types while it parses (no intermediate dicts of Any), then checked against the sample rules in a
@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from aiohttp import web
 
-from gateway.body import parse_json_object
 from gateway.problems import Problem
+from gateway.request_body import parse_json_object
 from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
-    MAX_BODY_BYTES,
     MAX_FUTURE,
     MAX_FUTURE_MINUTES,
     MAX_METRICS_PER_SAMPLE,
@@ -57,64 +54,6 @@ _DECODER = msgspec.json.Decoder(_Post)
 
 def invalid(detail: str, pointer: str) -> Problem:
     return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", pointer=pointer)
-
-
-def _too_large(detail: str) -> Problem:
-    return Problem(413, "Content Too Large", detail, type_="body-too-large")
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The JSON body, inflated if gzip-encoded; 413 when over MAX_BODY_BYTES as sent or as
-    inflated (inflation stops at the cap, so a small bomb costs at most that much), 415 for a
-    media type or encoding we do not take, 400 for broken gzip."""
-    if request.content_type != "application/json":
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Send the samples as application/json.",
-            type_="unsupported-media-type",
-        )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Content-Encoding must be gzip or absent.",
-            type_="unsupported-content-encoding",
-        )
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding != "identity" else None
-    received = 0
-    parts: list[bytes] = []
-    inflated = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > MAX_BODY_BYTES:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-        if inflater is None:
-            parts.append(chunk)
-            continue
-        if inflater.eof:
-            raise _bad_gzip("data follows the end of the gzip stream")
-        try:
-            # At most one byte over the cap is inflated: enough to know it is too large.
-            out = inflater.decompress(chunk, MAX_BODY_BYTES + 1 - inflated)
-        except zlib.error:
-            raise _bad_gzip("the body is not valid gzip") from None
-        inflated += len(out)
-        if inflated > MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes uncompressed.")
-        parts.append(out)
-    if inflater is not None and (not inflater.eof or inflater.unused_data):
-        raise _bad_gzip("the gzip stream is truncated or followed by other data")
-    return b"".join(parts)
-
-
-def _bad_gzip(detail: str) -> Problem:
-    return Problem(
-        400, "Bad Request", f"Content-Encoding is gzip but {detail}.", type_="invalid-gzip"
-    )
 
 
 def parse_timestamp_micros(value: Any, where: str) -> int:

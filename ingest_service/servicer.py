@@ -25,6 +25,7 @@ from scout_kit.sample_rules import (
     MAX_POINTS_PER_QUERY,
     MAX_POINTS_PER_SERIES,
     METRIC_NAME,
+    bucket_count,
 )
 from scout_kit.timestamps import timestamp_fault, to_timestamp
 
@@ -186,9 +187,3 @@ def check_query_size(names: int, buckets: int) -> None:
             f"the query asks for {names * buckets} points; at most "
             f"{MAX_POINTS_PER_QUERY}: use a larger step, a shorter range or fewer names"
         )
-
-
-def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
-    """Epoch-aligned buckets of `step_seconds` touched by [start, end)."""
-    step = step_seconds * 1_000_000
-    return (micros(end) - 1) // step - micros(start) // step + 1

@@ -14,17 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.body import (
-    activity_json,
-    iso,
-    json_response,
-    page_params,
-    read_json_object,
-    type_filter,
-)
 from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
+from gateway.paging import page_params, type_filter
 from gateway.problems import Problem, unauthorized
+from gateway.rendering import activity_json, json_response
+from gateway.request_body import read_json_object
+from gateway.times import iso
 from scout.auth.v1 import auth_pb2
 
 MAX_FIELD_LENGTH = 1024
@@ -275,7 +271,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(authenticated.identity),
         timeout=backends.timeout,
     )
-    return json_response(activity_json(response, "user_agent"))
+    return json_response(activity_json(response, "user_agent", lambda e: e.user_agent))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -9,17 +9,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from gateway.body import (
-    activity_json,
-    iso,
-    iso_datetime,
-    json_response,
-    page_params,
-    read_json_object,
-    type_filter,
-)
 from gateway.keys import AUTH, BACKENDS, CLOCK, SETTINGS
+from gateway.paging import page_params, type_filter
 from gateway.problems import Problem
+from gateway.rendering import activity_json, json_response
+from gateway.request_body import read_json_object
+from gateway.times import iso, iso_datetime
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity
@@ -225,7 +220,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
     )
-    return json_response(activity_json(response, "key_hint"))
+    return json_response(activity_json(response, "key_hint", lambda e: e.key_hint))
 
 
 def setup_routes(app: web.Application) -> None:
