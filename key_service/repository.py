@@ -20,6 +20,7 @@ from key_service.models import (
     ServerChange,
     ServerRecord,
 )
+from scout_kit.cursor import Cursor
 from scout_kit.db import cursor, transaction
 from scout_kit.timestamps import format_time
 
@@ -148,7 +149,7 @@ class PostgresKeyRepository:
         limit: int,
     ) -> list[ServerRecord]:
         conditions = ["s.account_id = %s", "s.deleted_at IS NULL"]
-        params: list[Any] = [account_id]
+        params: list[object] = [account_id]
         if only_server is not None:
             conditions.append("s.id = %s")
             params.append(only_server)
@@ -398,7 +399,7 @@ class PostgresKeyRepository:
         limit: int,
         types: list[str],
     ) -> list[ActivityEvent]:
-        params: list[Any] = [server_id, account_id]
+        params: list[object] = [server_id, account_id]
         page = ""
         if types:
             page += " AND type = ANY(%s)"
@@ -429,7 +430,7 @@ class PostgresKeyRepository:
         ]
 
 
-async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
+async def _lock_server(cur: Cursor, account_id: str, server_id: str) -> None:
     await cur.execute(
         "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s AND deleted_at IS NULL"
         " FOR UPDATE",
@@ -440,7 +441,7 @@ async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
 
 
 async def _insert_activity(
-    cur: Any,
+    cur: Cursor,
     server_id: str,
     account_id: str,
     key_id: str,
@@ -449,7 +450,7 @@ async def _insert_activity(
     actor: str,
     address: str,
     hint: str,
-    details: dict[str, Any],
+    details: dict[str, object],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
@@ -459,7 +460,7 @@ async def _insert_activity(
 
 
 async def _upsert_rolling_activity(
-    cur: Any,
+    cur: Cursor,
     server_id: str,
     account_id: str,
     key_id: str,
@@ -467,7 +468,7 @@ async def _upsert_rolling_activity(
     at: datetime,
     address: str,
     hint: str,
-    details: dict[str, Any],
+    details: dict[str, object],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at,"

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 import aiopg
 import grpc
@@ -53,6 +53,9 @@ from scout_kit.tracing import otlp_tracer_provider, server_interceptors
 
 log = logging.getLogger(__name__)
 
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
 identity_var: ContextVar[Identity | None] = ContextVar("scout_identity", default=None)
 
 # Methods anyone may call without an identity token: probes must work without credentials.
@@ -77,7 +80,9 @@ def current_identity() -> Identity:
     return identity
 
 
-async def require_service(context: grpc.aio.ServicerContext[Any, Any], *names: str) -> Identity:
+async def require_service(
+    context: grpc.aio.ServicerContext[Message, Message], *names: str
+) -> Identity:
     """Only the named internal services (usually the gateway) may call this RPC."""
     identity = current_identity()
     if identity.kind is not PrincipalKind.SERVICE or identity.subject not in names:
@@ -126,17 +131,27 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
             return handler
-        inner: Any = handler.unary_unary
+        # grpc.aio's handlers are coroutine functions, which grpc's stubs do not say.
+        inner = cast(
+            Callable[
+                [RequestT, grpc.aio.ServicerContext[RequestT, ResponseT]], Awaitable[ResponseT]
+            ],
+            handler.unary_unary,
+        )
         verifier, metrics = self._verifier, self._metrics
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def wrapper(
+            request: RequestT, context: grpc.aio.ServicerContext[RequestT, ResponseT]
+        ) -> ResponseT:
             metadata = {key: value for key, value in context.invocation_metadata() or ()}
             request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
             rid_token = request_id_var.set(request_id)
@@ -150,7 +165,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 if identity is None:
                     code = grpc.StatusCode.UNAUTHENTICATED
                     await context.abort(code, "a valid internal identity token is required")
-                fault = message_text_fault(request)
+                fault = message_text_fault(request) if isinstance(request, Message) else None
                 if fault is not None:
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, fault)
@@ -218,11 +233,11 @@ def message_text_fault(message: Message, path: str = "") -> str | None:
     return None
 
 
-def _value_fault(field: FieldDescriptor, value: Any, where: str) -> str | None:
-    if field.type == FieldDescriptor.TYPE_STRING:
+def _value_fault(field: FieldDescriptor, value: object, where: str) -> str | None:
+    if field.type == FieldDescriptor.TYPE_STRING and isinstance(value, str):
         fault = text_fault(value)
         return None if fault is None else f"{where} holds {fault}"
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(value, Message):
         return message_text_fault(value, f"{where}.")
     return None
 
