@@ -6,7 +6,6 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import aiopg
 
@@ -35,7 +34,7 @@ class ActivityEvent:
     actor: str
     client_address: str
     user_agent: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
 
 
 class InvalidPageToken(InvalidActivityQuery):
@@ -72,7 +71,7 @@ class ActivityLog:
         actor: str = "",
         client_address: str = "",
         user_agent: str = "",
-        details: dict[str, Any] | None = None,
+        details: dict[str, object] | None = None,
     ) -> None:
         async with cursor(self._pool) as cur:
             await cur.execute(

@@ -56,7 +56,7 @@ def invalid(detail: str, pointer: str) -> Problem:
     return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", pointer=pointer)
 
 
-def parse_timestamp_micros(value: Any, where: str) -> int:
+def parse_timestamp_micros(value: object, where: str) -> int:
     """Microseconds since the epoch from RFC 3339 text or unix seconds."""
     if isinstance(value, str):
         if not RFC3339.fullmatch(value):

@@ -222,7 +222,7 @@ class PostgresKeyRepository:
                 (change.server_id,),
             )
             before = _server(await cur.fetchone())
-            events: list[tuple[ActivityType, dict[str, Any]]] = []
+            events: list[tuple[ActivityType, dict[str, object]]] = []
             if change.name is not None and change.name != before.name:
                 await cur.execute(
                     "UPDATE keys.servers SET name = %s WHERE id = %s",
@@ -297,7 +297,7 @@ class PostgresKeyRepository:
                 " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (new_key_id, server_id, account_id, key_sha256, hint, now, actor),
             )
-            details: dict[str, Any] = {"old_key_hint": old_hint}
+            details: dict[str, object] = {"old_key_hint": old_hint}
             if grace_until > now:
                 details["old_key_valid_until"] = format_time(grace_until)
             await _insert_activity(

@@ -9,8 +9,6 @@ client brings to login is ignored (no session fixation).
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
@@ -26,7 +24,7 @@ from scout.auth.v1 import auth_pb2
 MAX_FIELD_LENGTH = 1024
 
 
-def user_json(user: auth_pb2.User) -> dict[str, Any]:
+def user_json(user: auth_pb2.User) -> dict[str, object]:
     return {
         "id": user.id,
         "account_id": user.account_id,
@@ -36,7 +34,7 @@ def user_json(user: auth_pb2.User) -> dict[str, Any]:
     }
 
 
-def session_json(session: auth_pb2.Session) -> dict[str, Any]:
+def session_json(session: auth_pb2.Session) -> dict[str, object]:
     return {
         "id": session.id,
         "created_at": iso(session.created_at),
@@ -51,7 +49,7 @@ def session_json(session: auth_pb2.Session) -> dict[str, Any]:
 
 def current_session_json(
     user: auth_pb2.User, session: auth_pb2.Session, csrf_token: str
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """What login and GET /auth/session answer: who is signed in and until when."""
     return {
         "user": user_json(user),
@@ -79,7 +77,7 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
 
 
-def _string_field(body: dict[str, Any], name: str) -> str:
+def _string_field(body: dict[str, object], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise Problem(

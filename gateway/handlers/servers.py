@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 import grpc
 from aiohttp import web
@@ -20,6 +20,7 @@ from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _identity(request: web.Request) -> Identity:
@@ -54,7 +55,7 @@ async def _last_seen(request: web.Request, server_ids: list[str]) -> LastSeen:
 
 def server_json(
     request: web.Request, server: keys_pb2.Server, last_seen: LastSeen
-) -> dict[str, Any]:
+) -> dict[str, object]:
     seen = None if last_seen is None else last_seen.get(server.id)
     rule = request.app[SETTINGS].status_rule
     paused = server.HasField("paused_at")
@@ -129,9 +130,12 @@ async def get_server(request: web.Request) -> web.Response:
     return json_response({"server": server_json(request, response.server, last_seen)})
 
 
-def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> Any:
+def _optional(body: dict[str, object], name: str, kind: type[T], described: str) -> T | None:
     value = body.get(name)
-    if value is not None and (type(value) is not kind):
+    if value is None:
+        return None
+    # The exact type: a JSON true is no integer here, though bool is an int to Python.
+    if type(value) is not kind or not isinstance(value, kind):
         raise Problem(
             422,
             "Unprocessable Content",
