@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
+# A grpc.aio unary-unary method: a coroutine function of the request and the call's context.
+_UnaryBehaviour = Callable[
+    [RequestT, grpc.aio.ServicerContext[RequestT, ResponseT]], Awaitable[ResponseT]
+]
 
 identity_var: ContextVar[Identity | None] = ContextVar("scout_identity", default=None)
 
@@ -142,64 +146,70 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         # grpc.aio's handlers are coroutine functions, which grpc's stubs do not say.
         inner = cast(
-            Callable[
-                [RequestT, grpc.aio.ServicerContext[RequestT, ResponseT]], Awaitable[ResponseT]
-            ],
+            _UnaryBehaviour[RequestT, ResponseT],
             handler.unary_unary,
         )
-        verifier, metrics = self._verifier, self._metrics
 
         async def wrapper(
             request: RequestT, context: grpc.aio.ServicerContext[RequestT, ResponseT]
         ) -> ResponseT:
-            metadata = {key: value for key, value in context.invocation_metadata() or ()}
-            request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
-            rid_token = request_id_var.set(request_id)
-            address = _text(metadata.get(CLIENT_ADDRESS_METADATA)) or ""
-            addr_token = client_address_var.set(address[:100])
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
-                identity = _verify(verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
-                if identity is None:
-                    code = grpc.StatusCode.UNAUTHENTICATED
-                    await context.abort(code, "a valid internal identity token is required")
-                fault = message_text_fault(request) if isinstance(request, Message) else None
-                if fault is not None:
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                    await context.abort(code, fault)
-                id_token = identity_var.set(identity)
-                try:
-                    return await inner(request, context)
-                finally:
-                    identity_var.reset(id_token)
-            except grpc.aio.AbortError:
-                code = cast(grpc.StatusCode | None, context.code()) or code
-                raise
-            except DomainError as exc:
-                # The one place a domain error becomes a status: its class names the code, and
-                # its message is written for the caller.
-                code = exc.code
-                await context.abort(code, exc.message)
-            except DEPENDENCY_ERRORS as exc:
-                code = grpc.StatusCode.UNAVAILABLE
-                log.warning("dependency unavailable in %s: %r", method, exc)
-                await context.abort(code, "a dependency is unavailable; retry later")
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                await context.abort(code, "internal error")
-            finally:
-                metrics.record(method, code, time.perf_counter() - started)
-                request_id_var.reset(rid_token)
-                client_address_var.reset(addr_token)
+            return await self._serve(inner, method, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    async def _serve(
+        self,
+        inner: _UnaryBehaviour[RequestT, ResponseT],
+        method: str,
+        request: RequestT,
+        context: grpc.aio.ServicerContext[RequestT, ResponseT],
+    ) -> ResponseT:
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
+        rid_token = request_id_var.set(request_id)
+        address = _text(metadata.get(CLIENT_ADDRESS_METADATA)) or ""
+        addr_token = client_address_var.set(address[:100])
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+            identity = _verify(self._verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
+            if identity is None:
+                code = grpc.StatusCode.UNAUTHENTICATED
+                await context.abort(code, "a valid internal identity token is required")
+            fault = message_text_fault(request) if isinstance(request, Message) else None
+            if fault is not None:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                await context.abort(code, fault)
+            id_token = identity_var.set(identity)
+            try:
+                return await inner(request, context)
+            finally:
+                identity_var.reset(id_token)
+        except grpc.aio.AbortError:
+            code = cast(grpc.StatusCode | None, context.code()) or code
+            raise
+        except DomainError as exc:
+            # The one place a domain error becomes a status: its class names the code, and
+            # its message is written for the caller.
+            code = exc.code
+            await context.abort(code, exc.message)
+        except DEPENDENCY_ERRORS as exc:
+            code = grpc.StatusCode.UNAVAILABLE
+            log.warning("dependency unavailable in %s: %r", method, exc)
+            await context.abort(code, "a dependency is unavailable; retry later")
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unhandled error in %s", method)
+            await context.abort(code, "internal error")
+        finally:
+            self._metrics.record(method, code, time.perf_counter() - started)
+            request_id_var.reset(rid_token)
+            client_address_var.reset(addr_token)
 
 
 def message_text_fault(message: Message, path: str = "") -> str | None:
