@@ -7,7 +7,6 @@ import json
 import math
 import re
 import zlib
-from typing import Any
 
 from aiohttp import web
 
@@ -96,7 +95,7 @@ async def read_body(
 
 async def read_json_object(
     request: web.Request, max_bytes: int = DEFAULT_MAX_BODY
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The body as a JSON object (read_body, no content encoding), 400 when not JSON or not an
     object. Only the metrics endpoint takes gzip bodies."""
     return parse_json_object(await read_body(request, max_bytes=max_bytes))
@@ -152,7 +151,7 @@ def _pointer_token(key: str) -> str:
     return key if len(key) <= 60 else key[:57] + "..."
 
 
-def parse_json_object(raw: bytes, *, non_finite: bool = False) -> dict[str, Any]:
+def parse_json_object(raw: bytes, *, non_finite: bool = False) -> dict[str, object]:
     """A JSON object whose depth, numbers and text every handler can take: 400 otherwise,
     naming what was wrong (never a quote of the body). `non_finite`: NaN, Infinity and numbers
     past a double are let through, for a caller that refuses them with a sharper answer."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 
@@ -129,7 +128,7 @@ def _fast_columns(raw: bytes, now: datetime) -> ingest_pb2.SampleColumns | None:
     )
 
 
-def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColumns:
+def parse_samples(body: dict[str, object], now: datetime) -> ingest_pb2.SampleColumns:
     """Validate a post into the columns the ingest service stores; any violation is a 422 that
     names the sample and the rule, and then nothing of the post is written."""
     samples = body.get("samples")
@@ -185,17 +184,19 @@ def _columns() -> tuple[list[int], list[int], list[str], list[float]]:
     return [], [], [], []
 
 
-def _check_metrics(metrics: dict[str, Any], where: str) -> None:
+def _check_metrics(metrics: dict[str, object], where: str) -> None:
     for name, value in metrics.items():
         if not METRIC_NAME.fullmatch(name):
             raise invalid(
                 f"{where}/metrics: the metric name {name[:60]!r} must match {METRIC_NAME_PATTERN}.",
                 f"{where}/metrics",
             )
-        kind = type(value)
-        if kind is not float and kind is not int:
+        # Exactly int or float: a JSON true is no number here, though bool is an int to Python.
+        if type(value) not in (float, int) or not isinstance(value, float | int):
             raise invalid(f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}")
-        if (kind is float and not math.isfinite(value)) or (kind is int and abs(value) > 1e308):
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+            isinstance(value, int) and abs(value) > 1e308
+        ):
             raise invalid(
                 f"{where}/metrics/{name} must be a finite number.", f"{where}/metrics/{name}"
             )

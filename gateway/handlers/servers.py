@@ -185,14 +185,15 @@ async def rotate_key(request: web.Request) -> web.Response:
     grace = 0
     if request.can_read_body:
         body = await read_json_object(request)
-        grace = body.get("grace_seconds", 0)
-        if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 86_400:
+        given = body.get("grace_seconds", 0)
+        if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= 86_400:
             raise Problem(
                 422,
                 "Unprocessable Content",
                 "grace_seconds must be a whole number of seconds from 0 to 86400.",
                 type_="invalid-field",
             )
+        grace = given
     backends = request.app[BACKENDS]
     response = await backends.keys.RotateKey(
         keys_pb2.RotateKeyRequest(server_id=request.match_info["server_id"], grace_seconds=grace),
