@@ -6,10 +6,10 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import aiopg
 
+from auth_service.errors import InvalidActivityQuery
 from scout_kit.clock import Clock
 from scout_kit.db import ReadPools, cursor
 from scout_kit.filters import UnknownValues, known_values
@@ -34,11 +34,7 @@ class ActivityEvent:
     actor: str
     client_address: str
     user_agent: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-class InvalidActivityQuery(ValueError):
-    """A listing's page token or type filter is not valid; the message is caller-safe."""
+    details: dict[str, object] = field(default_factory=dict)
 
 
 class InvalidPageToken(InvalidActivityQuery):
@@ -77,7 +73,7 @@ class ActivityLog:
         actor: str = "",
         client_address: str = "",
         user_agent: str = "",
-        details: dict[str, Any] | None = None,
+        details: dict[str, object] | None = None,
     ) -> None:
         async with cursor(self._pool) as cur:
             await cur.execute(

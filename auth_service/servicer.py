@@ -1,4 +1,8 @@
-"""The AuthService gRPC edge: authorization from the caller's identity, errors to status codes.
+"""The AuthService gRPC edge: authorization from the caller's identity, answers as messages.
+
+Domain errors reach the caller through scout_kit's one server interceptor (each error class
+names its status code); ChangePassword, like Login, answers its refusals as a status in the
+response instead.
 
 Login, ValidateSession and Logout are for the gateway (service identity); the rest act for the
 signed-in user named by the identity token, in the session the token names (`sid`).
@@ -8,34 +12,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
-from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import Message
 
-from auth_service.activity import ActivityEvent, InvalidActivityQuery
+from auth_service.activity import ActivityEvent
 from auth_service.domain import Authentication, Caller, LoginOutcome
-from auth_service.errors import (
-    AuthError,
-    InvalidEmail,
-    SessionEndNotPublished,
-    SessionNotFound,
-    Throttled,
-    UserNotFound,
-    WeakPassword,
-    WrongPassword,
-)
+from auth_service.errors import Throttled, WeakPassword, WrongPassword
 from auth_service.sessions import SessionRecord, SessionState, SessionUse
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
 from scout_kit.context import current_client_address
+from scout_kit.errors import PermissionDenied
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import AuthMethod, PrincipalKind
 from scout_kit.timestamps import to_timestamp
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext[Message, Message]
 
 GATEWAY = "gateway"
-# Trailing metadata carrying the seconds to wait when an action is throttled.
-RETRY_AFTER_METADATA = "retry-after"
 
 _LOGIN_STATUS = {
     LoginOutcome.OK: auth_pb2.LOGIN_STATUS_OK,
@@ -85,7 +79,7 @@ def event_message(event: ActivityEvent) -> auth_pb2.ActivityEvent:
     )
 
 
-async def _caller(context: Context, client_address: str = "") -> Caller:
+def _caller(client_address: str = "") -> Caller:
     """The signed-in user and session the identity token names; nobody else acts here."""
     identity = current_identity()
     if (
@@ -94,11 +88,7 @@ async def _caller(context: Context, client_address: str = "") -> Caller:
         or not identity.session_id
         or not identity.account_id
     ):
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED, "this action needs a signed-in user's session"
-        )
-    assert identity.account_id is not None
-    assert identity.session_id is not None
+        raise PermissionDenied("this action needs a signed-in user's session")
     return Caller(
         identity.subject,
         identity.account_id,
@@ -109,21 +99,6 @@ async def _caller(context: Context, client_address: str = "") -> Caller:
 
 # Uses per RecordSessionUse call; a gateway sends at most this many (gateway.usage).
 MAX_SESSION_USES = 10_000
-
-
-async def _abort(context: Context, exc: AuthError) -> NoReturn:
-    if isinstance(exc, Throttled):
-        context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(exc.retry_after)),))
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-    if isinstance(exc, SessionEndNotPublished):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-    if isinstance(exc, SessionNotFound | UserNotFound):
-        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-    if isinstance(exc, WrongPassword):
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-    if isinstance(exc, WeakPassword | InvalidEmail):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -185,18 +160,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
         await require_service(context, GATEWAY)
-        try:
-            await self._auth.logout(
-                request.session_token, (request.client_address or current_client_address())[:100]
-            )
-        except AuthError as exc:
-            await _abort(context, exc)
+        await self._auth.logout(
+            request.session_token, (request.client_address or current_client_address())[:100]
+        )
         return auth_pb2.LogoutResponse()
 
     async def ListSessions(
         self, request: auth_pb2.ListSessionsRequest, context: Context
     ) -> auth_pb2.ListSessionsResponse:
-        caller = await _caller(context)
+        caller = _caller()
         sessions = await self._auth.list_sessions(caller)
         return auth_pb2.ListSessionsResponse(
             sessions=[session_message(s, caller.session_id) for s in sessions]
@@ -205,46 +177,50 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def RevokeSession(
         self, request: auth_pb2.RevokeSessionRequest, context: Context
     ) -> auth_pb2.RevokeSessionResponse:
-        caller = await _caller(context, request.client_address)
-        try:
-            await self._auth.revoke_session(caller, request.session_id)
-        except AuthError as exc:
-            await _abort(context, exc)
+        caller = _caller(request.client_address)
+        await self._auth.revoke_session(caller, request.session_id)
         return auth_pb2.RevokeSessionResponse()
 
     async def RevokeOtherSessions(
         self, request: auth_pb2.RevokeOtherSessionsRequest, context: Context
     ) -> auth_pb2.RevokeOtherSessionsResponse:
         # The session kept is the caller's own (from the token), whatever the request says.
-        caller = await _caller(context, request.client_address)
-        try:
-            revoked = await self._auth.revoke_other_sessions(caller)
-        except AuthError as exc:
-            await _abort(context, exc)
+        caller = _caller(request.client_address)
+        revoked = await self._auth.revoke_other_sessions(caller)
         return auth_pb2.RevokeOtherSessionsResponse(revoked=revoked)
 
     async def ChangePassword(
         self, request: auth_pb2.ChangePasswordRequest, context: Context
     ) -> auth_pb2.ChangePasswordResponse:
-        caller = await _caller(context, request.client_address)
+        caller = _caller(request.client_address)
         try:
             ended = await self._auth.change_password(
                 caller, request.current_password, request.new_password
             )
-        except AuthError as exc:
-            await _abort(context, exc)
-        return auth_pb2.ChangePasswordResponse(sessions_ended=ended)
+        except WrongPassword:
+            return auth_pb2.ChangePasswordResponse(
+                status=auth_pb2.CHANGE_PASSWORD_STATUS_WRONG_PASSWORD
+            )
+        except WeakPassword as exc:
+            return auth_pb2.ChangePasswordResponse(
+                status=auth_pb2.CHANGE_PASSWORD_STATUS_WEAK_PASSWORD, weak_reason=exc.message
+            )
+        except Throttled as exc:
+            return auth_pb2.ChangePasswordResponse(
+                status=auth_pb2.CHANGE_PASSWORD_STATUS_THROTTLED,
+                retry_after_seconds=exc.retry_after,
+            )
+        return auth_pb2.ChangePasswordResponse(
+            status=auth_pb2.CHANGE_PASSWORD_STATUS_OK, sessions_ended=ended
+        )
 
     async def ListActivity(
         self, request: auth_pb2.ListActivityRequest, context: Context
     ) -> auth_pb2.ListActivityResponse:
-        caller = await _caller(context)
-        try:
-            events, next_token = await self._auth.list_activity(
-                caller, request.page_size, request.page_token, list(request.types)
-            )
-        except InvalidActivityQuery as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        caller = _caller()
+        events, next_token = await self._auth.list_activity(
+            caller, request.page_size, request.page_token, list(request.types)
+        )
         return auth_pb2.ListActivityResponse(
             events=[event_message(e) for e in events], next_page_token=next_token
         )

@@ -15,9 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from gateway.backends import Backends
+from gateway.keys import BACKENDS, METRICS
 from gateway.observability import BatchStats
 from scout.ingest.v1 import ingest_pb2
 
@@ -142,3 +146,16 @@ class IngestBatcher:
         while self._calls:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._calls)
+
+
+BATCHER = web.AppKey("ingest_batcher", IngestBatcher)
+
+
+async def batcher_context(app: web.Application) -> AsyncIterator[None]:
+    """The batcher's lifetime, inside the backends' context: it is closed (its accepted posts
+    answered) before the channels are."""
+    batcher = IngestBatcher(app[BACKENDS], stats=app[METRICS].batches)
+    app[METRICS].watch_batcher(batcher)
+    app[BATCHER] = batcher
+    yield
+    await batcher.close()

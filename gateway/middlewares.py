@@ -203,7 +203,8 @@ def _rpc_problem(exc: grpc.aio.AioRpcError) -> Problem:
     if status == 500:
         log.error("backend error: %s %s", code.name, exc.details())
         return Problem(500, title, "Something went wrong on our side.")
-    # Services put only caller-safe text in the details of these codes.
+    # For these codes the details are a domain error's public message (scout_kit.errors) or the
+    # server interceptor's own fixed text: no internal detail can reach the problem.
     return Problem(status, title, exc.details() or None)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -203,7 +202,7 @@ class Problem(Exception):
         *,
         type_: str | None = None,
         headers: dict[str, str] | None = None,
-        **extensions: Any,
+        **extensions: object,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
@@ -214,7 +213,7 @@ class Problem(Exception):
         self.extensions = extensions
 
     def response(self, instance: str | None = None) -> web.Response:
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "type": PROBLEM_TYPE_BASE + self.type if self.type else "about:blank",
             "title": self.title,
             "status": self.status,

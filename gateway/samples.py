@@ -1,5 +1,5 @@
-"""Agent posts: the body read once (gzip inflated with a cap) and validated into the flat columns
-the ingest service stores.
+"""Agent posts: the body (read once by gateway.request_body, gzip inflated with a cap) validated
+into the flat columns the ingest service stores.
 
 Valid posts, the hot path, are decoded by msgspec against the post's shape, which validates
 types while it parses (no intermediate dicts of Any), then checked against the sample rules in a
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
-from aiohttp import web
 
-from gateway.body import parse_json_object
 from gateway.problems import Problem
+from gateway.request_body import parse_json_object
 from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
-    MAX_BODY_BYTES,
     MAX_FUTURE,
     MAX_FUTURE_MINUTES,
     MAX_METRICS_PER_SAMPLE,
@@ -59,65 +55,7 @@ def invalid(detail: str, pointer: str) -> Problem:
     return Problem(422, "Unprocessable Content", detail, type_="invalid-metrics", pointer=pointer)
 
 
-def _too_large(detail: str) -> Problem:
-    return Problem(413, "Content Too Large", detail, type_="body-too-large")
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The JSON body, inflated if gzip-encoded; 413 when over MAX_BODY_BYTES as sent or as
-    inflated (inflation stops at the cap, so a small bomb costs at most that much), 415 for a
-    media type or encoding we do not take, 400 for broken gzip."""
-    if request.content_type != "application/json":
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Send the samples as application/json.",
-            type_="unsupported-media-type",
-        )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Content-Encoding must be gzip or absent.",
-            type_="unsupported-content-encoding",
-        )
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding != "identity" else None
-    received = 0
-    parts: list[bytes] = []
-    inflated = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > MAX_BODY_BYTES:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes as sent.")
-        if inflater is None:
-            parts.append(chunk)
-            continue
-        if inflater.eof:
-            raise _bad_gzip("data follows the end of the gzip stream")
-        try:
-            # At most one byte over the cap is inflated: enough to know it is too large.
-            out = inflater.decompress(chunk, MAX_BODY_BYTES + 1 - inflated)
-        except zlib.error:
-            raise _bad_gzip("the body is not valid gzip") from None
-        inflated += len(out)
-        if inflated > MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise _too_large(f"The body must be at most {MAX_BODY_BYTES} bytes uncompressed.")
-        parts.append(out)
-    if inflater is not None and (not inflater.eof or inflater.unused_data):
-        raise _bad_gzip("the gzip stream is truncated or followed by other data")
-    return b"".join(parts)
-
-
-def _bad_gzip(detail: str) -> Problem:
-    return Problem(
-        400, "Bad Request", f"Content-Encoding is gzip but {detail}.", type_="invalid-gzip"
-    )
-
-
-def parse_timestamp_micros(value: Any, where: str) -> int:
+def parse_timestamp_micros(value: object, where: str) -> int:
     """Microseconds since the epoch from RFC 3339 text or unix seconds."""
     if isinstance(value, str):
         if not RFC3339.fullmatch(value):
@@ -190,7 +128,7 @@ def _fast_columns(raw: bytes, now: datetime) -> ingest_pb2.SampleColumns | None:
     )
 
 
-def parse_samples(body: dict[str, Any], now: datetime) -> ingest_pb2.SampleColumns:
+def parse_samples(body: dict[str, object], now: datetime) -> ingest_pb2.SampleColumns:
     """Validate a post into the columns the ingest service stores; any violation is a 422 that
     names the sample and the rule, and then nothing of the post is written."""
     samples = body.get("samples")
@@ -246,17 +184,19 @@ def _columns() -> tuple[list[int], list[int], list[str], list[float]]:
     return [], [], [], []
 
 
-def _check_metrics(metrics: dict[str, Any], where: str) -> None:
+def _check_metrics(metrics: dict[str, object], where: str) -> None:
     for name, value in metrics.items():
         if not METRIC_NAME.fullmatch(name):
             raise invalid(
                 f"{where}/metrics: the metric name {name[:60]!r} must match {METRIC_NAME_PATTERN}.",
                 f"{where}/metrics",
             )
-        kind = type(value)
-        if kind is not float and kind is not int:
+        # Exactly int or float: a JSON true is no number here, though bool is an int to Python.
+        if type(value) not in (float, int) or not isinstance(value, float | int):
             raise invalid(f"{where}/metrics/{name} must be a number.", f"{where}/metrics/{name}")
-        if (kind is float and not math.isfinite(value)) or (kind is int and abs(value) > 1e308):
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+            isinstance(value, int) and abs(value) > 1e308
+        ):
             raise invalid(
                 f"{where}/metrics/{name} must be a finite number.", f"{where}/metrics/{name}"
             )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from ingest_service.errors import QueueFull, ShuttingDown
 from ingest_service.repository import NO_PARTITION, SampleRepository
 from ingest_service.samples import Write
 from scout_kit.clock import Clock
@@ -30,14 +31,6 @@ log = logging.getLogger(__name__)
 
 def _at(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-
-
-class QueueFull(Exception):
-    """More values are waiting than the service is configured to hold."""
-
-
-class ShuttingDown(Exception):
-    """The service is stopping and accepts no new writes."""
 
 
 class CommitObserver(Protocol):

@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiopg
 
 from ingest_service.query_plan import Plan
 from ingest_service.samples import Write
+from scout_kit.cursor import Cursor
 from scout_kit.db import ReadPools, cursor
 
 SCHEMA = "ingest"
@@ -273,12 +273,12 @@ class SampleRepository:
         params["seen_accounts"] = _array([a for _, a in accounts])
         return await self._execute_write(self._write_sql, params)
 
-    async def move(self, cur: Any, writes: Sequence[Write]) -> int:
+    async def move(self, cur: Cursor, writes: Sequence[Write]) -> int:
         """Like write, without touching servers_seen, on the caller's cursor (inside the
         migration copier's transaction)."""
         await cur.execute(self._move_sql, await self._params(_rows(writes)))
         row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return row[0] if row is not None and isinstance(row[0], int) else 0
 
     async def _params(self, rows: _Rows) -> dict[str, object]:
         set_ids = await self._resolve_sets(rows.set_keys)

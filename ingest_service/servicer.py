@@ -1,18 +1,23 @@
-"""The IngestService gRPC edge: authorization from the caller's identity, validation, mapping."""
+"""The IngestService gRPC edge: authorization from the caller's identity, validation, mapping.
+
+Domain errors (ingest_service.errors) reach the caller through scout_kit's one server
+interceptor, which answers each with the status code its class names."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import Message
 
-from ingest_service.committer import GroupCommitter, QueueFull, ShuttingDown
+from ingest_service.committer import GroupCommitter
+from ingest_service.errors import InvalidQuery
 from ingest_service.query_plan import plan_query
 from ingest_service.repository import SampleRepository
 from ingest_service.samples import InvalidWrite, Write, canonical_uuid, micros, write_from_columns
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock
+from scout_kit.errors import NotFound, PermissionDenied
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import PrincipalKind
 from scout_kit.sample_rules import (
@@ -20,18 +25,13 @@ from scout_kit.sample_rules import (
     MAX_POINTS_PER_QUERY,
     MAX_POINTS_PER_SERIES,
     METRIC_NAME,
+    bucket_count,
 )
 from scout_kit.timestamps import timestamp_fault, to_timestamp
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext[Message, Message]
 
-QUEUE_FULL_MESSAGE = "ingest is at capacity; retry shortly"
 ACCOUNT_REQUIRED = "an account principal is required"
-
-
-async def _invalid(context: Context, message: str) -> NoReturn:
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
-    raise AssertionError("abort returned")  # pragma: no cover
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -46,14 +46,6 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._committer = committer
         self._clock = clock
         self._retention = retention
-
-    async def _commit(self, writes: list[Write], context: Context) -> None:
-        try:
-            await self._committer.submit(writes)
-        except QueueFull:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_FULL_MESSAGE)
-        except ShuttingDown:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "ingest is shutting down")
 
     async def WriteBatch(
         self, request: ingest_pb2.WriteBatchRequest, context: Context
@@ -71,64 +63,34 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             writes.append(write)
             results.append(ingest_pb2.EntryResult(accepted=len(write)))
         if writes:
-            await self._commit(writes, context)
+            await self._committer.submit(writes)
         return ingest_pb2.WriteBatchResponse(results=results)
 
-    async def _readable(self, server_id: str, context: Context) -> tuple[str, str]:
+    def _readable(self, server_id: str) -> tuple[str, str]:
         """(server id, account id) the caller may read; NOT_FOUND for anything else, so an
         invisible server and a missing one look the same."""
         identity = current_identity()
         canonical = canonical_uuid(server_id)
         if identity.kind is PrincipalKind.SERVICE or identity.account_id is None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, ACCOUNT_REQUIRED)
+            raise PermissionDenied(ACCOUNT_REQUIRED)
         if canonical is None or (
             identity.kind is PrincipalKind.SERVER and identity.subject != canonical
         ):
-            await context.abort(grpc.StatusCode.NOT_FOUND, "server not found")
-        assert canonical is not None
-        assert identity.account_id is not None
+            raise NotFound("server not found")
         return canonical, identity.account_id
 
     async def QueryMetrics(
         self, request: ingest_pb2.QueryMetricsRequest, context: Context
     ) -> ingest_pb2.QueryMetricsResponse:
-        server_id, account_id = await self._readable(request.server_id, context)
-        step = request.step_seconds
-        for name in ("from", "to"):
-            fault = timestamp_fault(getattr(request, name))
-            if fault is not None:
-                await _invalid(context, f"{name} {fault}")
-        start = getattr(request, "from").ToDatetime(tzinfo=UTC)
-        end = request.to.ToDatetime(tzinfo=UTC)
-        if step < 1:
-            await _invalid(context, "step must be at least 1 second")
-        if end <= start:
-            await _invalid(context, "from must be before to")
-        buckets = bucket_count(start, end, step)
-        if buckets > MAX_POINTS_PER_SERIES:
-            await _invalid(
-                context,
-                f"the query asks for {buckets} points per series; at most "
-                f"{MAX_POINTS_PER_SERIES}: use a larger step or a shorter range",
-            )
+        server_id, account_id = self._readable(request.server_id)
+        start, end, step, buckets = query_window(request)
         names = list(dict.fromkeys(request.names))
         for name in names:
             if not METRIC_NAME.fullmatch(name):
-                await _invalid(context, f"metric name {name[:60]!r} is not valid")
+                raise InvalidQuery(f"metric name {name[:60]!r} is not valid")
         if not names:
             names = await self._repo.metric_names(server_id, account_id)
-        if len(names) > MAX_NAMES_PER_QUERY:
-            await _invalid(
-                context,
-                f"the query covers {len(names)} metrics; at most {MAX_NAMES_PER_QUERY}: "
-                "choose them with names",
-            )
-        if len(names) * buckets > MAX_POINTS_PER_QUERY:
-            await _invalid(
-                context,
-                f"the query asks for {len(names) * buckets} points; at most "
-                f"{MAX_POINTS_PER_QUERY}: use a larger step, a shorter range or fewer names",
-            )
+        check_query_size(len(names), buckets)
         series = {name: ingest_pb2.Series(name=name) for name in names}
         if names:
             lo, hi = micros(start), micros(end)
@@ -156,7 +118,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def LatestMetrics(
         self, request: ingest_pb2.LatestMetricsRequest, context: Context
     ) -> ingest_pb2.LatestMetricsResponse:
-        server_id, account_id = await self._readable(request.server_id, context)
+        server_id, account_id = self._readable(request.server_id)
         rows = await self._repo.latest(server_id, account_id)
         return ingest_pb2.LatestMetricsResponse(
             values=[
@@ -168,7 +130,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def ListMetricNames(
         self, request: ingest_pb2.ListMetricNamesRequest, context: Context
     ) -> ingest_pb2.ListMetricNamesResponse:
-        server_id, account_id = await self._readable(request.server_id, context)
+        server_id, account_id = self._readable(request.server_id)
         return ingest_pb2.ListMetricNamesResponse(
             names=await self._repo.metric_names(server_id, account_id)
         )
@@ -178,8 +140,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.LastSeenResponse:
         identity = current_identity()
         if identity.account_id is None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, ACCOUNT_REQUIRED)
-        assert identity.account_id is not None
+            raise PermissionDenied(ACCOUNT_REQUIRED)
         ids = [i for i in map(canonical_uuid, request.server_ids) if i is not None]
         if identity.kind is PrincipalKind.SERVER:
             ids = [i for i in ids if i == identity.subject]
@@ -192,7 +153,37 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         )
 
 
-def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
-    """Epoch-aligned buckets of `step_seconds` touched by [start, end)."""
-    step = step_seconds * 1_000_000
-    return (micros(end) - 1) // step - micros(start) // step + 1
+def query_window(request: ingest_pb2.QueryMetricsRequest) -> tuple[datetime, datetime, int, int]:
+    """(start, end, step seconds, buckets per series) of a query; InvalidQuery names a bad one."""
+    step = request.step_seconds
+    for name in ("from", "to"):
+        fault = timestamp_fault(getattr(request, name))
+        if fault is not None:
+            raise InvalidQuery(f"{name} {fault}")
+    start = getattr(request, "from").ToDatetime(tzinfo=UTC)
+    end = request.to.ToDatetime(tzinfo=UTC)
+    if step < 1:
+        raise InvalidQuery("step must be at least 1 second")
+    if end <= start:
+        raise InvalidQuery("from must be before to")
+    buckets = bucket_count(start, end, step)
+    if buckets > MAX_POINTS_PER_SERIES:
+        raise InvalidQuery(
+            f"the query asks for {buckets} points per series; at most "
+            f"{MAX_POINTS_PER_SERIES}: use a larger step or a shorter range"
+        )
+    return start, end, step, buckets
+
+
+def check_query_size(names: int, buckets: int) -> None:
+    """Refuse a query over the limits on names and on points in all."""
+    if names > MAX_NAMES_PER_QUERY:
+        raise InvalidQuery(
+            f"the query covers {names} metrics; at most {MAX_NAMES_PER_QUERY}: "
+            "choose them with names"
+        )
+    if names * buckets > MAX_POINTS_PER_QUERY:
+        raise InvalidQuery(
+            f"the query asks for {names * buckets} points; at most "
+            f"{MAX_POINTS_PER_QUERY}: use a larger step, a shorter range or fewer names"
+        )

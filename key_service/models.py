@@ -7,7 +7,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 KEY_BYTES = 32
 HINT_LENGTH = 4
@@ -127,4 +126,4 @@ class ActivityEvent:
     actor: str
     client_address: str
     key_hint: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)

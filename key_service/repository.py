@@ -20,6 +20,7 @@ from key_service.models import (
     ServerChange,
     ServerRecord,
 )
+from scout_kit.cursor import Cursor
 from scout_kit.db import ReadPools, cursor, transaction
 from scout_kit.timestamps import format_time
 
@@ -150,7 +151,7 @@ class PostgresKeyRepository:
         limit: int,
     ) -> list[ServerRecord]:
         conditions = ["s.account_id = %s", "s.deleted_at IS NULL"]
-        params: list[Any] = [account_id]
+        params: list[object] = [account_id]
         if only_server is not None:
             conditions.append("s.id = %s")
             params.append(only_server)
@@ -223,7 +224,7 @@ class PostgresKeyRepository:
                 (change.server_id,),
             )
             before = _server(await cur.fetchone())
-            events: list[tuple[ActivityType, dict[str, Any]]] = []
+            events: list[tuple[ActivityType, dict[str, object]]] = []
             if change.name is not None and change.name != before.name:
                 await cur.execute(
                     "UPDATE keys.servers SET name = %s WHERE id = %s",
@@ -298,7 +299,7 @@ class PostgresKeyRepository:
                 " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (new_key_id, server_id, account_id, key_sha256, hint, now, actor),
             )
-            details: dict[str, Any] = {"old_key_hint": old_hint}
+            details: dict[str, object] = {"old_key_hint": old_hint}
             if grace_until > now:
                 details["old_key_valid_until"] = format_time(grace_until)
             await _insert_activity(
@@ -400,7 +401,7 @@ class PostgresKeyRepository:
         limit: int,
         types: list[str],
     ) -> list[ActivityEvent]:
-        params: list[Any] = [server_id, account_id]
+        params: list[object] = [server_id, account_id]
         page = ""
         if types:
             page += " AND type = ANY(%s)"
@@ -431,7 +432,7 @@ class PostgresKeyRepository:
         ]
 
 
-async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
+async def _lock_server(cur: Cursor, account_id: str, server_id: str) -> None:
     await cur.execute(
         "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s AND deleted_at IS NULL"
         " FOR UPDATE",
@@ -442,7 +443,7 @@ async def _lock_server(cur: Any, account_id: str, server_id: str) -> None:
 
 
 async def _insert_activity(
-    cur: Any,
+    cur: Cursor,
     server_id: str,
     account_id: str,
     key_id: str,
@@ -451,7 +452,7 @@ async def _insert_activity(
     actor: str,
     address: str,
     hint: str,
-    details: dict[str, Any],
+    details: dict[str, object],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
@@ -461,7 +462,7 @@ async def _insert_activity(
 
 
 async def _upsert_rolling_activity(
-    cur: Any,
+    cur: Cursor,
     server_id: str,
     account_id: str,
     key_id: str,
@@ -469,7 +470,7 @@ async def _upsert_rolling_activity(
     at: datetime,
     address: str,
     hint: str,
-    details: dict[str, Any],
+    details: dict[str, object],
 ) -> None:
     await cur.execute(
         "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at,"

@@ -1,21 +1,19 @@
-"""The KeyService gRPC edge: authorization from the caller's identity, errors to status codes."""
+"""The KeyService gRPC edge: authorization from the caller's identity, answers as messages.
+
+Domain errors reach the caller through scout_kit's one server interceptor (each error class
+names its status code)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import UTC
-from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from key_service.domain import KeyManager
-from key_service.errors import (
-    InvalidationNotPublished,
-    InvalidRequest,
-    KeyServiceError,
-    ServerNotFound,
-)
+from key_service.errors import InvalidRequest, ServerNotFound
 from key_service.models import (
     ActivityEvent,
     KeyRejectionReport,
@@ -25,11 +23,12 @@ from key_service.models import (
 )
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_kit.context import current_client_address
+from scout_kit.errors import PermissionDenied
 from scout_kit.grpc_server import current_identity, require_service
 from scout_kit.identity import Identity, PrincipalKind
 from scout_kit.timestamps import optional_timestamp, timestamp_fault
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext[Message, Message]
 
 GATEWAY = "gateway"
 # More requests than one gateway flush can have seen; the counters are bigint.
@@ -69,51 +68,36 @@ def event_message(event: ActivityEvent) -> keys_pb2.ActivityEvent:
     )
 
 
-async def _scope(context: Context) -> tuple[Identity, str]:
+def _scope() -> tuple[Identity, str]:
     """The caller and the account it acts in; only users and servers act in an account."""
     identity = current_identity()
     if identity.kind is PrincipalKind.SERVICE or not identity.account_id:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "an account principal is required")
-    assert identity.account_id is not None
+        raise PermissionDenied("an account principal is required")
     return identity, identity.account_id
 
 
-async def _require_user(context: Context) -> tuple[Identity, str]:
-    identity, account = await _scope(context)
+def _require_user() -> tuple[Identity, str]:
+    identity, account = _scope()
     if identity.kind is not PrincipalKind.USER:
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED, "this action needs a signed-in user, not an API key"
-        )
+        raise PermissionDenied("this action needs a signed-in user, not an API key")
     return identity, account
 
 
-async def _visible(context: Context, identity: Identity, server_id: str) -> None:
+def _visible(identity: Identity, server_id: str) -> None:
     """A key sees only its own server; anything else is not found (never forbidden)."""
     if identity.kind is PrincipalKind.SERVER and server_id != identity.subject:
-        await context.abort(grpc.StatusCode.NOT_FOUND, "server not found")
+        raise ServerNotFound()
 
 
 class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     def __init__(self, manager: KeyManager) -> None:
         self._keys = manager
 
-    async def _run(self, context: Context, coro: Any) -> Any:
-        try:
-            return await coro
-        except ServerNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except InvalidationNotPublished as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except KeyServiceError as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-
     async def ValidateKey(
         self, request: keys_pb2.ValidateKeyRequest, context: Context
     ) -> keys_pb2.ValidateKeyResponse:
         await require_service(context, GATEWAY)
-        result = await self._run(context, self._keys.validate(request.key_sha256))
+        result = await self._keys.validate(request.key_sha256)
         return keys_pb2.ValidateKeyResponse(
             status=_STATUS[result.status],
             key_id=result.key_id or "",
@@ -131,14 +115,11 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         for stamp in stamps:
             fault = timestamp_fault(stamp)
             if fault is not None:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"a report's time {fault}")
+                raise InvalidRequest(f"a report's time {fault}")
         counts = [u.request_count for u in request.usages]
         counts += [r.attempt_count for r in request.rejections]
         if any(count > MAX_REPORTED_COUNT for count in counts):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"a report counts at most {MAX_REPORTED_COUNT} requests",
-            )
+            raise InvalidRequest(f"a report counts at most {MAX_REPORTED_COUNT} requests")
         try:
             usages = [
                 KeyUsageReport(
@@ -159,19 +140,16 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
                 for r in request.rejections
             ]
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key_id must be a UUID")
-        await self._run(context, self._keys.record_usage(usages, rejections))
+            raise InvalidRequest("key_id must be a UUID") from None
+        await self._keys.record_usage(usages, rejections)
         return keys_pb2.RecordKeyUsageResponse()
 
     async def CreateServer(
         self, request: keys_pb2.CreateServerRequest, context: Context
     ) -> keys_pb2.CreateServerResponse:
-        identity, account = await _require_user(context)
-        created = await self._run(
-            context,
-            self._keys.create_server(
-                account, request.name, actor=identity.principal, address=current_client_address()
-            ),
+        identity, account = _require_user()
+        created = await self._keys.create_server(
+            account, request.name, actor=identity.principal, address=current_client_address()
         )
         return keys_pb2.CreateServerResponse(
             server=server_message(created.server), api_key=created.api_key
@@ -180,13 +158,10 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     async def ListServers(
         self, request: keys_pb2.ListServersRequest, context: Context
     ) -> keys_pb2.ListServersResponse:
-        identity, account = await _scope(context)
+        identity, account = _scope()
         only = identity.subject if identity.kind is PrincipalKind.SERVER else None
-        servers, token = await self._run(
-            context,
-            self._keys.list_servers(
-                account, only_server=only, size=request.page_size, token=request.page_token
-            ),
+        servers, token = await self._keys.list_servers(
+            account, only_server=only, size=request.page_size, token=request.page_token
         )
         return keys_pb2.ListServersResponse(
             servers=[server_message(s) for s in servers], next_page_token=token
@@ -195,56 +170,47 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     async def GetServer(
         self, request: keys_pb2.GetServerRequest, context: Context
     ) -> keys_pb2.GetServerResponse:
-        identity, account = await _scope(context)
-        await _visible(context, identity, request.server_id)
-        server = await self._run(context, self._keys.get_server(account, request.server_id))
+        identity, account = _scope()
+        _visible(identity, request.server_id)
+        server = await self._keys.get_server(account, request.server_id)
         return keys_pb2.GetServerResponse(server=server_message(server))
 
     async def DeleteServer(
         self, request: keys_pb2.DeleteServerRequest, context: Context
     ) -> keys_pb2.DeleteServerResponse:
-        identity, account = await _require_user(context)
-        await self._run(
-            context,
-            self._keys.delete_server(
-                account,
-                request.server_id,
-                actor=identity.principal,
-                address=current_client_address(),
-            ),
+        identity, account = _require_user()
+        await self._keys.delete_server(
+            account,
+            request.server_id,
+            actor=identity.principal,
+            address=current_client_address(),
         )
         return keys_pb2.DeleteServerResponse()
 
     async def UpdateServer(
         self, request: keys_pb2.UpdateServerRequest, context: Context
     ) -> keys_pb2.UpdateServerResponse:
-        identity, account = await _require_user(context)
-        server = await self._run(
-            context,
-            self._keys.update_server(
-                account,
-                request.server_id,
-                name=request.name if request.HasField("name") else None,
-                paused=request.paused if request.HasField("paused") else None,
-                actor=identity.principal,
-                address=current_client_address(),
-            ),
+        identity, account = _require_user()
+        server = await self._keys.update_server(
+            account,
+            request.server_id,
+            name=request.name if request.HasField("name") else None,
+            paused=request.paused if request.HasField("paused") else None,
+            actor=identity.principal,
+            address=current_client_address(),
         )
         return keys_pb2.UpdateServerResponse(server=server_message(server))
 
     async def RotateKey(
         self, request: keys_pb2.RotateKeyRequest, context: Context
     ) -> keys_pb2.RotateKeyResponse:
-        identity, account = await _require_user(context)
-        rotated = await self._run(
-            context,
-            self._keys.rotate_key(
-                account,
-                request.server_id,
-                grace_seconds=request.grace_seconds,
-                actor=identity.principal,
-                address=current_client_address(),
-            ),
+        identity, account = _require_user()
+        rotated = await self._keys.rotate_key(
+            account,
+            request.server_id,
+            grace_seconds=request.grace_seconds,
+            actor=identity.principal,
+            address=current_client_address(),
         )
         return keys_pb2.RotateKeyResponse(
             server=server_message(rotated.server),
@@ -255,17 +221,14 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     async def ListActivity(
         self, request: keys_pb2.ListActivityRequest, context: Context
     ) -> keys_pb2.ListActivityResponse:
-        identity, account = await _scope(context)
-        await _visible(context, identity, request.server_id)
-        events, token = await self._run(
-            context,
-            self._keys.list_activity(
-                account,
-                request.server_id,
-                size=request.page_size,
-                token=request.page_token,
-                types=list(request.types),
-            ),
+        identity, account = _scope()
+        _visible(identity, request.server_id)
+        events, token = await self._keys.list_activity(
+            account,
+            request.server_id,
+            size=request.page_size,
+            token=request.page_token,
+            types=list(request.types),
         )
         return keys_pb2.ListActivityResponse(
             events=[event_message(e) for e in events], next_page_token=token

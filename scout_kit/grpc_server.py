@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 import aiopg
 import grpc
@@ -36,6 +36,7 @@ from scout_kit.context import (
     client_address_var,
     request_id_var,
 )
+from scout_kit.errors import DomainError
 from scout_kit.identity import Identity, InvalidToken, PrincipalKind, TokenVerifier
 from scout_kit.logging import configure_logging
 from scout_kit.metrics import (
@@ -51,6 +52,13 @@ from scout_kit.tls import CertificateFiles, TlsFilesError
 from scout_kit.tracing import otlp_tracer_provider, server_interceptors
 
 log = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+# A grpc.aio unary-unary method: a coroutine function of the request and the call's context.
+_UnaryBehaviour = Callable[
+    [RequestT, grpc.aio.ServicerContext[RequestT, ResponseT]], Awaitable[ResponseT]
+]
 
 identity_var: ContextVar[Identity | None] = ContextVar("scout_identity", default=None)
 
@@ -76,7 +84,9 @@ def current_identity() -> Identity:
     return identity
 
 
-async def require_service(context: grpc.aio.ServicerContext[Any, Any], *names: str) -> Identity:
+async def require_service(
+    context: grpc.aio.ServicerContext[Message, Message], *names: str
+) -> Identity:
     """Only the named internal services (usually the gateway) may call this RPC."""
     identity = current_identity()
     if identity.kind is not PrincipalKind.SERVICE or identity.subject not in names:
@@ -116,7 +126,8 @@ class RpcMetrics:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Per call: adopt the request id, verify the identity token, map stray errors, count."""
+    """Per call: adopt the request id, verify the identity token, map domain errors (each names
+    its code and public message) and stray ones, count."""
 
     def __init__(self, verifier: TokenVerifier, metrics: RpcMetrics) -> None:
         self._verifier = verifier
@@ -124,60 +135,81 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
             return handler
-        inner: Any = handler.unary_unary
-        verifier, metrics = self._verifier, self._metrics
+        # grpc.aio's handlers are coroutine functions, which grpc's stubs do not say.
+        inner = cast(
+            _UnaryBehaviour[RequestT, ResponseT],
+            handler.unary_unary,
+        )
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            metadata = {key: value for key, value in context.invocation_metadata() or ()}
-            request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
-            rid_token = request_id_var.set(request_id)
-            address = _text(metadata.get(CLIENT_ADDRESS_METADATA)) or ""
-            addr_token = client_address_var.set(address[:100])
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
-                identity = _verify(verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
-                if identity is None:
-                    code = grpc.StatusCode.UNAUTHENTICATED
-                    await context.abort(code, "a valid internal identity token is required")
-                fault = message_text_fault(request)
-                if fault is not None:
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                    await context.abort(code, fault)
-                id_token = identity_var.set(identity)
-                try:
-                    return await inner(request, context)
-                finally:
-                    identity_var.reset(id_token)
-            except grpc.aio.AbortError:
-                code = cast(grpc.StatusCode | None, context.code()) or code
-                raise
-            except DEPENDENCY_ERRORS as exc:
-                code = grpc.StatusCode.UNAVAILABLE
-                log.warning("dependency unavailable in %s: %r", method, exc)
-                await context.abort(code, "a dependency is unavailable; retry later")
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                await context.abort(code, "internal error")
-            finally:
-                metrics.record(method, code, time.perf_counter() - started)
-                request_id_var.reset(rid_token)
-                client_address_var.reset(addr_token)
+        async def wrapper(
+            request: RequestT, context: grpc.aio.ServicerContext[RequestT, ResponseT]
+        ) -> ResponseT:
+            return await self._serve(inner, method, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    async def _serve(
+        self,
+        inner: _UnaryBehaviour[RequestT, ResponseT],
+        method: str,
+        request: RequestT,
+        context: grpc.aio.ServicerContext[RequestT, ResponseT],
+    ) -> ResponseT:
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        request_id = accept_request_id(_text(metadata.get(REQUEST_ID_METADATA)))
+        rid_token = request_id_var.set(request_id)
+        address = _text(metadata.get(CLIENT_ADDRESS_METADATA)) or ""
+        addr_token = client_address_var.set(address[:100])
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+            identity = _verify(self._verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
+            if identity is None:
+                code = grpc.StatusCode.UNAUTHENTICATED
+                await context.abort(code, "a valid internal identity token is required")
+            fault = message_text_fault(request) if isinstance(request, Message) else None
+            if fault is not None:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                await context.abort(code, fault)
+            id_token = identity_var.set(identity)
+            try:
+                return await inner(request, context)
+            finally:
+                identity_var.reset(id_token)
+        except grpc.aio.AbortError:
+            code = cast(grpc.StatusCode | None, context.code()) or code
+            raise
+        except DomainError as exc:
+            # The one place a domain error becomes a status: its class names the code, and
+            # its message is written for the caller.
+            code = exc.code
+            await context.abort(code, exc.message)
+        except DEPENDENCY_ERRORS as exc:
+            code = grpc.StatusCode.UNAVAILABLE
+            log.warning("dependency unavailable in %s: %r", method, exc)
+            await context.abort(code, "a dependency is unavailable; retry later")
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unhandled error in %s", method)
+            await context.abort(code, "internal error")
+        finally:
+            self._metrics.record(method, code, time.perf_counter() - started)
+            request_id_var.reset(rid_token)
+            client_address_var.reset(addr_token)
 
 
 def message_text_fault(message: Message, path: str = "") -> str | None:
@@ -211,11 +243,11 @@ def message_text_fault(message: Message, path: str = "") -> str | None:
     return None
 
 
-def _value_fault(field: FieldDescriptor, value: Any, where: str) -> str | None:
-    if field.type == FieldDescriptor.TYPE_STRING:
+def _value_fault(field: FieldDescriptor, value: object, where: str) -> str | None:
+    if field.type == FieldDescriptor.TYPE_STRING and isinstance(value, str):
         fault = text_fault(value)
         return None if fault is None else f"{where} holds {fault}"
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(value, Message):
         return message_text_fault(value, f"{where}.")
     return None
 

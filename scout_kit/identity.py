@@ -11,7 +11,6 @@ import enum
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -51,8 +50,8 @@ class Identity:
         """How activity logs name the actor, e.g. user:<uuid>."""
         return f"{self.kind}:{self.subject}"
 
-    def claims(self) -> dict[str, Any]:
-        claims: dict[str, Any] = {"sub": self.principal, "amr": self.method.value}
+    def claims(self) -> dict[str, object]:
+        claims: dict[str, object] = {"sub": self.principal, "amr": self.method.value}
         if self.account_id:
             claims["acct"] = self.account_id
         if self.session_id:
@@ -60,19 +59,21 @@ class Identity:
         return claims
 
     @classmethod
-    def from_claims(cls, claims: dict[str, Any]) -> Identity:
+    def from_claims(cls, claims: dict[str, object]) -> Identity:
         kind_text, sep, subject = str(claims["sub"]).partition(":")
         if not sep or not subject:
             raise InvalidToken("malformed subject")
         try:
             kind = PrincipalKind(kind_text)
-            method = AuthMethod(claims["amr"])
+            method = AuthMethod(str(claims["amr"]))
         except (ValueError, KeyError):
             raise InvalidToken("unknown principal kind or method") from None
-        account = claims.get("acct")
+        account, session = claims.get("acct"), claims.get("sid")
+        if not isinstance(account, str | None) or not isinstance(session, str | None):
+            raise InvalidToken("malformed account or session claim")
         if kind is not PrincipalKind.SERVICE and not account:
             raise InvalidToken("a user or server token must name its account")
-        return cls(kind, subject, account, method, claims.get("sid"))
+        return cls(kind, subject, account, method, session)
 
 
 def service_identity(name: str) -> Identity:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol
+from typing import Protocol
+from wsgiref.simple_server import WSGIServer
 
 import aiopg
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
@@ -61,8 +63,8 @@ class MetricsEndpoint:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
-        self._server: Any = None
-        self._thread: Any = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     def serve(self, address: str) -> None:
         host, _, port = address.rpartition(":")

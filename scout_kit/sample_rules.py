@@ -4,7 +4,9 @@ API, the ingest service again on whatever reaches it, and the OpenAPI document s
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Posting: the body as sent and as inflated, samples per request, metrics per sample.
 MAX_BODY_BYTES = 1024 * 1024
@@ -32,3 +34,14 @@ MAX_POINTS_PER_SERIES = 1000
 MAX_STEP_SECONDS = 366 * 86_400
 MAX_NAMES_PER_QUERY = 50
 MAX_POINTS_PER_QUERY = 20_000
+
+
+def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
+    """Epoch-aligned buckets of `step_seconds` touched by [start, end): the points per series a
+    query asks for, which MAX_POINTS_PER_SERIES bounds."""
+    step = step_seconds * 1_000_000
+    return (_micros(end) - 1) // step - _micros(start) // step + 1
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)

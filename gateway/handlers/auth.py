@@ -9,30 +9,22 @@ client brings to login is ignored (no session fixation).
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
 from aiohttp import web
 
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.body import (
-    activity_json,
-    iso,
-    json_response,
-    page_params,
-    read_json_object,
-    type_filter,
-)
 from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
+from gateway.paging import page_params, type_filter
 from gateway.problems import Problem, unauthorized
+from gateway.rendering import activity_json, json_response
+from gateway.request_body import read_json_object
+from gateway.times import iso
 from scout.auth.v1 import auth_pb2
 
 MAX_FIELD_LENGTH = 1024
-RETRY_AFTER_METADATA = "retry-after"
 
 
-def user_json(user: auth_pb2.User) -> dict[str, Any]:
+def user_json(user: auth_pb2.User) -> dict[str, object]:
     return {
         "id": user.id,
         "account_id": user.account_id,
@@ -42,7 +34,7 @@ def user_json(user: auth_pb2.User) -> dict[str, Any]:
     }
 
 
-def session_json(session: auth_pb2.Session) -> dict[str, Any]:
+def session_json(session: auth_pb2.Session) -> dict[str, object]:
     return {
         "id": session.id,
         "created_at": iso(session.created_at),
@@ -57,7 +49,7 @@ def session_json(session: auth_pb2.Session) -> dict[str, Any]:
 
 def current_session_json(
     user: auth_pb2.User, session: auth_pb2.Session, csrf_token: str
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """What login and GET /auth/session answer: who is signed in and until when."""
     return {
         "user": user_json(user),
@@ -85,7 +77,7 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
 
 
-def _string_field(body: dict[str, Any], name: str) -> str:
+def _string_field(body: dict[str, object], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise Problem(
@@ -239,42 +231,33 @@ async def change_password(request: web.Request) -> web.Response:
     current = _string_field(body, "current_password")
     new = _string_field(body, "new_password")
     backends = request.app[BACKENDS]
-    try:
-        response: auth_pb2.ChangePasswordResponse = await backends.auth.ChangePassword(
-            auth_pb2.ChangePasswordRequest(
-                current_password=current,
-                new_password=new,
-                current_session_id=authenticated.identity.session_id or "",
-                client_address=request[CLIENT_ADDRESS],
-            ),
-            metadata=backends.metadata(authenticated.identity),
-            timeout=backends.timeout,
-        )
-    except grpc.aio.AioRpcError as exc:
-        raise _password_problem(exc) from None
-    return json_response({"sessions_ended": response.sessions_ended})
-
-
-def _password_problem(exc: grpc.aio.AioRpcError) -> Exception:
-    code = exc.code()
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return Problem(
+    response: auth_pb2.ChangePasswordResponse = await backends.auth.ChangePassword(
+        auth_pb2.ChangePasswordRequest(
+            current_password=current,
+            new_password=new,
+            current_session_id=authenticated.identity.session_id or "",
+            client_address=request[CLIENT_ADDRESS],
+        ),
+        metadata=backends.metadata(authenticated.identity),
+        timeout=backends.timeout,
+    )
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_WRONG_PASSWORD:
+        raise Problem(
             403, "Forbidden", "The current password is wrong.", type_="wrong-current-password"
         )
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return Problem(
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_WEAK_PASSWORD:
+        raise Problem(
             422,
             "Unprocessable Content",
-            f"The new password was refused: {exc.details()}.",
+            f"The new password was refused: {response.weak_reason}.",
             type_="weak-password",
             pointer="/new_password",
         )
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        trailing = {k: v for k, v in exc.trailing_metadata() or ()}
-        raw = trailing.get(RETRY_AFTER_METADATA, "60")
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return _throttled(int(text) if text.isdigit() else 60)
-    return exc
+    if response.status == auth_pb2.CHANGE_PASSWORD_STATUS_THROTTLED:
+        raise _throttled(response.retry_after_seconds)
+    if response.status != auth_pb2.CHANGE_PASSWORD_STATUS_OK:
+        raise RuntimeError(f"ChangePassword answered status {response.status}")
+    return json_response({"sessions_ended": response.sessions_ended})
 
 
 async def list_activity(request: web.Request) -> web.Response:
@@ -286,7 +269,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(authenticated.identity),
         timeout=backends.timeout,
     )
-    return json_response(activity_json(response, "user_agent"))
+    return json_response(activity_json(response, "user_agent", lambda e: e.user_agent))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.body import json_response
 from gateway.keys import KEY_CACHE, LIFECYCLE
 from gateway.middlewares import public
+from gateway.rendering import json_response
 
 
 @public

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.body import json_response
 from gateway.keys import AUTH
+from gateway.rendering import json_response
 
 
 async def whoami(request: web.Request) -> web.Response:

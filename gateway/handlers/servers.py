@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 import grpc
 from aiohttp import web
 
-from gateway.body import (
-    activity_json,
-    iso,
-    iso_datetime,
-    json_response,
-    page_params,
-    read_json_object,
-    type_filter,
-)
 from gateway.keys import AUTH, BACKENDS, CLOCK, SETTINGS
+from gateway.paging import page_params, type_filter
 from gateway.problems import Problem
+from gateway.rendering import activity_json, json_response
+from gateway.request_body import read_json_object
+from gateway.times import iso, iso_datetime
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _identity(request: web.Request) -> Identity:
@@ -59,7 +55,7 @@ async def _last_seen(request: web.Request, server_ids: list[str]) -> LastSeen:
 
 def server_json(
     request: web.Request, server: keys_pb2.Server, last_seen: LastSeen
-) -> dict[str, Any]:
+) -> dict[str, object]:
     seen = None if last_seen is None else last_seen.get(server.id)
     rule = request.app[SETTINGS].status_rule
     paused = server.HasField("paused_at")
@@ -134,9 +130,12 @@ async def get_server(request: web.Request) -> web.Response:
     return json_response({"server": server_json(request, response.server, last_seen)})
 
 
-def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> Any:
+def _optional(body: dict[str, object], name: str, kind: type[T], described: str) -> T | None:
     value = body.get(name)
-    if value is not None and (type(value) is not kind):
+    if value is None:
+        return None
+    # The exact type: a JSON true is no integer here, though bool is an int to Python.
+    if type(value) is not kind or not isinstance(value, kind):
         raise Problem(
             422,
             "Unprocessable Content",
@@ -186,14 +185,15 @@ async def rotate_key(request: web.Request) -> web.Response:
     grace = 0
     if request.can_read_body:
         body = await read_json_object(request)
-        grace = body.get("grace_seconds", 0)
-        if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 86_400:
+        given = body.get("grace_seconds", 0)
+        if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= 86_400:
             raise Problem(
                 422,
                 "Unprocessable Content",
                 "grace_seconds must be a whole number of seconds from 0 to 86400.",
                 type_="invalid-field",
             )
+        grace = given
     backends = request.app[BACKENDS]
     response = await backends.keys.RotateKey(
         keys_pb2.RotateKeyRequest(server_id=request.match_info["server_id"], grace_seconds=grace),
@@ -225,7 +225,7 @@ async def list_activity(request: web.Request) -> web.Response:
         metadata=backends.metadata(_identity(request)),
         timeout=backends.timeout,
     )
-    return json_response(activity_json(response, "key_hint"))
+    return json_response(activity_json(response, "key_hint", lambda e: e.key_hint))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -3,6 +3,7 @@ all state the values of scout_kit.sample_rules."""
 
 from __future__ import annotations
 
+from gateway import metric_query as gateway_metric_query
 from gateway import samples as gateway_samples
 from gateway.handlers import metrics as gateway_metrics
 from ingest_service import samples as ingest_samples
@@ -13,9 +14,10 @@ from scout_kit import sample_rules as rules
 def test_gateway_and_ingest_use_the_shared_rules() -> None:
     # Each module holds the shared objects themselves, not copies of their values.
     shared = {
-        gateway_samples: ("METRIC_NAME", "METRIC_NAME_LIST", "MAX_SAMPLES", "MAX_BODY_BYTES"),
+        gateway_samples: ("METRIC_NAME", "METRIC_NAME_LIST", "MAX_SAMPLES"),
+        gateway_metrics: ("MAX_BODY_BYTES",),
         ingest_samples: ("METRIC_NAME", "METRIC_NAME_LIST", "MAX_SAMPLES", "MAX_FUTURE"),
-        gateway_metrics: ("METRIC_NAME", "MAX_NAMES_PER_QUERY", "MAX_POINTS_PER_QUERY"),
+        gateway_metric_query: ("METRIC_NAME", "MAX_NAMES_PER_QUERY", "MAX_POINTS_PER_QUERY"),
         ingest_servicer: ("METRIC_NAME", "MAX_NAMES_PER_QUERY", "MAX_POINTS_PER_SERIES"),
     }
     for module, names in shared.items():

@@ -12,10 +12,10 @@ import pytest
 from openapi_spec_validator import validate
 
 from auth_service.activity import ActivityType as SignInActivityType
-from gateway.body import MAX_PAGE_SIZE, MAX_TYPE_FILTERS
-from gateway.handlers import metrics as metric_handlers
+from gateway import metric_query
 from gateway.middlewares import CSRF_HEADER
 from gateway.openapi import build_document, load_document
+from gateway.paging import MAX_PAGE_SIZE, MAX_TYPE_FILTERS
 from gateway.server_status import ServerStatus
 from key_service.domain import MAX_GRACE_SECONDS
 from key_service.models import ActivityType as KeyActivityType
@@ -96,7 +96,7 @@ def test_every_limit_is_the_constant_the_code_enforces(document: dict[str, Any])
         f"At most {rules.MAX_POINTS_PER_SERIES} buckets per series, "
         f"{rules.MAX_NAMES_PER_QUERY} names and {rules.MAX_POINTS_PER_QUERY} points per query"
     ) in query
-    assert f"about {metric_handlers.DEFAULT_POINTS} points" in query
+    assert f"about {metric_query.DEFAULT_POINTS} points" in query
 
     limit = document["components"]["parameters"]["Limit"]["schema"]
     assert (limit["minimum"], limit["maximum"]) == (1, MAX_PAGE_SIZE)

@@ -494,6 +494,27 @@ async def test_password_change_ends_every_other_session(env: Environment, admin:
         assert (await login(there, a, email, new_password)).status == 200
 
 
+async def test_guessing_the_current_password_is_throttled_with_retry_after(
+    env: Environment, admin: Admin
+) -> None:
+    """ChangePassword answers THROTTLED as data; the gateway makes it the same 429 as login's."""
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    async with running_stack(env) as stack, jar_client(env) as http:
+        url = stack.gateway.url
+        mine = await signed_in(http, url, email)
+        change = f"{url}/api/v1/auth/password"
+        guess = {"current_password": "not my password", "new_password": "a fine passphrase 77"}
+        for attempt in range(5):
+            async with http.post(change, json=guess, headers=csrf(mine)) as response:
+                assert response.status == 403, attempt
+        right = {"current_password": STRONG_PASSWORD, "new_password": "a fine passphrase 77"}
+        async with http.post(change, json=right, headers=csrf(mine)) as response:
+            assert response.status == 429
+            assert 1 <= int(response.headers["Retry-After"]) <= 300
+            assert (await response.json())["type"].endswith("/too-many-login-attempts")
+
+
 async def test_activity_lists_sign_ins_and_session_events(env: Environment, admin: Admin) -> None:
     email = unique_email()
     await admin.create_user(email, STRONG_PASSWORD, None)

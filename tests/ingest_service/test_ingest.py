@@ -11,7 +11,8 @@ import grpc
 import psycopg2.errors
 import pytest
 
-from ingest_service.committer import GroupCommitter, ShuttingDown
+from ingest_service.committer import GroupCommitter
+from ingest_service.errors import ShuttingDown
 from ingest_service.samples import Write, micros
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_admin.commands import Admin

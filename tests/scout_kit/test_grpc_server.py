@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from key_service.errors import ServerNotFound
 from key_service.server import create_server
 from key_service.settings import Settings
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
@@ -148,3 +149,34 @@ async def test_bad_settings_exit_with_the_variable_named(env: Environment) -> No
     _, err = await proc.communicate()
     assert proc.returncode == 1
     assert b"DATABASE_URL is required" in err
+
+
+async def test_domain_errors_answer_the_code_and_public_message_their_class_names(
+    env: Environment, key_service: GrpcService
+) -> None:
+    user = Identity(
+        PrincipalKind.USER,
+        "00000000-0000-0000-0000-0000000000aa",
+        "00000000-0000-0000-0000-0000000000bb",
+        AuthMethod.SESSION,
+        session_id="0123456789abcdef0123456789abcdef",
+    )
+    token = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(user)
+    metadata = (("authorization", f"Bearer {token}"),)
+    async with env.service_channel(key_service.port) as channel:
+        stub = keys_pb2_grpc.KeyServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetServer(
+                keys_pb2.GetServerRequest(server_id="00000000-0000-0000-0000-0000000000cc"),
+                metadata=metadata,
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await stub.CreateServer(keys_pb2.CreateServerRequest(name=""), metadata=metadata)
+    assert (missing.value.code(), missing.value.details()) == (
+        grpc.StatusCode.NOT_FOUND,
+        ServerNotFound.public_message,
+    )
+    assert (invalid.value.code(), invalid.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "name must not be empty",
+    )

@@ -24,6 +24,14 @@ class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_STATUS_VALID: _ClassVar[SessionStatus]
     SESSION_STATUS_NOT_FOUND: _ClassVar[SessionStatus]
     SESSION_STATUS_EXPIRED: _ClassVar[SessionStatus]
+
+class ChangePasswordStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_PASSWORD_STATUS_UNSPECIFIED: _ClassVar[ChangePasswordStatus]
+    CHANGE_PASSWORD_STATUS_OK: _ClassVar[ChangePasswordStatus]
+    CHANGE_PASSWORD_STATUS_WRONG_PASSWORD: _ClassVar[ChangePasswordStatus]
+    CHANGE_PASSWORD_STATUS_WEAK_PASSWORD: _ClassVar[ChangePasswordStatus]
+    CHANGE_PASSWORD_STATUS_THROTTLED: _ClassVar[ChangePasswordStatus]
 LOGIN_STATUS_UNSPECIFIED: LoginStatus
 LOGIN_STATUS_OK: LoginStatus
 LOGIN_STATUS_INVALID_CREDENTIALS: LoginStatus
@@ -33,6 +41,11 @@ SESSION_STATUS_UNSPECIFIED: SessionStatus
 SESSION_STATUS_VALID: SessionStatus
 SESSION_STATUS_NOT_FOUND: SessionStatus
 SESSION_STATUS_EXPIRED: SessionStatus
+CHANGE_PASSWORD_STATUS_UNSPECIFIED: ChangePasswordStatus
+CHANGE_PASSWORD_STATUS_OK: ChangePasswordStatus
+CHANGE_PASSWORD_STATUS_WRONG_PASSWORD: ChangePasswordStatus
+CHANGE_PASSWORD_STATUS_WEAK_PASSWORD: ChangePasswordStatus
+CHANGE_PASSWORD_STATUS_THROTTLED: ChangePasswordStatus
 
 class User(_message.Message):
     __slots__ = ("id", "account_id", "email", "display_name", "created_at")
@@ -199,10 +212,16 @@ class ChangePasswordRequest(_message.Message):
     def __init__(self, current_password: _Optional[str] = ..., new_password: _Optional[str] = ..., current_session_id: _Optional[str] = ..., client_address: _Optional[str] = ...) -> None: ...
 
 class ChangePasswordResponse(_message.Message):
-    __slots__ = ("sessions_ended",)
+    __slots__ = ("sessions_ended", "status", "retry_after_seconds", "weak_reason")
     SESSIONS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WEAK_REASON_FIELD_NUMBER: _ClassVar[int]
     sessions_ended: int
-    def __init__(self, sessions_ended: _Optional[int] = ...) -> None: ...
+    status: ChangePasswordStatus
+    retry_after_seconds: int
+    weak_reason: str
+    def __init__(self, sessions_ended: _Optional[int] = ..., status: _Optional[_Union[ChangePasswordStatus, str]] = ..., retry_after_seconds: _Optional[int] = ..., weak_reason: _Optional[str] = ...) -> None: ...
 
 class ListActivityRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "types")
