@@ -12,20 +12,24 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.authn import Authenticator
 from gateway.backends import Backends
+from gateway.ingest_batcher import batcher_context
 from gateway.invalidation import InvalidationListener, gateway_instance
 from gateway.keycache import KeyCache
 from gateway.keys import (
     AUTHENTICATOR,
     BACKENDS,
     CLOCK,
+    INSTANCE,
     KEY_CACHE,
     LIFECYCLE,
     LISTENER,
     METRICS,
+    REDIS,
     SECURITY_HEADERS,
     SESSION_CACHE,
     SESSION_USE,
     SETTINGS,
+    SUBSCRIBER,
     TRACER_PROVIDER,
     USAGE,
 )
@@ -79,12 +83,43 @@ def create_app(
         app[TRACER_PROVIDER] = provider
         if tracer_provider is None:  # ours to shut down
             app.cleanup_ctx.append(_tracing_ctx)
-    app.cleanup_ctx.append(_metrics_endpoint_ctx)
-    app.cleanup_ctx.append(_backends_ctx)
-    app.cleanup_ctx.append(_redis_ctx)
+    _add_caches(app)
+    # One context per resource; they start in this order and stop in the reverse one.
+    app.cleanup_ctx.extend(
+        [
+            _metrics_endpoint_ctx,
+            _backends_ctx,
+            _redis_ctx,
+            _invalidation_ctx,
+            _usage_ctx,
+            _authentication_ctx,
+            batcher_context,
+        ]
+    )
     setup_routes(app)
     install_server_header(app)
     return app
+
+
+def _add_caches(app: web.Application) -> None:
+    """The key and session caches, under one lease (gateway.lease): memory only, nothing to
+    open or close."""
+    settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
+    lease = Lease(clock, settings.cache_lease_seconds)
+    app[KEY_CACHE] = KeyCache(
+        clock,
+        settings.key_cache_size,
+        settings.key_cache_ttl_seconds,
+        lease,
+        stats=metrics.key_cache,
+    )
+    app[SESSION_CACHE] = SessionCache(
+        clock,
+        settings.session_cache_size,
+        settings.session_cache_ttl_seconds,
+        lease,
+        stats=metrics.session_cache,
+    )
 
 
 async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -124,73 +159,83 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Redis, the key cache with its invalidation listener, and the usage reporter."""
-    settings, clock, backends = app[SETTINGS], app[CLOCK], app[BACKENDS]
-    client = create_redis(settings.redis)
-    keyspace = Keyspace(settings.redis_prefix)
-    metrics = app[METRICS]
-    lease = Lease(clock, settings.cache_lease_seconds)
-    cache = KeyCache(
-        clock,
-        settings.key_cache_size,
-        settings.key_cache_ttl_seconds,
-        lease,
-        stats=metrics.key_cache,
-    )
-    sessions = SessionCache(
-        clock,
-        settings.session_cache_size,
-        settings.session_cache_ttl_seconds,
-        lease,
-        stats=metrics.session_cache,
-    )
-    instance = gateway_instance()
-    subscriber = create_redis(settings.redis, reconnect=False, name=instance)
-    listener = InvalidationListener(
-        instance,
-        subscriber,
-        client,
-        keyspace,
-        cache,
-        sessions,
-        clock,
-        on_applied=metrics.invalidation_applied,
-    )
-    usage = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
-    limiter = UnknownKeyLimiter(
-        client, keyspace, clock, settings.unknown_key_limit, settings.unknown_key_window_seconds
-    )
-    app[KEY_CACHE] = cache
-    app[SESSION_CACHE] = sessions
-    app[LISTENER] = listener
-    app[USAGE] = usage
-    session_use = SessionUseRecorder(backends, clock, settings.key_usage_flush_seconds)
-    app[SESSION_USE] = session_use
-    app[AUTHENTICATOR] = Authenticator(
-        backends, cache, sessions, limiter, usage, session_use, clock
-    )
-    metrics.watch_keys(cache, listener)
-    metrics.watch_sessions(sessions)
-    probe = DependencyProbe("redis", client.ping, metrics.registry)
+    """The Redis clients: one for commands, one for the invalidation subscription (which must
+    not reconnect by itself), and the probe of Redis's latency. Closed after everything that
+    uses them."""
+    settings = app[SETTINGS]
+    app[REDIS] = create_redis(settings.redis)
+    app[INSTANCE] = gateway_instance()
+    app[SUBSCRIBER] = create_redis(settings.redis, reconnect=False, name=app[INSTANCE])
+    probe = DependencyProbe("redis", app[REDIS].ping, app[METRICS].registry)
     probing = asyncio.create_task(probe.run(), name="redis-probe")
-    tasks = [
-        asyncio.create_task(listener.run(), name="key-invalidation-listener"),
-        asyncio.create_task(usage.run(), name="key-usage-reporter"),
-        asyncio.create_task(session_use.run(), name="session-use-reporter"),
-    ]
     yield
-    # Whatever a task ended with, both clients are closed before the loop is: a connection left
-    # open is collected after the loop closed ("StreamWriter.__del__: loop is closed").
+    # Whatever anything ended with, both clients are closed before the loop is: a connection
+    # left open is collected after the loop closed ("StreamWriter.__del__: loop is closed").
     try:
         probe.stop()
         await probing
-        await cancel_and_wait(*tasks)  # logs a task that had failed
-        await usage.flush()
-        await session_use.flush()
-        await listener.deregister()
     finally:
-        await subscriber.aclose()
-        await client.aclose()
+        await app[SUBSCRIBER].aclose()
+        await app[REDIS].aclose()
+
+
+async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The subscription that keeps the key and session caches honest, and their lease."""
+    settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
+    listener = InvalidationListener(
+        app[INSTANCE],
+        app[SUBSCRIBER],
+        app[REDIS],
+        Keyspace(settings.redis_prefix),
+        app[KEY_CACHE],
+        app[SESSION_CACHE],
+        clock,
+        on_applied=metrics.invalidation_applied,
+    )
+    app[LISTENER] = listener
+    metrics.watch_keys(app[KEY_CACHE], listener)
+    metrics.watch_sessions(app[SESSION_CACHE])
+    running = asyncio.create_task(listener.run(), name="invalidation-listener")
+    yield
+    await cancel_and_wait(running)  # logs it if it had failed
+    await listener.deregister()
+
+
+async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The reporters of key and session use, flushed on the way out."""
+    settings, clock, backends = app[SETTINGS], app[CLOCK], app[BACKENDS]
+    app[USAGE] = KeyUsageRecorder(backends, clock, settings.key_usage_flush_seconds)
+    app[SESSION_USE] = SessionUseRecorder(backends, clock, settings.key_usage_flush_seconds)
+    reporters = [
+        asyncio.create_task(app[USAGE].run(), name="key-usage-reporter"),
+        asyncio.create_task(app[SESSION_USE].run(), name="session-use-reporter"),
+    ]
+    yield
+    await cancel_and_wait(*reporters)
+    await app[USAGE].flush()
+    await app[SESSION_USE].flush()
+
+
+async def _authentication_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The authenticator every request goes through, with its unknown-key limiter."""
+    settings, clock = app[SETTINGS], app[CLOCK]
+    limiter = UnknownKeyLimiter(
+        app[REDIS],
+        Keyspace(settings.redis_prefix),
+        clock,
+        settings.unknown_key_limit,
+        settings.unknown_key_window_seconds,
+    )
+    app[AUTHENTICATOR] = Authenticator(
+        app[BACKENDS],
+        app[KEY_CACHE],
+        app[SESSION_CACHE],
+        limiter,
+        app[USAGE],
+        app[SESSION_USE],
+        clock,
+    )
+    yield
 
 
 def create_plain_http_app(settings: Settings) -> web.Application:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -29,6 +30,11 @@ SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 METRICS = web.AppKey("metrics", GatewayMetrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TRACER_PROVIDER = web.AppKey("tracer_provider", TracerProvider)
+REDIS = web.AppKey("redis", aioredis.Redis)
+# The subscription's own client: it must not reconnect by itself (gateway.invalidation).
+SUBSCRIBER = web.AppKey("redis_subscriber", aioredis.Redis)
+# This gateway's name in the registry of gateways and on its Redis connections.
+INSTANCE = web.AppKey("instance", str)
 
 AUTH = web.RequestKey("auth", Authenticated)
 CLIENT_ADDRESS = web.RequestKey("client_address", str)

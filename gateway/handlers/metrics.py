@@ -21,7 +21,7 @@ import uuid
 import grpc
 from aiohttp import web
 
-from gateway.ingest_batcher import BATCHER, BatcherClosed, BatcherFull, batcher_context
+from gateway.ingest_batcher import BATCHER, BatcherClosed, BatcherFull
 from gateway.keys import AUTH, BACKENDS, CLOCK
 from gateway.metric_query import metric_query
 from gateway.problems import Problem
@@ -160,5 +160,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/servers/{server_id}/metrics", query_metrics)
     app.router.add_get("/api/v1/servers/{server_id}/metrics/latest", latest_metrics)
     app.router.add_get("/api/v1/servers/{server_id}/metric-names", metric_names)
-    # Registered after create_app's backends context, so it starts after and stops before it.
-    app.cleanup_ctx.append(batcher_context)
