@@ -11,7 +11,7 @@ import uvloop
 from aiohttp import web
 
 from gateway.app import create_app, create_plain_http_app, create_ssl_context
-from gateway.keys import LIFECYCLE, SECURITY_HEADERS
+from gateway.app_keys import LIFECYCLE, SECURITY_HEADERS
 from gateway.runner import GatewayRunner
 from gateway.settings import Settings
 from scout_kit.logging import configure_logging

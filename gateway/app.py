@@ -10,12 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
-from gateway.authn import Authenticator
-from gateway.backends import Backends
-from gateway.ingest_batcher import batcher_context
-from gateway.invalidation import InvalidationListener, gateway_instance
-from gateway.keycache import KeyCache
-from gateway.keys import (
+from gateway.app_keys import (
     AUTHENTICATOR,
     BACKENDS,
     CLOCK,
@@ -33,6 +28,11 @@ from gateway.keys import (
     TRACER_PROVIDER,
     USAGE,
 )
+from gateway.authn import Authenticator
+from gateway.backends import Backends
+from gateway.ingest_batcher import batcher_context
+from gateway.invalidation import InvalidationListener, gateway_instance
+from gateway.keycache import KeyCache
 from gateway.lease import Lease
 from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.app_keys import BACKENDS, METRICS
 from gateway.backends import Backends
-from gateway.keys import BACKENDS, METRICS
 from gateway.observability import BatchStats
 from scout.ingest.v1 import ingest_pb2
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
-from gateway.keys import (
+from gateway.app_keys import (
     AUTH,
     AUTHENTICATOR,
     CLIENT_ADDRESS,

@@ -25,7 +25,7 @@ from auth_service.settings import Settings as AuthSettings
 from devstack.certs import GATEWAY, InternalCertificates
 from devstack.ports import free_ports
 from gateway.app import create_app, create_ssl_context
-from gateway.keys import KEY_CACHE, LISTENER, SECURITY_HEADERS, USAGE
+from gateway.app_keys import KEY_CACHE, LISTENER, SECURITY_HEADERS, USAGE
 from gateway.runner import GatewayRunner
 from gateway.settings import Settings as GatewaySettings
 from ingest_service.server import create_server as create_ingest_server

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.keys import METRICS
+from gateway.app_keys import METRICS
 from scout_admin.commands import Admin
 from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.stack import Environment, Stack, client_session, eventually, running_stack

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.app_keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.authn import SESSION_COOKIE, Authenticated
-from gateway.keys import AUTH, BACKENDS, CLIENT_ADDRESS
 from gateway.middlewares import check_origin, public
 from gateway.paging import page_params, type_filter
 from gateway.problems import Problem, unauthorized

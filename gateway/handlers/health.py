@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import KEY_CACHE, LIFECYCLE
+from gateway.app_keys import KEY_CACHE, LIFECYCLE
 from gateway.middlewares import public
 from gateway.rendering import json_response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import AUTH
+from gateway.app_keys import AUTH
 from gateway.rendering import json_response
 
 

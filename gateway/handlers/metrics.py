@@ -21,8 +21,8 @@ import uuid
 import grpc
 from aiohttp import web
 
+from gateway.app_keys import AUTH, BACKENDS, CLOCK
 from gateway.ingest_batcher import BATCHER, BatcherClosed, BatcherFull
-from gateway.keys import AUTH, BACKENDS, CLOCK
 from gateway.metric_query import metric_query
 from gateway.problems import Problem
 from gateway.rendering import json_response, latest_json, series_json

@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from gateway.keys import SETTINGS
+from gateway.app_keys import SETTINGS
 from gateway.middlewares import public
 from gateway.openapi import build_document
 

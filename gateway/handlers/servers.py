@@ -9,7 +9,7 @@ from typing import TypeVar
 import grpc
 from aiohttp import web
 
-from gateway.keys import AUTH, BACKENDS, CLOCK, SETTINGS
+from gateway.app_keys import AUTH, BACKENDS, CLOCK, SETTINGS
 from gateway.paging import page_params, type_filter
 from gateway.problems import Problem
 from gateway.rendering import activity_json, json_response

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from gateway.keys import USAGE
+from gateway.app_keys import USAGE
 from scout_admin.commands import Admin
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.dashboard.support import (

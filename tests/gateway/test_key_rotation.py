@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.keys import BACKENDS
+from gateway.app_keys import BACKENDS
 from scout_admin.commands import Admin, admin_actor
 from scout_kit.clock import ManualClock
 from tests.gateway.keys_support import new_server, rotate, whoami_status

@@ -20,7 +20,7 @@ from yarl import URL
 from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from gateway.app import create_plain_http_app
-from gateway.keys import SESSION_CACHE, SESSION_USE
+from gateway.app_keys import SESSION_CACHE, SESSION_USE
 from gateway.settings import Settings as GatewaySettings
 from scout_admin.commands import Admin
 from scout_kit.clock import ManualClock

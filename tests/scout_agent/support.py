@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_app, create_ssl_context
-from gateway.keys import LISTENER
+from gateway.app_keys import LISTENER
 from gateway.settings import Settings as GatewaySettings
 from scout_admin.commands import Admin
 from scout_agent.agent import Agent, Log

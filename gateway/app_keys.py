@@ -1,4 +1,5 @@
-"""Typed application and request keys shared by the gateway's modules."""
+"""Typed application and request keys (aiohttp AppKey and RequestKey) shared by the gateway's
+modules. Not API keys: those are in gateway.keycache and the key service."""
 
 from __future__ import annotations
 
