@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -19,11 +15,10 @@ from auth_service.settings import Settings
 from auth_service.throttle import LoginThrottle
 from auth_service.users import SCHEMA, UserDirectory
 from scout.auth.v1 import auth_pb2, auth_pb2_grpc
-from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database, open_read_pools
-from scout_kit.grpc_server import GrpcService, build_grpc_service
-from scout_kit.identity import TokenVerifier
-from scout_kit.redis import Keyspace, ReplicaWait, create_redis
+from scout_kit.clock import Clock
+from scout_kit.grpc_server import GrpcService
+from scout_kit.redis import Keyspace, ReplicaWait
+from scout_kit.service import Built, Opened, create_service
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
@@ -35,26 +30,13 @@ async def create_server(
     clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
-    clock = clock or SystemClock()
-    resources = contextlib.AsyncExitStack()
-    try:
-        pool = await open_database(
-            resources,
-            settings.database_url.reveal(),
-            pool_size=settings.db_pool_size,
-            schema=SCHEMA,
-            migrations="auth_service.migrations",
-        )
-        reads = await open_read_pools(
-            resources, pool, settings.replicas, pool_size=settings.db_pool_size
-        )
-        redis_client = create_redis(settings.redis)
-        resources.push_async_callback(redis_client.aclose)
+    async def build(opened: Opened) -> Built:
+        assert opened.redis is not None
+        redis, clock = opened.redis, opened.clock
         keyspace = Keyspace(settings.redis_prefix)
         passwords = Passwords()
-        instance = f"auth-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
         sessions = SessionStore(
-            redis_client,
+            redis,
             keyspace,
             clock,
             idle_seconds=settings.session_idle_seconds,
@@ -62,12 +44,12 @@ async def create_server(
             replicas=ReplicaWait.of(settings.redis),
         )
         auth = Authentication(
-            UserDirectory(pool, passwords, clock),
+            UserDirectory(opened.pool, passwords, clock),
             passwords,
             sessions,
-            LoginThrottle(redis_client, keyspace, clock, settings.throttle),
-            ActivityLog(pool, clock, reads),
-            RedisSessionEndPublisher(redis_client, keyspace, instance, clock),
+            LoginThrottle(redis, keyspace, clock, settings.throttle),
+            ActivityLog(opened.pool, clock, opened.reads),
+            RedisSessionEndPublisher(redis, keyspace, opened.instance, clock),
         )
         servicer = AuthServicer(auth)
 
@@ -75,18 +57,16 @@ async def create_server(
             auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
-        service = await build_grpc_service(
-            name="auth_service",
-            common=settings.common,
-            listen_addr=address,
-            verifier=TokenVerifier(settings.jwt_public_key.reveal(), clock),
-            register=register,
-            resources=resources,
-            tracer_provider=tracer_provider,
-        )
-        service.monitor_database(pool)
-        service.monitor_redis(redis_client)
-        return service
-    except BaseException:
-        await resources.aclose()
-        raise
+        return Built(register)
+
+    return await create_service(
+        "auth_service",
+        settings,
+        schema=SCHEMA,
+        migrations="auth_service.migrations",
+        build=build,
+        redis=settings.redis,
+        address=address,
+        clock=clock,
+        tracer_provider=tracer_provider,
+    )

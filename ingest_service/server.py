@@ -22,11 +22,9 @@ from ingest_service.rollup import RollupJob
 from ingest_service.servicer import IngestServicer
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database, open_read_pools
-from scout_kit.grpc_server import GrpcService, build_grpc_service
-from scout_kit.identity import TokenVerifier
-from scout_kit.metrics import create_registry
+from scout_kit.clock import Clock
+from scout_kit.grpc_server import GrpcService
+from scout_kit.service import Built, Opened, create_service
 from scout_kit.tasks import cancel_and_wait
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
@@ -64,6 +62,21 @@ def build_maintenance(
     )
 
 
+def _start_maintenance(
+    resources: contextlib.AsyncExitStack, settings: Settings, maintenance: Maintenance
+) -> None:
+    """The background passes, cancelled with the service's resources (after the committer has
+    committed what it accepted, which was pushed later)."""
+    interval = settings.retention_interval_seconds
+    _background(resources, "ingest-partitions", maintenance.run_partitions(interval))
+    _background(
+        resources, "ingest-rollup", maintenance.run_rollups(settings.rollup_interval_seconds)
+    )
+    # Every partition interval, from one interval after start (index rebuilds of closed days).
+    _background(resources, "ingest-compaction", maintenance.run_compaction(interval))
+    _background(resources, "ingest-move-old-samples", maintenance.run_copier())
+
+
 async def create_server(
     settings: Settings,
     address: str | None = None,
@@ -71,72 +84,40 @@ async def create_server(
     clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
-    clock = clock or SystemClock()
-    resources = contextlib.AsyncExitStack()
-    try:
-        pool = await open_database(
-            resources,
-            settings.database_url.reveal(),
-            pool_size=settings.db_pool_size,
-            schema=SCHEMA,
-            migrations="ingest_service.migrations",
-        )
-        reads = await open_read_pools(
-            resources, pool, settings.replicas, pool_size=settings.db_pool_size
-        )
-        repository = SampleRepository(pool, reads=reads)
-        registry = create_registry("ingest_service")
-        maintenance = build_maintenance(settings, repository, clock)
+    async def build(opened: Opened) -> Built:
+        repository = SampleRepository(opened.pool, reads=opened.reads)
+        maintenance = build_maintenance(settings, repository, opened.clock)
         await maintenance.prepare()
-        # Cancelled last (after the committer has committed what it accepted).
-        _background(
-            resources,
-            "ingest-partitions",
-            maintenance.run_partitions(settings.retention_interval_seconds),
-        )
-        _background(
-            resources, "ingest-rollup", maintenance.run_rollups(settings.rollup_interval_seconds)
-        )
-        # Every partition interval, from one interval after start (index rebuilds of closed days).
-        _background(
-            resources,
-            "ingest-compaction",
-            maintenance.run_compaction(settings.retention_interval_seconds),
-        )
-        _background(resources, "ingest-move-old-samples", maintenance.run_copier())
+        _start_maintenance(opened.resources, settings, maintenance)
         committer = GroupCommitter(
             repository,
-            clock,
+            opened.clock,
             max_queued_values=settings.max_queued_values,
             max_batch_values=settings.max_batch_values,
             writers=settings.writers,
-            observer=CommitterMetrics(registry),
+            observer=CommitterMetrics(opened.registry),
             make_room=maintenance.cover,
         )
         # Closed in reverse order after server.stop(grace): the committer commits everything
         # it accepted while the pool is still open.
-        resources.push_async_callback(committer.close)
+        opened.resources.push_async_callback(committer.close)
         servicer = IngestServicer(
-            repository, committer, clock, timedelta(days=settings.retention_days)
+            repository, committer, opened.clock, timedelta(days=settings.retention_days)
         )
 
         def register(server: grpc.aio.Server) -> list[str]:
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
-        service = await build_grpc_service(
-            name="ingest_service",
-            common=settings.common,
-            listen_addr=address,
-            verifier=TokenVerifier(settings.jwt_public_key.reveal(), clock),
-            register=register,
-            resources=resources,
-            tracer_provider=tracer_provider,
-            registry=registry,
-        )
-        service.monitor(CommitterQueueCollector(committer, settings.max_queued_values))
-        service.monitor_database(pool)
-        return service
-    except BaseException:
-        await resources.aclose()
-        raise
+        return Built(register, [CommitterQueueCollector(committer, settings.max_queued_values)])
+
+    return await create_service(
+        "ingest_service",
+        settings,
+        schema=SCHEMA,
+        migrations="ingest_service.migrations",
+        build=build,
+        address=address,
+        clock=clock,
+        tracer_provider=tracer_provider,
+    )

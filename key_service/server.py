@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -15,11 +11,10 @@ from key_service.repository import SCHEMA, PostgresKeyRepository
 from key_service.servicer import KeyServicer
 from key_service.settings import Settings
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
-from scout_kit.clock import Clock, SystemClock
-from scout_kit.db import open_database, open_read_pools
-from scout_kit.grpc_server import GrpcService, build_grpc_service
-from scout_kit.identity import TokenVerifier
-from scout_kit.redis import Keyspace, create_redis
+from scout_kit.clock import Clock
+from scout_kit.grpc_server import GrpcService
+from scout_kit.redis import Keyspace
+from scout_kit.service import Built, Opened, create_service
 
 SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 
@@ -32,43 +27,29 @@ async def create_server(
     tracer_provider: TracerProvider | None = None,
 ) -> GrpcService:
     """Open the pool and Redis client, migrate, and build the (not yet started) gRPC server."""
-    clock = clock or SystemClock()
-    resources = contextlib.AsyncExitStack()
-    try:
-        pool = await open_database(
-            resources,
-            settings.database_url.reveal(),
-            pool_size=settings.db_pool_size,
-            schema=SCHEMA,
-            migrations="key_service.migrations",
+
+    async def build(opened: Opened) -> Built:
+        assert opened.redis is not None
+        publisher = RedisInvalidationPublisher(
+            opened.redis, Keyspace(settings.redis_prefix), opened.instance
         )
-        redis_client = create_redis(settings.redis)
-        resources.push_async_callback(redis_client.aclose)
-        instance = f"key-service-{socket.gethostname()}-{os.getpid()}-{id(resources):x}"
-        keyspace = Keyspace(settings.redis_prefix)
-        publisher = RedisInvalidationPublisher(redis_client, keyspace, instance)
-        reads = await open_read_pools(
-            resources, pool, settings.replicas, pool_size=settings.db_pool_size
-        )
-        manager = KeyManager(PostgresKeyRepository(pool, reads), publisher, clock)
-        verifier = TokenVerifier(settings.jwt_public_key.reveal(), clock)
+        repository = PostgresKeyRepository(opened.pool, opened.reads)
+        servicer = KeyServicer(KeyManager(repository, publisher, opened.clock))
 
         def register(server: grpc.aio.Server) -> list[str]:
-            keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(manager), server)
+            keys_pb2_grpc.add_KeyServiceServicer_to_server(servicer, server)
             return [SERVICE_NAME]
 
-        service = await build_grpc_service(
-            name="key_service",
-            common=settings.common,
-            listen_addr=address,
-            verifier=verifier,
-            register=register,
-            resources=resources,
-            tracer_provider=tracer_provider,
-        )
-        service.monitor_database(pool)
-        service.monitor_redis(redis_client)
-        return service
-    except BaseException:
-        await resources.aclose()
-        raise
+        return Built(register)
+
+    return await create_service(
+        "key_service",
+        settings,
+        schema=SCHEMA,
+        migrations="key_service.migrations",
+        build=build,
+        redis=settings.redis,
+        address=address,
+        clock=clock,
+        tracer_provider=tracer_provider,
+    )
