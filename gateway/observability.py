@@ -36,26 +36,26 @@ def status_class(status: int) -> str:
 
 
 @dataclass
-class SessionCacheStats:
-    """Lookups the session cache answered, counted by the cache itself."""
+class CacheStats:
+    """Lookups a cache answered, counted by the cache itself."""
 
     hits: int = 0
     misses: int = 0
-    # No lease: every session goes to the auth service.
+    # No lease (gateway.lease): every lookup goes to the service behind.
     bypassed: int = 0
     flushes: int = 0
 
 
 @dataclass
-class KeyCacheStats:
-    """Lookups the key cache answered, counted by the cache itself."""
+class SessionCacheStats(CacheStats):
+    """The session cache's lookups."""
 
-    hits: int = 0
-    misses: int = 0
-    # Not trusted (no live invalidation subscription): every key goes to the key service.
-    bypassed: int = 0
+
+@dataclass
+class KeyCacheStats(CacheStats):
+    """The key cache's lookups, and the dead keys it refused from memory."""
+
     dead_key_hits: int = 0
-    flushes: int = 0
 
 
 @dataclass
