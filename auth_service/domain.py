@@ -72,6 +72,14 @@ class Authentication:
         self._throttle = throttle
         self._activity = activity
 
+    async def _rehash_if_outdated(self, user_id: str, password_hash: str, password: str) -> None:
+        """After a successful login: store the hash again if the argon2 parameters changed."""
+        if self._passwords.needs_rehash(password_hash):
+            await self._users.store_password_hash(
+                user_id, await self._passwords.hash(password), changed=False
+            )
+            log.info("rehashed the password of user %s with the current parameters", user_id)
+
     async def login(
         self, email: str, password: str, client_address: str, user_agent: str
     ) -> LoginResult:
@@ -108,11 +116,7 @@ class Authentication:
             await self._login_disabled(user, client_address, user_agent)
             return LoginResult(LoginOutcome.DISABLED)
         await self._throttle.succeeded(attempt)
-        if self._passwords.needs_rehash(password_hash):
-            await self._users.store_password_hash(
-                user.id, await self._passwords.hash(password), changed=False
-            )
-            log.info("rehashed the password of user %s with the current parameters", user.id)
+        await self._rehash_if_outdated(user.id, password_hash, password)
         owner = SessionOwner(
             user.id, user.account_id, user.email, user.display_name, user.created_at
         )

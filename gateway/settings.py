@@ -70,9 +70,6 @@ class Settings:
         https_port = env.integer("HTTPS_PORT", 8443, minimum=0, maximum=65535)
         private_key = env.pem("INTERNAL_JWT_PRIVATE_KEY")
         assert private_key is not None
-        public_url = env.text("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
-        if not public_url.startswith("https://"):
-            raise SettingsError("PUBLIC_URL must start with https://")
         reload_seconds = env.number(
             "INTERNAL_TLS_RELOAD_SECONDS", 30.0, minimum=0.05, maximum=3600.0
         )
@@ -84,7 +81,7 @@ class Settings:
             http_port=env.integer("HTTP_PORT", 0, minimum=0, maximum=65535),
             tls_cert_file=cert,
             tls_key_file=key,
-            public_url=public_url,
+            public_url=_public_url(env, https_port),
             key_service_addr=env.address("KEY_SERVICE_ADDR"),
             auth_service_addr=env.address("AUTH_SERVICE_ADDR"),
             ingest_service_addr=env.address("INGEST_SERVICE_ADDR"),
@@ -105,12 +102,7 @@ class Settings:
             key_cache_ttl_seconds=env.number(
                 "KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0
             ),
-            cache_lease_seconds=env.number(
-                "CACHE_LEASE_SECONDS",
-                DEFAULT_LEASE_SECONDS,
-                minimum=MIN_LEASE_SECONDS,
-                maximum=MAX_LEASE_SECONDS,
-            ),
+            cache_lease_seconds=_lease_seconds(env),
             session_cache_size=env.integer(
                 "SESSION_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000
             ),
@@ -133,6 +125,23 @@ class Settings:
             shutdown_drain_seconds=drain_seconds,
             status_rule=_status_rule(env),
         )
+
+
+def _public_url(env: Env, https_port: int) -> str:
+    public_url = env.text("PUBLIC_URL", f"https://localhost:{https_port}").rstrip("/")
+    if not public_url.startswith("https://"):
+        raise SettingsError("PUBLIC_URL must start with https://")
+    return public_url
+
+
+def _lease_seconds(env: Env) -> float:
+    """How long a cache may answer after its last proof of a live subscription (gateway.lease)."""
+    return env.number(
+        "CACHE_LEASE_SECONDS",
+        DEFAULT_LEASE_SECONDS,
+        minimum=MIN_LEASE_SECONDS,
+        maximum=MAX_LEASE_SECONDS,
+    )
 
 
 def _public_tls_files(env: Env) -> tuple[Path, Path]:

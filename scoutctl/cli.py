@@ -482,9 +482,29 @@ def _parser_class(stdout: TextIO, stderr: TextIO) -> type[argparse.ArgumentParse
     return Parser
 
 
-def build_parser(
-    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
-) -> argparse.ArgumentParser:
+class _Commands:
+    """Adds subcommands that share the common options, the epilog and the formatter."""
+
+    def __init__(self, common: argparse.ArgumentParser) -> None:
+        self.common = common
+        self.formatter = argparse.RawDescriptionHelpFormatter
+
+    def add(
+        self, group: Any, name: str, handler: Callable[[Context], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=self.formatter,
+            parents=[self.common],
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+
+def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", default=argparse.SUPPRESS, help="the gateway, https:// (default $SCOUT_URL)"
@@ -495,31 +515,30 @@ def build_parser(
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
-    formatter = argparse.RawDescriptionHelpFormatter
+    return common
+
+
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    cli = _Commands(_common_options())
     parser = parser_class(
         prog="scoutctl",
         description="Server Scout from the command line: sessions, servers, keys, metrics.",
         epilog=EPILOG,
-        formatter_class=formatter,
-        parents=[common],
+        formatter_class=cli.formatter,
+        parents=[cli.common],
     )
     parser.add_argument("--version", action="version", version=f"scoutctl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_account_commands(cli, commands)
+    _add_server_commands(cli, commands)
+    _add_key_and_data_commands(cli, commands)
+    return parser
 
-    def add(
-        group: Any, name: str, handler: Callable[[Context], int], help_text: str
-    ) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG,
-            formatter_class=formatter,
-            parents=[common],
-        )
-        sub.set_defaults(handler=handler)
-        return sub
 
+def _add_account_commands(cli: _Commands, commands: Any) -> None:
+    add = cli.add
     login = add(
         commands, "login", cmd_login, "sign in (the password is prompted, or read from stdin)"
     )
@@ -544,6 +563,9 @@ def build_parser(
         "--type", action="append", default=[], help="only this event type (repeatable)"
     )
 
+
+def _add_server_commands(cli: _Commands, commands: Any) -> None:
+    add = cli.add
     servers = commands.add_parser(
         "servers", help="list, add or remove servers", description="Servers of your account."
     )
@@ -568,6 +590,9 @@ def build_parser(
     remove.add_argument("server", metavar="SERVER")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
+
+def _add_key_and_data_commands(cli: _Commands, commands: Any) -> None:
+    add = cli.add
     key = commands.add_parser("key", help="API keys", description="A server's API key.")
     key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
     rotate = add(
@@ -604,7 +629,6 @@ def build_parser(
 
     latest = add(commands, "latest", cmd_latest, "the latest value of each of a server's metrics")
     latest.add_argument("server", metavar="SERVER")
-    return parser
 
 
 def run(
