@@ -347,16 +347,18 @@ class PostgresKeyRepository:
                 if row is None:
                     continue
                 server_id, account_id, hint, count, reason, last_at = row
-                await _upsert_rolling_activity(
+                await _insert_activity(
                     cur,
                     server_id,
                     account_id,
                     report.key_id,
                     ActivityType.KEY_REJECTED,
                     last_at,
+                    "",
                     report.address,
                     hint,
                     {"reason": reason, "attempts": count},
+                    rolling=True,
                 )
 
     async def record_usage(self, reports: list[KeyUsageReport]) -> None:
@@ -381,16 +383,18 @@ class PostgresKeyRepository:
                 if row is None:
                     continue
                 server_id, account_id, hint, last_used_at, last_address = row
-                await _upsert_rolling_activity(
+                await _insert_activity(
                     cur,
                     server_id,
                     account_id,
                     report.key_id,
                     ActivityType.KEY_USED,
                     last_used_at,
+                    "",
                     last_address or "",
                     hint,
                     {},
+                    rolling=True,
                 )
 
     async def list_activity(
@@ -442,6 +446,18 @@ async def _lock_server(cur: Cursor, account_id: str, server_id: str) -> None:
         raise ServerNotFound()
 
 
+_ACTIVITY_INSERT = (
+    "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
+    " client_address, key_hint, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# key.used and key.rejected are one rolling row per key: the latest use, and counts in details.
+_ROLLING_UPDATE = (
+    " ON CONFLICT (key_id, type) WHERE type IN ('key.used', 'key.rejected') DO UPDATE SET"
+    " occurred_at = EXCLUDED.occurred_at, client_address = EXCLUDED.client_address,"
+    " details = EXCLUDED.details"
+)
+
+
 async def _insert_activity(
     cur: Cursor,
     server_id: str,
@@ -453,30 +469,12 @@ async def _insert_activity(
     address: str,
     hint: str,
     details: dict[str, object],
+    *,
+    rolling: bool = False,
 ) -> None:
+    """One event of a server's key activity; `rolling` replaces the key's previous event of
+    that type instead (no actor: gateways report these)."""
     await cur.execute(
-        "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at, actor,"
-        " client_address, key_hint, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        _ACTIVITY_INSERT + (_ROLLING_UPDATE if rolling else ""),
         (server_id, account_id, key_id, type_, at, actor, address, hint, json.dumps(details)),
-    )
-
-
-async def _upsert_rolling_activity(
-    cur: Cursor,
-    server_id: str,
-    account_id: str,
-    key_id: str,
-    type_: str,
-    at: datetime,
-    address: str,
-    hint: str,
-    details: dict[str, object],
-) -> None:
-    await cur.execute(
-        "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at,"
-        " client_address, key_hint, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (key_id, type) WHERE type IN ('key.used', 'key.rejected') DO UPDATE SET"
-        " occurred_at = EXCLUDED.occurred_at, client_address = EXCLUDED.client_address,"
-        " details = EXCLUDED.details",
-        (server_id, account_id, key_id, type_, at, address, hint, json.dumps(details)),
     )
