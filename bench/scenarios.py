@@ -122,7 +122,8 @@ class Bench:
         grpc_processes = []
         for name, module, variable, needed in (
             ("keys", "key_service", "KEY_SERVICE_ADDR", needs_gateway),
-            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", any(map(wants, (5, 7, 8, 9)))),
+            # Rotation (4) too: the rotate answer carries the server's status, from ingest.
+            ("ingest", "ingest_service", "INGEST_SERVICE_ADDR", any(map(wants, (4, 5, 7, 8, 9)))),
             ("auth", "auth_service", "AUTH_SERVICE_ADDR", wants(4) or wants(6)),
         ):
             if needed:

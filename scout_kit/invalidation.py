@@ -123,8 +123,14 @@ class Broadcaster:
             remaining = sent_at + provable_expiry(max(waiting.values())) - loop.time()
             if remaining <= 0:
                 break
-            # BLPOP's timeout 0 would mean forever.
-            item = await self._redis.blpop([ack_key], timeout=max(remaining, 0.001))
+            # Redis checks blocked clients' timeouts only about every 100 ms (its `hz`), so the
+            # deadline is kept here; BLPOP's own (later) timeout only backs it up. Giving up
+            # mid-command drops that one connection, which happens only when a gateway is silent.
+            try:
+                async with asyncio.timeout(remaining):
+                    item = await self._redis.blpop([ack_key], timeout=remaining + 1.0)
+            except TimeoutError:
+                break
             if item is None:
                 break
             acked = item[1]
