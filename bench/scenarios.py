@@ -128,8 +128,15 @@ class Bench:
             if needed:
                 # Scenario 8 measures its whole simulated month: no raw partition of it expires.
                 overrides = {"RETENTION_DAYS": str(self.options.storage_days + 3)}
+                profile_to = None
+                if name == "ingest" and self.options.profile_dir is not None:
+                    self.options.profile_dir.mkdir(parents=True, exist_ok=True)
+                    profile_to = self.options.profile_dir / "ingest.pstats"
                 process = self.fleet.spawn_grpc(
-                    name, module, self.env.service_env(name, level, **overrides)
+                    name,
+                    module,
+                    self.env.service_env(name, level, **overrides),
+                    profile_to=profile_to,
                 )
                 setattr(self, name, process)
                 grpc_processes.append(process)
@@ -667,11 +674,11 @@ async def run_bench(options: Options, env: BenchEnvironment) -> Report:
             await fleet.stop_all()
 
 
-def print_profile(path: Path, limit: int = 25) -> None:
+def print_profile(path: Path, limit: int = 25, *, title: str = "Gateway") -> None:
     import pstats
 
     if not path.exists():
         print(f"(no profile written at {path})")
         return
-    print(f"\nGateway profile ({path}), top {limit} by own time:")
+    print(f"\n{title} profile ({path}), top {limit} by own time:")
     pstats.Stats(str(path)).strip_dirs().sort_stats("tottime").print_stats(limit)
