@@ -288,7 +288,8 @@ def _merge_into(rows: _Rows, index: int, names: tuple[str, ...], values: list[fl
     server_id, old_names = rows.set_keys[index]
     first = rows.offsets[index] - 1
     old_values = rows.values[first : first + rows.lengths[index]]
-    added = [(n, v) for n, v in zip(names, values, strict=True) if n not in set(old_names)]
+    known = set(old_names)
+    added = [(n, v) for n, v in zip(names, values, strict=True) if n not in known]
     if not added:
         return
     merged_names = old_names + tuple(n for n, _ in added)
