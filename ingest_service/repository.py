@@ -87,6 +87,7 @@ _WRITE_TYPES = {
 }
 # invalid_sql_statement_name: the session no longer has a statement it prepared.
 UNKNOWN_STATEMENT = "26000"
+DUPLICATE_STATEMENT = "42P05"
 # The prepared statements of each session (psycopg2 connection), see PreparedStatement.
 _PREPARED: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 
@@ -188,7 +189,8 @@ class PreparedStatement:
     Each pooled connection prepares it on first use; which connections have is remembered by
     the psycopg2 connection object, so a replaced connection prepares it again. The name is
     derived from the text (schema included), so repositories of several schemas can share a
-    pool. A session that lost it (UNKNOWN_STATEMENT) is forgotten; the caller runs it again."""
+    pool. A session that lost it (UNKNOWN_STATEMENT) is forgotten, and the caller runs it
+    again; one that has it although this process did not record it is taken as prepared."""
 
     def __init__(self, sql: str, types: dict[str, str]) -> None:
         order: list[str] = []
@@ -208,7 +210,12 @@ class PreparedStatement:
         session = cur.connection.raw
         names = _PREPARED.setdefault(session, set())
         if self.name not in names:
-            await cur.execute(self._prepare)
+            try:
+                await cur.execute(self._prepare)
+            except Exception as exc:
+                # Prepared already (a PREPARE whose answer was lost): the session has it.
+                if getattr(exc, "pgcode", None) != DUPLICATE_STATEMENT:
+                    raise
             names.add(self.name)
         try:
             await cur.execute(self._execute, params)
