@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"JSON written to {options.json_path}")
     if options.profile_dir is not None:
         print_profile(options.profile_dir / "gateway.pstats")
+        if (options.profile_dir / "ingest.pstats").exists():
+            print_profile(options.profile_dir / "ingest.pstats", title="Ingest service")
     if report.failed:
         print(f"bench: scenarios {report.failed} failed (see above)", file=sys.stderr)
         return 1

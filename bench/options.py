@@ -101,8 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         type=Path,
         default=None,
         dest="profile_dir",
-        help="run the main gateway under cProfile and write gateway.pstats "
-        "here (distorts that gateway's figures)",
+        help="run the main gateway and the ingest service under cProfile and write "
+        "gateway.pstats and ingest.pstats here (distorts their figures)",
     )
     parser.add_argument(
         "--service-log-level",

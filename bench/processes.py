@@ -124,9 +124,14 @@ class Fleet:
         self.processes.append(process)
         return process
 
-    def spawn_grpc(self, name: str, module: str, env: Mapping[str, str]) -> ServerProcess:
+    def spawn_grpc(
+        self, name: str, module: str, env: Mapping[str, str], *, profile_to: Path | None = None
+    ) -> ServerProcess:
         port = free_port()
-        return self._spawn(name, ["-m", module], {**env, "LISTEN_ADDR": f"127.0.0.1:{port}"}, port)
+        argv = ["-m", module]
+        if profile_to is not None:
+            argv = ["-m", "cProfile", "-o", str(profile_to), *argv]
+        return self._spawn(name, argv, {**env, "LISTEN_ADDR": f"127.0.0.1:{port}"}, port)
 
     def spawn_https(
         self, name: str, module: str, env: Mapping[str, str], *, profile_to: Path | None = None

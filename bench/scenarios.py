@@ -67,6 +67,7 @@ METRIC_NAMES = [
 VALIDATE_KEY_METHOD = "/scout.keys.v1.KeyService/ValidateKey"
 ROTATION_POLL_LIMIT = 1.0  # seconds a replica may keep accepting the old key before we give up
 STOPPED_ROTATIONS = 5
+BATCH_REQUESTS = "scout_gateway_ingest_batch_requests"
 SESSION_VS_KEY_GOAL = 0.9
 
 
@@ -103,6 +104,8 @@ class Bench:
         self.ingest: ServerProcess | None = None
         self.auth: ServerProcess | None = None
         self.gateways: list[ServerProcess] = []
+        # Gateway 1's Prometheus endpoint, for the batch sizes behind scenario 5's figures.
+        self.metrics_addr = f"127.0.0.1:{free_port()}"
         self.uncached: ServerProcess | None = None
         self.seed: Seed | None = None
         self.session: Session | None = None
@@ -129,8 +132,15 @@ class Bench:
             if needed:
                 # Scenario 8 measures its whole simulated month: no raw partition of it expires.
                 overrides = {"RETENTION_DAYS": str(self.options.storage_days + 3)}
+                profile_to = None
+                if name == "ingest" and self.options.profile_dir is not None:
+                    self.options.profile_dir.mkdir(parents=True, exist_ok=True)
+                    profile_to = self.options.profile_dir / "ingest.pstats"
                 process = self.fleet.spawn_grpc(
-                    name, module, self.env.service_env(name, level, **overrides)
+                    name,
+                    module,
+                    self.env.service_env(name, level, **overrides),
+                    profile_to=profile_to,
                 )
                 setattr(self, name, process)
                 grpc_processes.append(process)
@@ -147,11 +157,12 @@ class Bench:
                 if index == 1 and self.options.profile_dir is not None:
                     self.options.profile_dir.mkdir(parents=True, exist_ok=True)
                     profile = self.options.profile_dir / "gateway.pstats"
+                extra = {"METRICS_ADDR": self.metrics_addr} if index == 1 else {}
                 self.gateways.append(
                     self.fleet.spawn_https(
                         f"gateway-{index}",
                         "gateway",
-                        self.env.gateway_env(services, level),
+                        self.env.gateway_env(services, level, **extra),
                         profile_to=profile,
                     )
                 )
@@ -484,6 +495,25 @@ class Bench:
             api_key: str = body["api_key"]
             return api_key
 
+    async def _batch_calls(self) -> tuple[int, int] | None:
+        """(WriteBatch calls, posts they carried) so far by gateway 1, from its metrics."""
+        found: dict[str, float] = {}
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://{self.metrics_addr}/metrics") as response,
+            ):
+                text = await response.text()
+        except aiohttp.ClientError:
+            return None
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in (BATCH_REQUESTS + "_count", BATCH_REQUESTS + "_sum"):
+                found[name] = float(value)
+        if len(found) != 2:
+            return None
+        return int(found[BATCH_REQUESTS + "_count"]), int(found[BATCH_REQUESTS + "_sum"])
+
     async def agent_posts(self) -> None:
         assert self.seed is not None
         gateway = self.gateways[0]
@@ -496,10 +526,21 @@ class Bench:
         )
         postgres = PostgresBackends(await backend_pids(self.admin.pool))
         watch = [*self._watch(gateway, self.keys, self.ingest), postgres]
+        calls_before = await self._batch_calls()
         result = await self._load(gateway, spec, watch=watch)  # type: ignore[arg-type]
+        calls_after = await self._batch_calls()
         row = self._row(
             "5", "POST /api/v1/metrics, 1 sample x 20 metrics, 202", result, Goal("ratio", 0.35)
         )
+        if calls_before is not None and calls_after is not None:
+            calls, posts = (
+                after - before for after, before in zip(calls_after, calls_before, strict=True)
+            )
+            if calls:
+                row.notes.append(
+                    f"{posts / calls:.1f} posts per WriteBatch call on average "
+                    f"({calls:,} calls, warm-up included)"
+                )
         ours = sum(
             v for k, v in result.cpu_ms_per_request().items() if k not in ("client", "machine")
         )
@@ -668,11 +709,11 @@ async def run_bench(options: Options, env: BenchEnvironment) -> Report:
             await fleet.stop_all()
 
 
-def print_profile(path: Path, limit: int = 25) -> None:
+def print_profile(path: Path, limit: int = 25, *, title: str = "Gateway") -> None:
     import pstats
 
     if not path.exists():
         print(f"(no profile written at {path})")
         return
-    print(f"\nGateway profile ({path}), top {limit} by own time:")
+    print(f"\n{title} profile ({path}), top {limit} by own time:")
     pstats.Stats(str(path)).strip_dirs().sort_stats("tottime").print_stats(limit)

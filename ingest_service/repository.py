@@ -10,9 +10,12 @@ serves the step with finer data wherever the tier is not final (see query_plan).
 from __future__ import annotations
 
 import hashlib
+import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiopg
 
@@ -69,6 +72,24 @@ _SEEN = """, seen AS (
   SET last_seen_at = GREATEST(servers_seen.last_seen_at, EXCLUDED.last_seen_at)
 )"""
 _WRITE_END = " SELECT count(*) FROM ins"
+# The write's parameters in PostgreSQL types, for its prepared form.
+_WRITE_TYPES = {
+    "servers": "uuid[]",
+    "si": "int4[]",
+    "ts": "int8[]",
+    "sets": "int8[]",
+    "off": "int4[]",
+    "len": "int4[]",
+    "vals": "float8[]",
+    "seen_at": "timestamptz",
+    "seen_servers": "uuid[]",
+    "seen_accounts": "uuid[]",
+}
+# invalid_sql_statement_name: the session no longer has a statement it prepared.
+UNKNOWN_STATEMENT = "26000"
+DUPLICATE_STATEMENT = "42P05"
+# The prepared statements of each session (psycopg2 connection), see PreparedStatement.
+_PREPARED: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 
 _SETS = """
 WITH w AS (
@@ -160,6 +181,50 @@ JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = k.set_id
 CROSS JOIN LATERAL unnest(m.names, l.vals) AS u(n, v)"""
 
 
+class PreparedStatement:
+    """A statement PostgreSQL parses (and, once its plan is generic, plans) once per session
+    rather than once per execution: for the group commit's write that was a third of
+    PostgreSQL's CPU per commit (0.75 to 0.50 ms for ten 20-metric posts, measured).
+
+    Each pooled connection prepares it on first use; which connections have is remembered by
+    the psycopg2 connection object, so a replaced connection prepares it again. The name is
+    derived from the text (schema included), so repositories of several schemas can share a
+    pool. A session that lost it (UNKNOWN_STATEMENT) is forgotten, and the caller runs it
+    again; one that has it although this process did not record it is taken as prepared."""
+
+    def __init__(self, sql: str, types: dict[str, str]) -> None:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        body = re.sub(r"%\((\w+)\)s", number, sql)
+        self.name = "scout_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+        self._prepare = f"PREPARE {self.name}({', '.join(types[n] for n in order)}) AS {body}"
+        self._execute = f"EXECUTE {self.name}({', '.join(f'%({n})s' for n in order)})"
+
+    async def execute(self, cur: Any, params: dict[str, object]) -> None:
+        """Run it on `cur` (an aiopg cursor), preparing it first on that cursor's session."""
+        session = cur.connection.raw
+        names = _PREPARED.setdefault(session, set())
+        if self.name not in names:
+            try:
+                await cur.execute(self._prepare)
+            except Exception as exc:
+                # Prepared already (a PREPARE whose answer was lost): the session has it.
+                if getattr(exc, "pgcode", None) != DUPLICATE_STATEMENT:
+                    raise
+            names.add(self.name)
+        try:
+            await cur.execute(self._execute, params)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) == UNKNOWN_STATEMENT:
+                names.discard(self.name)
+            raise
+
+
 def _array(items: Sequence[object]) -> str:
     return "{" + ",".join(map(str, items)) + "}"
 
@@ -230,7 +295,8 @@ def _merge_into(rows: _Rows, index: int, names: tuple[str, ...], values: list[fl
     server_id, old_names = rows.set_keys[index]
     first = rows.offsets[index] - 1
     old_values = rows.values[first : first + rows.lengths[index]]
-    added = [(n, v) for n, v in zip(names, values, strict=True) if n not in set(old_names)]
+    known = set(old_names)
+    added = [(n, v) for n, v in zip(names, values, strict=True) if n not in known]
     if not added:
         return
     merged_names = old_names + tuple(n for n, _ in added)
@@ -249,7 +315,9 @@ class SampleRepository:
         self._reads = reads or ReadPools(pool)
         self.schema = schema
         self._set_ids: dict[tuple[str, tuple[str, ...]], int] = {}
-        self._write_sql = (_WRITE + _SEEN + _WRITE_END).replace("{s}", schema)
+        self._write = PreparedStatement(
+            (_WRITE + _SEEN + _WRITE_END).replace("{s}", schema), _WRITE_TYPES
+        )
         self._move_sql = (_WRITE + _WRITE_END).replace("{s}", schema)
         self._sets_sql = _SETS.replace("{s}", schema)
         self._pending_sql = _PENDING.replace("{s}", schema)
@@ -271,7 +339,7 @@ class SampleRepository:
         params["seen_at"] = seen_at
         params["seen_servers"] = _array([s for s, _ in accounts])
         params["seen_accounts"] = _array([a for _, a in accounts])
-        return await self._execute_write(self._write_sql, params)
+        return await self._execute_write(params)
 
     async def move(self, cur: Cursor, writes: Sequence[Write]) -> int:
         """Like write, without touching servers_seen, on the caller's cursor (inside the
@@ -292,17 +360,18 @@ class SampleRepository:
             "vals": _float_array(rows.values),
         }
 
-    async def _execute_write(self, sql: str, params: dict[str, object]) -> int:
+    async def _execute_write(self, params: dict[str, object]) -> int:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                # One round trip: the statements of one simple query run as one implicit
-                # transaction, so all of it is committed together or not at all.
+                # One statement, so one implicit transaction: all of it is committed together
+                # or not at all.
                 async with cursor(self._pool) as cur:
-                    await cur.execute(sql, params)
+                    await self._write.execute(cur, params)
                     row = await cur.fetchone()
                     return int(row[0]) if row else 0
             except Exception as exc:
-                if getattr(exc, "pgcode", None) not in RETRYABLE or attempt == _ATTEMPTS:
+                code = getattr(exc, "pgcode", None)
+                if (code not in RETRYABLE and code != UNKNOWN_STATEMENT) or attempt == _ATTEMPTS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

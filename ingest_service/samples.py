@@ -65,25 +65,38 @@ def micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * _EPOCH_MICROS + delta.microseconds
 
 
-def write_from_columns(
-    columns: ingest_pb2.SampleColumns, now: datetime, retention: timedelta
-) -> Write:
+@dataclass(frozen=True)
+class Window:
+    """The sample times a write may hold at one moment, in microseconds since the epoch: made
+    once per batch of writes rather than once per write."""
+
+    oldest: int
+    newest: int
+    retention: timedelta
+
+
+def accepted_window(now: datetime, retention: timedelta) -> Window:
+    return Window(micros(now - retention), micros(now + MAX_FUTURE), retention)
+
+
+def write_from_columns(columns: ingest_pb2.SampleColumns, window: Window) -> Write:
     """Check one flattened post; InvalidWrite names the first rule it breaks."""
     server_id = canonical_uuid(columns.server_id)
     account_id = canonical_uuid(columns.account_id)
     if server_id is None or account_id is None:
         raise InvalidWrite("server_id and account_id must be UUIDs")
-    stamps = list(columns.sample_ts_micros)
-    sizes = list(columns.sample_sizes)
-    names = list(columns.names)
-    values = list(columns.values)
+    # Slices: one call each to copy a repeated field, cheaper than iterating it.
+    stamps = columns.sample_ts_micros[:]
+    sizes = columns.sample_sizes[:]
+    names = columns.names[:]
+    values = columns.values[:]
     if not stamps:
         raise InvalidWrite("no samples")
     if len(stamps) > MAX_SAMPLES:
         raise InvalidWrite(f"at most {MAX_SAMPLES} samples per request")
     if len(sizes) != len(stamps) or sum(sizes) != len(names) or len(names) != len(values):
         raise InvalidWrite("sample_sizes, names and values do not line up")
-    _check_samples(stamps, sizes, names, now, retention)
+    _check_samples(stamps, sizes, names, window)
     joined = "\n".join(names)
     if joined.count("\n") != len(names) - 1 or not METRIC_NAME_LIST.fullmatch(joined):
         for name in names:
@@ -95,11 +108,8 @@ def write_from_columns(
     return Write(server_id, account_id, stamps, sizes, names, values)
 
 
-def _check_samples(
-    stamps: list[int], sizes: list[int], names: list[str], now: datetime, retention: timedelta
-) -> None:
-    newest = micros(now + MAX_FUTURE)
-    oldest = micros(now - retention)
+def _check_samples(stamps: list[int], sizes: list[int], names: list[str], window: Window) -> None:
+    newest, oldest = window.newest, window.oldest
     start = 0
     for index, (stamp, size) in enumerate(zip(stamps, sizes, strict=True)):
         if not 1 <= size <= MAX_METRICS_PER_SAMPLE:
@@ -112,7 +122,8 @@ def _check_samples(
             )
         if stamp < oldest:
             raise InvalidWrite(
-                f"/samples/{index}: ts is older than the retention period ({retention.days} days)"
+                f"/samples/{index}: ts is older than the retention period "
+                f"({window.retention.days} days)"
             )
         if size > 1 and len(set(names[start : start + size])) != size:
             raise InvalidWrite(f"/samples/{index}: a metric name appears twice")

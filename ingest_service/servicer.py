@@ -14,7 +14,14 @@ from ingest_service.committer import GroupCommitter
 from ingest_service.errors import InvalidQuery
 from ingest_service.query_plan import plan_query
 from ingest_service.repository import SampleRepository
-from ingest_service.samples import InvalidWrite, Write, canonical_uuid, micros, write_from_columns
+from ingest_service.samples import (
+    InvalidWrite,
+    Write,
+    accepted_window,
+    canonical_uuid,
+    micros,
+    write_from_columns,
+)
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock
 from scout_kit.errors import NotFound, PermissionDenied
@@ -51,12 +58,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.WriteBatchRequest, context: Context
     ) -> ingest_pb2.WriteBatchResponse:
         await require_service(context, "gateway")
-        now = self._clock.now()
+        window = accepted_window(self._clock.now(), self._retention)
         results: list[ingest_pb2.EntryResult] = []
         writes: list[Write] = []
         for entry in request.entries:
             try:
-                write = write_from_columns(entry, now, self._retention)
+                write = write_from_columns(entry, window)
             except InvalidWrite as exc:
                 results.append(ingest_pb2.EntryResult(error=str(exc)))
                 continue

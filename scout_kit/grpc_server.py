@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import psycopg2
 import redis.asyncio as aioredis
 import redis.exceptions
 import uvloop
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
@@ -231,7 +232,9 @@ def message_text_fault(message: Message, path: str = "") -> str | None:
                 fault = text_fault("".join(value))
                 if fault is not None:
                     return f"{where} holds {fault}"
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            elif field.type == FieldDescriptor.TYPE_MESSAGE and not _items_text_fine(
+                field.message_type, value
+            ):
                 for item in value:
                     fault = message_text_fault(item, f"{where}[].")
                     if fault is not None:
@@ -241,6 +244,34 @@ def message_text_fault(message: Message, path: str = "") -> str | None:
             if fault is not None:
                 return fault
     return None
+
+
+@functools.cache
+def _text_fields(descriptor: Descriptor) -> tuple[str, ...] | None:
+    """The string fields (single or repeated) of a message type that holds no messages or
+    maps, which `_items_text_fine` checks for many items at once; None for any other type."""
+    names = []
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            return None
+        if field.type == FieldDescriptor.TYPE_STRING:
+            names.append(field.name)
+    return tuple(names)
+
+
+def _items_text_fine(descriptor: Descriptor | None, items: Iterable[Message]) -> bool:
+    """True when every string of these flat messages is fine, checked field by field over all
+    items joined (a fault is a property of single characters, so joining hides none): a batch
+    of many entries costs a few checks. False means: walk the items to name the fault."""
+    fields = None if descriptor is None else _text_fields(descriptor)
+    if fields is None:
+        return False
+    for name in fields:
+        # A repeated field's values are joined per item first; a single one is the text.
+        texts = (t if isinstance(t, str) else "".join(t) for t in (getattr(i, name) for i in items))
+        if text_fault("".join(texts)) is not None:
+            return False
+    return True
 
 
 def _value_fault(field: FieldDescriptor, value: object, where: str) -> str | None:

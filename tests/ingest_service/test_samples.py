@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest_service.samples import InvalidWrite, canonical_uuid, micros, write_from_columns
+from ingest_service.samples import (
+    InvalidWrite,
+    accepted_window,
+    canonical_uuid,
+    micros,
+    write_from_columns,
+)
 from scout.ingest.v1 import ingest_pb2
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -29,7 +35,9 @@ def columns(names: list[str], values: list[float]) -> ingest_pb2.SampleColumns:
 
 
 def test_a_valid_write_has_one_time_per_value() -> None:
-    write = write_from_columns(columns(["cpu.percent", "a:b/c-d_e"], [1.0, 2.5]), NOW, RETENTION)
+    write = write_from_columns(
+        columns(["cpu.percent", "a:b/c-d_e"], [1.0, 2.5]), accepted_window(NOW, RETENTION)
+    )
     assert (write.server_id, write.account_id) == (SERVER, ACCOUNT)
     assert write.names == ["cpu.percent", "a:b/c-d_e"]
     assert (write.stamps, write.sizes) == ([micros(NOW)], [2])
@@ -38,17 +46,19 @@ def test_a_valid_write_has_one_time_per_value() -> None:
 @pytest.mark.parametrize("name", ["bad name", "a\nb", "", "x" * 201, "é"])
 def test_a_bad_name_is_refused_and_named(name: str) -> None:
     with pytest.raises(InvalidWrite, match="metric name"):
-        write_from_columns(columns(["ok", name], [1.0, 2.0]), NOW, RETENTION)
+        write_from_columns(columns(["ok", name], [1.0, 2.0]), accepted_window(NOW, RETENTION))
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_a_value_that_is_not_finite_is_refused(value: float) -> None:
     with pytest.raises(InvalidWrite, match="finite"):
-        write_from_columns(columns(["a", "b"], [1.0, value]), NOW, RETENTION)
+        write_from_columns(columns(["a", "b"], [1.0, value]), accepted_window(NOW, RETENTION))
 
 
 def test_finite_values_whose_sum_overflows_are_accepted() -> None:
-    write = write_from_columns(columns(["a", "b"], [1.7e308, 1.7e308]), NOW, RETENTION)
+    write = write_from_columns(
+        columns(["a", "b"], [1.7e308, 1.7e308]), accepted_window(NOW, RETENTION)
+    )
     assert write.values == [1.7e308, 1.7e308]
 
 

@@ -17,8 +17,10 @@ import aiopg
 import psycopg2.errors
 import pytest
 
+from ingest_service import repository as repository_module
 from ingest_service.committer import GroupCommitter
 from ingest_service.query_plan import plan_query, tier_for_step
+from ingest_service.repository import SampleRepository
 from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
 from scout_admin.commands import Admin
@@ -123,6 +125,38 @@ async def test_a_group_commit_is_all_or_nothing(admin: Admin, env: Environment) 
             await storage.repository.write([good, broken], T0)
         assert getattr(failed.value, "pgcode", None) == "23514"
         assert await stored(admin, server, storage.schema) == []
+
+
+async def test_the_prepared_write_survives_a_session_that_lost_it_and_a_shared_pool(
+    admin: Admin, env: Environment
+) -> None:
+    # One connection, so every write below runs on the session that prepared the statement.
+    pool = await create_pool(env.database_url, maxsize=1)
+    try:
+        async with scratch_storage(admin, env) as one, scratch_storage(admin, env) as two:
+            first = SampleRepository(pool, one.schema)
+            second = SampleRepository(pool, two.schema)
+            server = str(uuid.uuid4())
+            assert await first.write([sample_write(server, [(T0, {"cpu": 1.0})])], T0) == 1
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("DEALLOCATE ALL")  # as after a DISCARD ALL on the session
+            later = T0 + timedelta(seconds=5)
+            assert await first.write([sample_write(server, [(later, {"cpu": 2.0})])], T0) == 1
+            # A session that has the statement although this process did not record it (a
+            # PREPARE whose answer was lost) is used as it is.
+            repository_module._PREPARED.clear()
+            latest = later + timedelta(seconds=5)
+            assert await first.write([sample_write(server, [(latest, {"cpu": 4.0})])], T0) == 1
+            # Another schema's repository on the same session writes into its own tables.
+            assert await second.write([sample_write(server, [(T0, {"cpu": 3.0})])], T0) == 1
+            assert await stored(admin, server, one.schema) == [
+                ("cpu", T0, 1.0),
+                ("cpu", later, 2.0),
+                ("cpu", latest, 4.0),
+            ]
+            assert await stored(admin, server, two.schema) == [("cpu", T0, 3.0)]
+    finally:
+        await close_pool(pool)
 
 
 async def test_the_accepted_window_always_has_a_partition(admin: Admin, env: Environment) -> None:

@@ -34,6 +34,13 @@ def test_message_text_fault_names_the_field_however_nested() -> None:
         entries=[ingest_pb2.SampleColumns(names=["cpu"]), ingest_pb2.SampleColumns(names=["a\x00"])]
     )
     assert message_text_fault(batch) == "entries[].names holds U+0000"
+    # Many flat entries are checked joined; a fault in any of them is still named.
+    fine = [ingest_pb2.SampleColumns(server_id="s", names=["cpu", "mem"]) for _ in range(50)]
+    assert message_text_fault(ingest_pb2.WriteBatchRequest(entries=fine)) is None
+    late = [*fine, ingest_pb2.SampleColumns(server_id="s\x00", names=["cpu"])]
+    assert message_text_fault(ingest_pb2.WriteBatchRequest(entries=late)) == (
+        "entries[].server_id holds U+0000"
+    )
     usage = keys_pb2.RecordKeyUsageRequest(
         usages=[keys_pb2.KeyUsage(key_id="k", last_used_address="1.2.3.4\x00")]
     )
