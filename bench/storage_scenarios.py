@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import aiopg
-import grpc
 
 from bench.load import percentile
 from bench.processes import ServerProcess
@@ -26,7 +25,7 @@ from bench.storage import (
 )
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import SystemClock
-from scout_kit.grpc_client import call_metadata
+from scout_kit.grpc_client import call_metadata, create_channel
 from scout_kit.identity import TokenIssuer, service_identity
 
 CHART_NAMES = ["cpu.percent", "mem.used_bytes", "load.1", "net.eth0.rx_bytes"]
@@ -141,7 +140,8 @@ async def ingest_scaling(bench: Any) -> None:
     issuer = TokenIssuer(bench.env.jwt_private_pem, SystemClock())
     metadata = call_metadata(issuer.token_for(service_identity("gateway")))
     names = bench.metric_names
-    async with grpc.aio.insecure_channel(bench.ingest.address) as channel:
+    # As the gateway calls it: mutual TLS with a client certificate of the internal CA.
+    async with create_channel(bench.ingest.address, bench.env.client_tls()) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         for servers in SCALE_STEPS:
             ids = [(str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(servers)]
