@@ -46,6 +46,7 @@ from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder, SessionUseRecorder
 from scout_kit.clock import Clock, SystemClock
 from scout_kit.identity import TokenIssuer
+from scout_kit.invalidation import held_lease_seconds
 from scout_kit.metrics import DependencyProbe
 from scout_kit.redis import Keyspace, create_redis
 from scout_kit.tasks import cancel_and_wait
@@ -105,7 +106,9 @@ def _add_caches(app: web.Application) -> None:
     """The key and session caches, under one lease (gateway.lease): memory only, nothing to
     open or close."""
     settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
-    lease = Lease(clock, settings.cache_lease_seconds)
+    # CACHE_LEASE_SECONDS bounds the wait for a silent gateway; the lease held is that much
+    # shorter (clock-rate and delivery margins).
+    lease = Lease(clock, held_lease_seconds(settings.cache_lease_seconds))
     app[KEY_CACHE] = KeyCache(
         clock,
         settings.key_cache_size,

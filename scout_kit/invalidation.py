@@ -42,6 +42,12 @@ WAIT_MARGIN_SECONDS = 0.05
 ACK_KEY_SECONDS = 30
 
 
+def held_lease_seconds(wait_seconds: float) -> float:
+    """The lease a gateway holds so that a change waits at most `wait_seconds` for it when it is
+    silent (CACHE_LEASE_SECONDS): the inverse of provable_expiry."""
+    return (wait_seconds - WAIT_MARGIN_SECONDS) / CLOCK_RATE_MARGIN
+
+
 def provable_expiry(lease_seconds: float) -> float:
     """Seconds after a publisher sends an event by which any lease that a gateway holds without
     having applied it has run out (measured on the publisher's clock)."""

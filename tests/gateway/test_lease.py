@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.lease import Lease
 from scout_kit.clock import ManualClock
-from scout_kit.invalidation import provable_expiry
+from scout_kit.invalidation import held_lease_seconds, provable_expiry
 
 
 def _lease(seconds: float = 1.0) -> tuple[Lease, ManualClock]:
@@ -73,3 +75,10 @@ def test_a_publisher_waits_past_any_lease_even_on_a_slower_clock() -> None:
         # A gateway clock 5% slow counts `seconds` in 1.05 * seconds of real time.
         assert provable_expiry(seconds) > seconds * 1.05
     assert provable_expiry(1.0) < 1.2  # a silent gateway costs about the lease, no more
+
+
+def test_the_configured_lease_is_the_longest_wait_for_a_silent_gateway() -> None:
+    for wait in (0.25, 1.0, 1.5):  # CACHE_LEASE_SECONDS's range
+        held = held_lease_seconds(wait)
+        assert 0 < held < wait
+        assert provable_expiry(held) == pytest.approx(wait)
