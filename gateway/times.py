@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -25,3 +25,11 @@ def iso_timestamp(ts: Timestamp) -> str:
 def iso_datetime(moment: datetime) -> str:
     """RFC 3339 UTC text of a datetime."""
     return format_time(moment)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def iso_micros(us: int) -> str:
+    """RFC 3339 UTC text of microseconds since the unix epoch."""
+    return format_time(_EPOCH + timedelta(microseconds=us))
