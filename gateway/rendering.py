@@ -86,9 +86,9 @@ def series_json(
             {
                 "name": series.name,
                 "points": [
-                    {"ts": iso_micros(ts), "avg": avg, "min": low, "max": high, "count": count}
+                    {"ts": ts, "avg": avg, "min": low, "max": high, "count": count}
                     for ts, avg, low, high, count in zip(
-                        series.start_micros,
+                        iso_micros(series.start_micros),
                         series.avg,
                         series.min,
                         series.max,

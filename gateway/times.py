@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,8 +29,25 @@ def iso_datetime(moment: datetime) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1)
+_DAY = 86_400_000_000
 
 
-def iso_micros(us: int) -> str:
-    """RFC 3339 UTC text of microseconds since the unix epoch."""
-    return format_time(_EPOCH + timedelta(microseconds=us))
+def iso_micros(stamps: Iterable[int]) -> list[str]:
+    """format_time of each of many instants in microseconds since the unix epoch (a chart's
+    bucket starts): each date and each time of day is formatted once per call (a chart's
+    buckets share a few of each)."""
+    dates: dict[int, str] = {}
+    times: dict[int, str] = {}
+    texts: list[str] = []
+    for us in stamps:
+        day, rest = divmod(us, _DAY)
+        date = dates.get(day)
+        if date is None:
+            date = dates[day] = (_EPOCH + timedelta(days=day)).date().isoformat() + "T"
+        time = times.get(rest)
+        if time is None:
+            time = times[rest] = (_EPOCH + timedelta(microseconds=rest)).time().isoformat(
+                timespec="milliseconds"
+            ) + "Z"
+        texts.append(date + time)
+    return texts
