@@ -101,9 +101,11 @@ _PENDING = (
 # row costs one subscript per wanted name rather than unnesting all of its arrays. LATERAL makes
 # each interval its own index range scan, so only the partitions an interval touches are read
 # (an interval list spans the whole query range); OFFSET 0 keeps the planner from flattening it
-# into one scan of all the server's rows.
+# into one scan of all the server's rows. MATERIALIZED: a query of one source names `pos` once,
+# and PostgreSQL would then inline it, unnesting each set's names again for every row it reads
+# (a 30-day minute-tier chart took 480 ms rather than 70 ms that way).
 _POSITIONS = """
-WITH pos AS (
+WITH pos AS MATERIALIZED (
   SELECT m.set_id, u.n, u.i::int4 AS i FROM {s}.metric_sets m
   CROSS JOIN LATERAL unnest(m.names) WITH ORDINALITY AS u(n, i)
   WHERE m.server_id = %(server)s AND u.n = ANY(%(names)s::text[])
