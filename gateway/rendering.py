@@ -7,16 +7,19 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+import msgspec
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.times import iso, iso_datetime, iso_timestamp
+from gateway.times import iso, iso_datetime, iso_micros, iso_timestamp
 from scout.ingest.v1 import ingest_pb2
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
+    # msgspec writes compact UTF-8 JSON several times faster than json.dumps (a chart is
+    # thousands of numbers).
     return web.Response(
-        status=status, body=json.dumps(data).encode(), content_type="application/json"
+        status=status, body=msgspec.json.encode(data), content_type="application/json"
     )
 
 
@@ -83,14 +86,15 @@ def series_json(
             {
                 "name": series.name,
                 "points": [
-                    {
-                        "ts": iso_timestamp(p.ts),
-                        "avg": p.avg,
-                        "min": p.min,
-                        "max": p.max,
-                        "count": p.count,
-                    }
-                    for p in series.points
+                    {"ts": ts, "avg": avg, "min": low, "max": high, "count": count}
+                    for ts, avg, low, high, count in zip(
+                        iso_micros(series.start_micros),
+                        series.avg,
+                        series.min,
+                        series.max,
+                        series.count,
+                        strict=True,
+                    )
                 ],
             }
             for series in response.series

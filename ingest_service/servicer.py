@@ -111,15 +111,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 end,
             )
             for row in rows:
-                series[row.name].points.append(
-                    ingest_pb2.Point(
-                        ts=to_timestamp(row.start),
-                        avg=row.avg,
-                        min=row.min,
-                        max=row.max,
-                        count=row.count,
-                    )
-                )
+                columns = series[row.name]
+                columns.start_micros.extend(row.starts)
+                columns.avg.extend(row.avg)
+                columns.min.extend(row.min)
+                columns.max.extend(row.max)
+                columns.count.extend(row.count)
         return ingest_pb2.QueryMetricsResponse(series=list(series.values()), step_seconds=step)
 
     async def LatestMetrics(

@@ -36,7 +36,11 @@ async def test_metric_queries_are_served_by_the_standby(env: Environment) -> Non
                     server, account, ["cpu"], 60,
                     lambda stale: plan_query(micros(T0), micros(end), 60, stale), T0, end,
                 )  # fmt: skip
-                return [(row.avg, row.count) for row in rows]
+                return [
+                    (avg, count)
+                    for row in rows
+                    for avg, count in zip(row.avg, row.count, strict=True)
+                ]
 
             await repository.write([sample_write(server, [(T0, {"cpu": 1.0})], account)], T0)
             await until_replayed(primary, standby)

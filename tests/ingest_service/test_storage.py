@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiopg
 import psycopg2.errors
@@ -37,6 +37,7 @@ from tests.ingest_service.support import (
 from tests.stack import Environment
 
 Expected = dict[tuple[str, datetime], list[float]]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def _buckets(
@@ -51,7 +52,11 @@ async def _buckets(
         start,
         end,
     )
-    return {(r.name, r.start): (r.avg, r.min, r.max, r.count) for r in rows}
+    return {
+        (r.name, EPOCH + timedelta(microseconds=us)): (avg, low, high, count)
+        for r in rows
+        for us, avg, low, high, count in zip(r.starts, r.avg, r.min, r.max, r.count, strict=True)
+    }
 
 
 async def _account(storage: Storage, server_id: str) -> str:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cscout/ingest/v1/ingest.proto\x12\x0fscout.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\rSampleColumns\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x18\n\x10sample_ts_micros\x18\x03 \x03(\x12\x12\x14\n\x0csample_sizes\x18\x04 \x03(\r\x12\r\n\x05names\x18\x05 \x03(\t\x12\x0e\n\x06values\x18\x06 \x03(\x01\"D\n\x11WriteBatchRequest\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.scout.ingest.v1.SampleColumns\".\n\x0b\x45ntryResult\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\"C\n\x12WriteBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.EntryResult\"\x9f\x01\n\x13QueryMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstep_seconds\x18\x05 \x01(\r\"e\n\x05Point\x12&\n\x02ts\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x61vg\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\r\">\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x06points\x18\x02 \x03(\x0b\x32\x16.scout.ingest.v1.Point\"U\n\x14QueryMetricsResponse\x12\'\n\x06series\x18\x01 \x03(\x0b\x32\x17.scout.ingest.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\r\")\n\x14LatestMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"R\n\x0bLatestValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15LatestMetricsResponse\x12,\n\x06values\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.LatestValue\"+\n\x16ListMetricNamesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"(\n\x17ListMetricNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"%\n\x0fLastSeenRequest\x12\x12\n\nserver_ids\x18\x01 \x03(\t\"U\n\x0eServerLastSeen\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x30\n\x0clast_seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10LastSeenResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.scout.ingest.v1.ServerLastSeen2\xda\x03\n\rIngestService\x12U\n\nWriteBatch\x12\".scout.ingest.v1.WriteBatchRequest\x1a#.scout.ingest.v1.WriteBatchResponse\x12[\n\x0cQueryMetrics\x12$.scout.ingest.v1.QueryMetricsRequest\x1a%.scout.ingest.v1.QueryMetricsResponse\x12^\n\rLatestMetrics\x12%.scout.ingest.v1.LatestMetricsRequest\x1a&.scout.ingest.v1.LatestMetricsResponse\x12\x64\n\x0fListMetricNames\x12\'.scout.ingest.v1.ListMetricNamesRequest\x1a(.scout.ingest.v1.ListMetricNamesResponse\x12O\n\x08LastSeen\x12 .scout.ingest.v1.LastSeenRequest\x1a!.scout.ingest.v1.LastSeenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cscout/ingest/v1/ingest.proto\x12\x0fscout.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\rSampleColumns\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x18\n\x10sample_ts_micros\x18\x03 \x03(\x12\x12\x14\n\x0csample_sizes\x18\x04 \x03(\r\x12\r\n\x05names\x18\x05 \x03(\t\x12\x0e\n\x06values\x18\x06 \x03(\x01\"D\n\x11WriteBatchRequest\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.scout.ingest.v1.SampleColumns\".\n\x0b\x45ntryResult\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\"C\n\x12WriteBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.EntryResult\"\x9f\x01\n\x13QueryMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstep_seconds\x18\x05 \x01(\r\"p\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cstart_micros\x18\x03 \x03(\x12\x12\x0b\n\x03\x61vg\x18\x04 \x03(\x01\x12\x0b\n\x03min\x18\x05 \x03(\x01\x12\x0b\n\x03max\x18\x06 \x03(\x01\x12\r\n\x05\x63ount\x18\x07 \x03(\rJ\x04\x08\x02\x10\x03R\x06points\"U\n\x14QueryMetricsResponse\x12\'\n\x06series\x18\x01 \x03(\x0b\x32\x17.scout.ingest.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\r\")\n\x14LatestMetricsRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"R\n\x0bLatestValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15LatestMetricsResponse\x12,\n\x06values\x18\x01 \x03(\x0b\x32\x1c.scout.ingest.v1.LatestValue\"+\n\x16ListMetricNamesRequest\x12\x11\n\tserver_id\x18\x01 \x01(\t\"(\n\x17ListMetricNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"%\n\x0fLastSeenRequest\x12\x12\n\nserver_ids\x18\x01 \x03(\t\"U\n\x0eServerLastSeen\x12\x11\n\tserver_id\x18\x01 \x01(\t\x12\x30\n\x0clast_seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10LastSeenResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.scout.ingest.v1.ServerLastSeen2\xda\x03\n\rIngestService\x12U\n\nWriteBatch\x12\".scout.ingest.v1.WriteBatchRequest\x1a#.scout.ingest.v1.WriteBatchResponse\x12[\n\x0cQueryMetrics\x12$.scout.ingest.v1.QueryMetricsRequest\x1a%.scout.ingest.v1.QueryMetricsResponse\x12^\n\rLatestMetrics\x12%.scout.ingest.v1.LatestMetricsRequest\x1a&.scout.ingest.v1.LatestMetricsResponse\x12\x64\n\x0fListMetricNames\x12\'.scout.ingest.v1.ListMetricNamesRequest\x1a(.scout.ingest.v1.ListMetricNamesResponse\x12O\n\x08LastSeen\x12 .scout.ingest.v1.LastSeenRequest\x1a!.scout.ingest.v1.LastSeenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,28 +42,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITEBATCHRESPONSE']._serialized_end=403
   _globals['_QUERYMETRICSREQUEST']._serialized_start=406
   _globals['_QUERYMETRICSREQUEST']._serialized_end=565
-  _globals['_POINT']._serialized_start=567
-  _globals['_POINT']._serialized_end=668
-  _globals['_SERIES']._serialized_start=670
-  _globals['_SERIES']._serialized_end=732
-  _globals['_QUERYMETRICSRESPONSE']._serialized_start=734
-  _globals['_QUERYMETRICSRESPONSE']._serialized_end=819
-  _globals['_LATESTMETRICSREQUEST']._serialized_start=821
-  _globals['_LATESTMETRICSREQUEST']._serialized_end=862
-  _globals['_LATESTVALUE']._serialized_start=864
-  _globals['_LATESTVALUE']._serialized_end=946
-  _globals['_LATESTMETRICSRESPONSE']._serialized_start=948
-  _globals['_LATESTMETRICSRESPONSE']._serialized_end=1017
-  _globals['_LISTMETRICNAMESREQUEST']._serialized_start=1019
-  _globals['_LISTMETRICNAMESREQUEST']._serialized_end=1062
-  _globals['_LISTMETRICNAMESRESPONSE']._serialized_start=1064
-  _globals['_LISTMETRICNAMESRESPONSE']._serialized_end=1104
-  _globals['_LASTSEENREQUEST']._serialized_start=1106
-  _globals['_LASTSEENREQUEST']._serialized_end=1143
-  _globals['_SERVERLASTSEEN']._serialized_start=1145
-  _globals['_SERVERLASTSEEN']._serialized_end=1230
-  _globals['_LASTSEENRESPONSE']._serialized_start=1232
-  _globals['_LASTSEENRESPONSE']._serialized_end=1300
-  _globals['_INGESTSERVICE']._serialized_start=1303
-  _globals['_INGESTSERVICE']._serialized_end=1777
+  _globals['_SERIES']._serialized_start=567
+  _globals['_SERIES']._serialized_end=679
+  _globals['_QUERYMETRICSRESPONSE']._serialized_start=681
+  _globals['_QUERYMETRICSRESPONSE']._serialized_end=766
+  _globals['_LATESTMETRICSREQUEST']._serialized_start=768
+  _globals['_LATESTMETRICSREQUEST']._serialized_end=809
+  _globals['_LATESTVALUE']._serialized_start=811
+  _globals['_LATESTVALUE']._serialized_end=893
+  _globals['_LATESTMETRICSRESPONSE']._serialized_start=895
+  _globals['_LATESTMETRICSRESPONSE']._serialized_end=964
+  _globals['_LISTMETRICNAMESREQUEST']._serialized_start=966
+  _globals['_LISTMETRICNAMESREQUEST']._serialized_end=1009
+  _globals['_LISTMETRICNAMESRESPONSE']._serialized_start=1011
+  _globals['_LISTMETRICNAMESRESPONSE']._serialized_end=1051
+  _globals['_LASTSEENREQUEST']._serialized_start=1053
+  _globals['_LASTSEENREQUEST']._serialized_end=1090
+  _globals['_SERVERLASTSEEN']._serialized_start=1092
+  _globals['_SERVERLASTSEEN']._serialized_end=1177
+  _globals['_LASTSEENRESPONSE']._serialized_start=1179
+  _globals['_LASTSEENRESPONSE']._serialized_end=1247
+  _globals['_INGESTSERVICE']._serialized_start=1250
+  _globals['_INGESTSERVICE']._serialized_end=1724
 # @@protoc_insertion_point(module_scope)

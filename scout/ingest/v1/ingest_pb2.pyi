@@ -58,27 +58,21 @@ class QueryMetricsRequest(_message.Message):
     step_seconds: int
     def __init__(self, server_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., step_seconds: _Optional[int] = ..., **kwargs) -> None: ...
 
-class Point(_message.Message):
-    __slots__ = ("ts", "avg", "min", "max", "count")
-    TS_FIELD_NUMBER: _ClassVar[int]
+class Series(_message.Message):
+    __slots__ = ("name", "start_micros", "avg", "min", "max", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_MICROS_FIELD_NUMBER: _ClassVar[int]
     AVG_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
-    ts: _timestamp_pb2.Timestamp
-    avg: float
-    min: float
-    max: float
-    count: int
-    def __init__(self, ts: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., avg: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
-
-class Series(_message.Message):
-    __slots__ = ("name", "points")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    POINTS_FIELD_NUMBER: _ClassVar[int]
     name: str
-    points: _containers.RepeatedCompositeFieldContainer[Point]
-    def __init__(self, name: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+    start_micros: _containers.RepeatedScalarFieldContainer[int]
+    avg: _containers.RepeatedScalarFieldContainer[float]
+    min: _containers.RepeatedScalarFieldContainer[float]
+    max: _containers.RepeatedScalarFieldContainer[float]
+    count: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., start_micros: _Optional[_Iterable[int]] = ..., avg: _Optional[_Iterable[float]] = ..., min: _Optional[_Iterable[float]] = ..., max: _Optional[_Iterable[float]] = ..., count: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class QueryMetricsResponse(_message.Message):
     __slots__ = ("series", "step_seconds")
