@@ -6,23 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth_service.throttle import Limit, ThrottlePolicy
-from scout_kit.db import ReplicaSettings
-from scout_kit.redis import RedisSettings
-from scout_kit.settings import CommonSettings, Env, Secret
+from scout_kit.service import StoreSettings
+from scout_kit.settings import Env
 
 DEFAULT_PORT = 50051
 SERVICE = "auth_service"
 
 
 @dataclass(frozen=True)
-class Settings:
-    common: CommonSettings
-    database_url: Secret
-    replicas: ReplicaSettings
-    redis: RedisSettings
-    redis_prefix: str
-    jwt_public_key: Secret
-    db_pool_size: int
+class Settings(StoreSettings):
     session_idle_seconds: int
     session_absolute_seconds: int
     throttle: ThrottlePolicy
@@ -30,16 +22,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = Env(environ)
-        public_key = env.pem("INTERNAL_JWT_PUBLIC_KEY")
-        assert public_key is not None
+        store = StoreSettings.read(env, default_port=DEFAULT_PORT, service=SERVICE)
         return cls(
-            common=CommonSettings.from_env(env, default_port=DEFAULT_PORT, service=SERVICE),
-            database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
-            replicas=ReplicaSettings.from_env(env),
-            redis=RedisSettings.from_env(env),
-            redis_prefix=env.text("REDIS_PREFIX", "scout"),
-            jwt_public_key=public_key,
-            db_pool_size=env.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            **vars(store),
             session_idle_seconds=env.integer(
                 "SESSION_IDLE_SECONDS", 1800, minimum=60, maximum=86_400
             ),

@@ -24,7 +24,7 @@ from scout_kit.grpc_server import GrpcService, build_grpc_service
 from scout_kit.identity import TokenVerifier
 from scout_kit.metrics import create_registry
 from scout_kit.redis import RedisSettings, create_redis
-from scout_kit.settings import CommonSettings, Secret
+from scout_kit.settings import CommonSettings, Env, Secret
 
 
 class ServiceSettings(Protocol):
@@ -44,6 +44,34 @@ class ServiceSettings(Protocol):
 
     @property
     def jwt_public_key(self) -> Secret: ...
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What a service holding data in PostgreSQL and Redis reads, the same way in each: the
+    common settings, the database and its replicas, Redis, the identity tokens' public key."""
+
+    common: CommonSettings
+    database_url: Secret
+    replicas: ReplicaSettings
+    redis: RedisSettings
+    redis_prefix: str
+    jwt_public_key: Secret
+    db_pool_size: int
+
+    @classmethod
+    def read(cls, env: Env, *, default_port: int, service: str) -> StoreSettings:
+        public_key = env.pem("INTERNAL_JWT_PUBLIC_KEY")
+        assert public_key is not None  # required: pem() raised otherwise
+        return StoreSettings(
+            common=CommonSettings.from_env(env, default_port=default_port, service=service),
+            database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            replicas=ReplicaSettings.from_env(env),
+            redis=RedisSettings.from_env(env),
+            redis_prefix=env.text("REDIS_PREFIX", "scout"),
+            jwt_public_key=public_key,
+            db_pool_size=env.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+        )
 
 
 @dataclass(frozen=True)
