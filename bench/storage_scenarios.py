@@ -145,7 +145,9 @@ async def ingest_scaling(bench: Any) -> None:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         for servers in SCALE_STEPS:
             ids = [(str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(servers)]
-            base = int(time.time() * 1_000_000) - 3_600_000_000
+            # A day back: room for 17,280 rounds 5 s apart before samples would run into the
+            # accepted future (5 minutes); a fast run makes thousands of rounds in its seconds.
+            base = int(time.time() * 1_000_000) - 86_400_000_000
             # Warm-up: every server once (its metric set is created and cached).
             await _drive(stub, metadata, ids, names, base, rounds=1)
             postgres = PostgresBackends(await backend_pids(bench.admin.pool))
