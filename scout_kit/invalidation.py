@@ -38,6 +38,9 @@ REGISTRATION_SECONDS = 5.0
 # (quartz and NTP-disciplined clocks differ by parts per million).
 CLOCK_RATE_MARGIN = 1.05
 WAIT_MARGIN_SECONDS = 0.05
+# The last part of a wait is polled (LPOP every POLL_SECONDS), not blocked: see _await_acks.
+BLOCKING_SLACK_SECONDS = 0.15
+POLL_SECONDS = 0.005
 # How long an acknowledgement list lives if its publisher dies while waiting.
 ACK_KEY_SECONDS = 30
 
@@ -129,18 +132,23 @@ class Broadcaster:
             remaining = sent_at + provable_expiry(max(waiting.values())) - loop.time()
             if remaining <= 0:
                 break
-            # Redis checks blocked clients' timeouts only about every 100 ms (its `hz`), so the
-            # deadline is kept here; BLPOP's own (later) timeout only backs it up. Giving up
-            # mid-command drops that one connection, which happens only when a gateway is silent.
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._redis.blpop([ack_key], timeout=remaining + 1.0)
-            except TimeoutError:
-                break
-            if item is None:
-                break
-            acked = item[1]
-            waiting.pop(acked.decode(errors="replace") if isinstance(acked, bytes) else acked, None)
+            # Redis times out a blocked client only about every 100 ms (its `hz`): BLPOP blocks
+            # until shortly before the deadline, and the rest is polled, so the wait ends on
+            # time without ever abandoning a command half way (which would drop a connection).
+            if remaining > BLOCKING_SLACK_SECONDS + 0.01:  # never a BLPOP timeout near 0 (forever)
+                popped = await self._redis.blpop(
+                    [ack_key], timeout=remaining - BLOCKING_SLACK_SECONDS
+                )
+                if popped is None:
+                    continue  # the blocking part is over: poll until the deadline
+                acked: object = popped[1]
+            else:
+                acked = await self._redis.lpop(ack_key)
+                if acked is None:
+                    await asyncio.sleep(min(remaining, POLL_SECONDS))
+                    continue
+            name = acked.decode(errors="replace") if isinstance(acked, bytes) else str(acked)
+            waiting.pop(name, None)
         if waiting:
             log.warning(
                 "invalidation acknowledged by %d of %d gateways; the leases of the others have "
