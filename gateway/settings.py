@@ -36,6 +36,9 @@ class Settings:
     jwt_private_key: Secret
     log_level: str
     log_format: str
+    # One log line per request costs about as much CPU as the rest of a cached,
+    # key-authenticated request; by default only failures and slow requests are logged
+    # (key usage itself is in the activity log).
     access_log: str
     shutdown_grace_seconds: float
     rpc_timeout_seconds: float
@@ -90,9 +93,6 @@ class Settings:
             jwt_private_key=private_key,
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
-            # One log line per request costs about as much CPU as the rest of a cached,
-            # key-authenticated request; by default only failures and slow requests are logged
-            # (key usage itself is in the activity log).
             access_log=env.choice("ACCESS_LOG", "errors", ("all", "errors", "off")),
             shutdown_grace_seconds=env.number(
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
