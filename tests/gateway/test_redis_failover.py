@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import sys
+import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -332,3 +334,14 @@ async def test_under_load_a_killed_primary_loses_no_session_sample_or_rotation(
             assert stale == []
             assert lost == []
             assert rotations.statuses[200] >= 1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_failover_leftovers() -> Iterator[None]:
+    """A primary killed under redis-py's Sentinel clients leaves sockets that are only collected
+    later, and pytest then blames whichever test runs next (seen on test_servers_api). Collect
+    them here, at the end of this module, where they come from."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
