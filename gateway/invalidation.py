@@ -154,9 +154,11 @@ class InvalidationListener:
 
     async def _register(self) -> None:
         sent_at = self._clock.monotonic()
-        await self._registry.register(self._redis, self.instance, self._lease.seconds)
+        continued = await self._registry.register(self._redis, self.instance, self._lease.seconds)
         # Counted on our clock, which may run slower than Redis's.
-        self._lease.registered(sent_at, REGISTRATION_SECONDS / CLOCK_RATE_MARGIN)
+        self._lease.registered(
+            sent_at, REGISTRATION_SECONDS / CLOCK_RATE_MARGIN, continued=continued
+        )
 
     async def _read(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -52,8 +53,9 @@ def held_lease_seconds(wait_seconds: float) -> float:
 
 
 def provable_expiry(lease_seconds: float) -> float:
-    """Seconds after a publisher sends an event by which any lease that a gateway holds without
-    having applied it has run out (measured on the publisher's clock)."""
+    """Seconds after Redis answered the PUBLISH of an event (so after it was delivered) by which
+    any lease that a gateway holds without having applied it has run out (measured on the
+    publisher's clock)."""
     return CLOCK_RATE_MARGIN * lease_seconds + WAIT_MARGIN_SECONDS
 
 
@@ -67,11 +69,13 @@ class Registry:
     def _keys(self) -> list[str]:
         return [self.keyspace.key("gateways", "expiry"), self.keyspace.key("gateways", "lease")]
 
-    async def register(self, client: aioredis.Redis, instance: str, lease_seconds: float) -> None:
-        """Add or refresh `instance` for REGISTRATION_SECONDS of the Redis clock."""
-        await client.eval(
+    async def register(self, client: aioredis.Redis, instance: str, lease_seconds: float) -> bool:
+        """Add or refresh `instance` for REGISTRATION_SECONDS of the Redis clock. True when its
+        entry was still live, i.e. every publisher since the last refresh waited for it."""
+        continued = await client.eval(
             _REGISTER, 2, *self._keys, instance, int(REGISTRATION_SECONDS * 1000), lease_seconds
         )
+        return bool(continued)
 
     async def deregister(self, client: aioredis.Redis, instance: str) -> None:
         async with client.pipeline(transaction=True) as pipe:
@@ -81,21 +85,32 @@ class Registry:
 
     async def registered(self, client: aioredis.Redis) -> dict[str, float]:
         """Every registered instance and its lease length, after dropping expired entries."""
-        flat = await client.eval(_LIST, 2, *self._keys)
-        found: dict[str, float] = {}
-        for instance, lease in zip(flat[::2], flat[1::2], strict=True):
-            name = instance.decode() if isinstance(instance, bytes) else str(instance)
-            try:
-                found[name] = min(float(lease), MAX_LEASE_SECONDS)
-            except (TypeError, ValueError):  # no lease length recorded: assume the longest
-                found[name] = MAX_LEASE_SECONDS
-        return found
+        return _leases(await client.eval(_LIST, 2, *self._keys))
+
+    async def publish(
+        self, client: aioredis.Redis, channel: str, message: bytes
+    ) -> dict[str, float]:
+        """PUBLISH `message`, then read the registry as `registered` does, in one script: one
+        round trip, and the read certainly follows the publication (gateway.lease)."""
+        return _leases(await client.eval(_PUBLISH, 2, *self._keys, channel, message))
+
+
+def _leases(flat: list[object]) -> dict[str, float]:
+    """The instance -> lease length pairs that _LIST returns flattened."""
+    found: dict[str, float] = {}
+    for instance, lease in zip(flat[::2], flat[1::2], strict=True):
+        name = instance.decode() if isinstance(instance, bytes) else str(instance)
+        try:
+            found[name] = min(float(lease), MAX_LEASE_SECONDS)  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # no lease length recorded: assume the longest
+            found[name] = MAX_LEASE_SECONDS
+    return found
 
 
 class Broadcaster:
     """Publishes invalidation events and waits until each provably took effect everywhere: every
     registered gateway acknowledged it, or `provable_expiry` of the longest lease among those
-    that did not has passed since it was sent (the argument: gateway.lease)."""
+    that did not has passed since Redis answered its PUBLISH (the argument: gateway.lease)."""
 
     def __init__(self, client: aioredis.Redis, keyspace: Keyspace, instance: str) -> None:
         self._redis = client
@@ -110,26 +125,37 @@ class Broadcaster:
         event.event_id = uuid.uuid4().hex
         event.instance = self._instance
         event.ack_key = self._keyspace.key("acks", event.event_id)
-        loop = asyncio.get_running_loop()
-        sent_at = loop.time()  # before PUBLISH: every wait is measured from here
-        await self._redis.publish(self._keyspace.channel(KEYS_CHANNEL), event.SerializeToString())
+        waiting = await self._registry.publish(
+            self._redis, self._keyspace.channel(KEYS_CHANNEL), event.SerializeToString()
+        )
+        # Every wait is measured from the answer, which certainly followed the delivery however
+        # long the PUBLISH took to get there (the time before sending it would not: a stalled
+        # publisher or Redis could deliver it later than any margin). time.monotonic, not the
+        # event loop's clock, which uvloop reads once per iteration and to the millisecond.
+        published_at = time.monotonic()
         try:
-            await self._await_acks(event.ack_key, sent_at)
+            await self._await_acks(event.ack_key, published_at, waiting)
         except redis.exceptions.RedisError as exc:
             # Published, but acknowledgements cannot be read: wait out the longest lease.
             log.warning("could not read acknowledgements of %s: %r", event.event_id, exc)
-            waited = loop.time() - sent_at
+            waited = time.monotonic() - published_at
             await asyncio.sleep(max(0.0, provable_expiry(MAX_LEASE_SECONDS) - waited))
+            waiting = {"?": MAX_LEASE_SECONDS}
         finally:
-            with contextlib.suppress(redis.exceptions.RedisError):  # it expires by itself
-                await self._redis.delete(event.ack_key)
+            # Every expected acknowledgement popped leaves the list empty, which Redis deletes;
+            # what else is left (a late or unexpected one) expires by itself.
+            if waiting:
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    await self._redis.delete(event.ack_key)
 
-    async def _await_acks(self, ack_key: str, sent_at: float) -> None:
-        loop = asyncio.get_running_loop()
-        waiting = await self._registry.registered(self._redis)
+    async def _await_acks(
+        self, ack_key: str, published_at: float, waiting: dict[str, float]
+    ) -> None:
+        """Pop acknowledgements from `ack_key` until `waiting` (instance -> lease) is empty or
+        its leases have provably run out; what is left in `waiting` never acknowledged."""
         expected = len(waiting)
         while waiting:
-            remaining = sent_at + provable_expiry(max(waiting.values())) - loop.time()
+            remaining = published_at + provable_expiry(max(waiting.values())) - time.monotonic()
             if remaining <= 0:
                 break
             # Redis times out a blocked client only about every 100 ms (its `hz`): BLPOP blocks
@@ -168,16 +194,17 @@ _REGISTER = (
     _NOW
     + """
 local ttl = tonumber(ARGV[2])
+local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local continued = 0
+if before and tonumber(before) > now then continued = 1 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
-return now
+return continued
 """
 )
-_LIST = (
-    _NOW
-    + """
+_LIST_BODY = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -190,4 +217,6 @@ for _, instance in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return result
 """
-)
+_LIST = _NOW + _LIST_BODY
+# ARGV: channel, message. The registry is read after the PUBLISH, in the same atomic script.
+_PUBLISH = _NOW + "redis.call('PUBLISH', ARGV[1], ARGV[2])\n" + _LIST_BODY

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -18,6 +20,7 @@ from gateway.times import iso, iso_datetime
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
 from scout_kit.identity import Identity
+from scout_kit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +54,18 @@ async def _last_seen(request: web.Request, server_ids: list[str]) -> LastSeen:
         for s in response.servers
         if s.HasField("last_seen_at")
     }
+
+
+def _last_seen_meanwhile(request: web.Request, server_id: str) -> asyncio.Task[LastSeen] | None:
+    """`_last_seen` of `server_id` started in the background, if it is a server id at all (an
+    invalid one is the key service's to refuse, not a warning about ingest)."""
+    try:
+        canonical = str(uuid.UUID(server_id))
+    except ValueError:
+        return None
+    if canonical != server_id:
+        return None
+    return asyncio.create_task(_last_seen(request, [server_id]))
 
 
 def server_json(
@@ -195,12 +210,26 @@ async def rotate_key(request: web.Request) -> web.Response:
             )
         grace = given
     backends = request.app[BACKENDS]
-    response = await backends.keys.RotateKey(
-        keys_pb2.RotateKeyRequest(server_id=request.match_info["server_id"], grace_seconds=grace),
-        metadata=backends.metadata(_identity(request)),
-        timeout=backends.timeout,
-    )
-    last_seen = await _last_seen(request, [response.server.id])
+    server_id = request.match_info["server_id"]
+    # A rotation waits for every gateway; the server's last delivery is asked for meanwhile, and
+    # shown only once the key service proved the server is this account's.
+    seen = _last_seen_meanwhile(request, server_id)
+    try:
+        response = await backends.keys.RotateKey(
+            keys_pb2.RotateKeyRequest(server_id=server_id, grace_seconds=grace),
+            metadata=backends.metadata(_identity(request)),
+            timeout=backends.timeout,
+        )
+    except BaseException:
+        if seen is not None:
+            await cancel_and_wait(seen)
+        raise
+    if seen is not None and response.server.id == server_id:
+        last_seen = await seen
+    else:
+        if seen is not None:
+            await cancel_and_wait(seen)
+        last_seen = await _last_seen(request, [response.server.id])
     return json_response(
         {
             "api_key": response.api_key,

@@ -207,3 +207,22 @@ async def test_a_half_open_subscription_loses_the_lease_then_recovers(env: Envir
             await eventually(lambda: it.cache.generation != generation)
             await eventually(lambda: it.cache.trusted)
             assert len(it.cache) == 0
+
+
+async def test_a_registration_says_whether_its_entry_had_lapsed(env: Environment) -> None:
+    keyspace = Keyspace(f"{env.redis_prefix}:registry-{uuid.uuid4().hex[:8]}")
+    registry = Registry(keyspace)
+    client = create_redis(RedisSettings.from_env(Env({"REDIS_URL": env.redis_url})))
+    try:
+        assert await registry.register(client, "g1", 1.0) is False  # new
+        assert await registry.register(client, "g1", 1.0) is True  # still live
+        # Lapsed (its expiry passed) but not yet dropped by a publisher's read.
+        await client.zadd(keyspace.key("gateways", "expiry"), {"g1": 1})
+        assert await registry.register(client, "g1", 1.0) is False
+        assert await registry.registered(client) == {"g1": 1.0}
+        # A publisher's read drops a lapsed entry, in the same script as its PUBLISH.
+        await client.zadd(keyspace.key("gateways", "expiry"), {"g1": 1})
+        assert await registry.publish(client, keyspace.channel(KEYS_CHANNEL), b"x") == {}
+    finally:
+        await client.delete(keyspace.key("gateways", "expiry"), keyspace.key("gateways", "lease"))
+        await client.aclose()

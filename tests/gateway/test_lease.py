@@ -82,3 +82,28 @@ def test_the_configured_lease_is_the_longest_wait_for_a_silent_gateway() -> None
         held = held_lease_seconds(wait)
         assert 0 < held < wait
         assert provable_expiry(held) == pytest.approx(wait)
+
+
+def test_after_a_lapsed_registration_only_a_later_ping_renews() -> None:
+    # The entry lapsed, so a publisher may have skipped this gateway: a PONG still queued ahead
+    # of its event must not renew the lease from a PING sent before the new entry existed.
+    lease, clock = _lease(1.0)
+    lease.registered(clock.monotonic(), 0.5)
+    old_ping = clock.monotonic()
+    clock.advance(1.0)  # the registration ran out meanwhile
+    lease.registered(clock.monotonic(), 5.0, continued=False)
+    lease.renew(old_ping + 0.9)  # sent before the lapsed entry was renewed
+    assert not lease.held()
+    clock.advance(0.01)
+    lease.renew(clock.monotonic())
+    assert lease.held()
+
+
+def test_a_continued_registration_keeps_earlier_pings_valid() -> None:
+    lease, clock = _lease(1.0)
+    lease.registered(clock.monotonic(), 5.0)
+    ping = clock.monotonic()
+    clock.advance(0.1)
+    lease.registered(clock.monotonic(), 5.0, continued=True)
+    lease.renew(ping)
+    assert lease.held()
