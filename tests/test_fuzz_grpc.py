@@ -7,11 +7,11 @@ holds without the gateway in front."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +26,10 @@ from hypothesis import strategies as st
 from scout.auth.v1 import auth_pb2
 from scout.ingest.v1 import ingest_pb2
 from scout.keys.v1 import keys_pb2
-from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
 from scout_kit.clock import SystemClock
 from scout_kit.grpc_client import call_metadata
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer, service_identity
-from tests.conftest import STRONG_PASSWORD, unique_email
+from tests.live_stack import error_records, new_account, on_background_loop
 from tests.stack import Environment, running_stack
 
 EXAMPLES_PER_METHOD = 40
@@ -52,99 +50,57 @@ class _Live:
     errors: list[logging.LogRecord]
 
 
-class _Errors(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
-        super().__init__(logging.ERROR)
-        self.records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def live(env: Environment) -> Iterator[_Live]:
     """The three services on a background thread's loop, with a real user and server whose
     ids the fuzzing uses as often as made-up ones."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop = asyncio.Event()
-    shared: dict[str, Any] = {}
-    errors: list[logging.LogRecord] = []
-    handler = _Errors(errors)
 
-    async def main() -> None:
-        admin_settings = AdminSettings.from_env(
-            {
-                "DATABASE_URL": env.database_url,
-                "REDIS_URL": env.redis_url,
-                "REDIS_PREFIX": env.redis_prefix,
+    @contextlib.asynccontextmanager
+    async def serve() -> AsyncIterator[_Live]:
+        account = await new_account(env)
+        user, created = account.user, account.created
+        key_id = account.key_id
+        digest = hashlib.sha256(created.api_key.encode()).digest().decode("latin-1")
+        async with running_stack(env, gateways=0) as stack:
+            channels = {
+                "auth": env.service_channel(stack.auth.port),
+                "keys": env.service_channel(stack.keys.port),
+                "ingest": env.service_channel(stack.ingest.port),
             }
-        )
-        try:
-            async with open_admin(admin_settings) as admin:
-                await admin.migrate()
-                email = unique_email()
-                user = await admin.create_user(email, STRONG_PASSWORD, None)
-                created = await admin.create_server(email, "fuzzed")
-                async with admin.pool.acquire() as conn, conn.cursor() as cur:
-                    await cur.execute(
-                        "SELECT id::text FROM keys.api_keys WHERE server_id = %s",
-                        (created.server.id,),
-                    )
-                    (key_id,) = await cur.fetchone()
-            digest = hashlib.sha256(created.api_key.encode()).digest().decode("latin-1")
-            async with running_stack(env, gateways=0) as stack:
-                channels = {
-                    "auth": env.service_channel(stack.auth.port),
-                    "keys": env.service_channel(stack.keys.port),
-                    "ingest": env.service_channel(stack.ingest.port),
-                }
-                identities = [
-                    service_identity("gateway"),
-                    service_identity("ingest"),
-                    Identity(
-                        PrincipalKind.USER,
-                        user.id,
-                        user.account_id,
-                        AuthMethod.SESSION,
-                        session_id="0123456789abcdef0123456789abcdef",
-                    ),
-                    Identity(
-                        PrincipalKind.SERVER,
-                        created.server.id,
-                        user.account_id,
-                        AuthMethod.API_KEY,
-                    ),
-                ]
-                known = {
-                    "user_id": user.id,
-                    "account_id": user.account_id,
-                    "server_id": created.server.id,
-                    "key_id": key_id,
-                    "email": email,
-                    "names": "cpu",
-                    "key_sha256": digest,  # bytes, as latin-1 text
-                }
-                shared["live"] = _Live(loop, channels, identities, known, errors)
-                ready.set()
-                await stop.wait()
+            identities = [
+                service_identity("gateway"),
+                service_identity("ingest"),
+                Identity(
+                    PrincipalKind.USER,
+                    user.id,
+                    user.account_id,
+                    AuthMethod.SESSION,
+                    session_id="0123456789abcdef0123456789abcdef",
+                ),
+                Identity(
+                    PrincipalKind.SERVER,
+                    created.server.id,
+                    user.account_id,
+                    AuthMethod.API_KEY,
+                ),
+            ]
+            known = {
+                "user_id": user.id,
+                "account_id": user.account_id,
+                "server_id": created.server.id,
+                "key_id": key_id,
+                "email": account.email,
+                "names": "cpu",
+                "key_sha256": digest,  # bytes, as latin-1 text
+            }
+            try:
+                yield _Live(asyncio.get_running_loop(), channels, identities, known, errors)
+            finally:
                 for channel in channels.values():
                     await channel.close()
-        finally:
-            ready.set()
 
-    logging.getLogger().addHandler(handler)
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(60)
-    try:
-        assert "live" in shared, "the services did not start"
-        yield shared["live"]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
-        logging.getLogger().removeHandler(handler)
+    with error_records() as errors, on_background_loop(serve) as live:
+        yield live
 
 
 _INTS = {

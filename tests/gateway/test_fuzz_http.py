@@ -5,12 +5,11 @@ problem+json; no answer names a version."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import re
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_from_bytes
@@ -22,11 +21,9 @@ from hypothesis import strategies as st
 
 from gateway.openapi import build_document
 from gateway.runner import SERVER_HEADER
-from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
-from tests.conftest import STRONG_PASSWORD, unique_email
-from tests.gateway.metrics_support import SESSION_COOKIE
+from tests.gateway.metrics_support import SESSION_COOKIE, sign_in
 from tests.gateway.raw_http import RawAnswer, exchange_sync
+from tests.live_stack import error_records, new_account, on_background_loop
 from tests.stack import Environment, client_session, running_stack
 
 EXAMPLES = 600
@@ -45,76 +42,30 @@ class _Live:
     errors: list[logging.LogRecord]
 
 
-class _Errors(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
-        super().__init__(logging.ERROR)
-        self.records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def live(env: Environment) -> Iterator[_Live]:
     """A real stack on a background thread's loop, so that hypothesis drives it synchronously
     with raw sockets; every ERROR record of any logger is collected."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop = asyncio.Event()
-    shared: dict[str, Any] = {}
-    errors: list[logging.LogRecord] = []
-    handler = _Errors(errors)
 
-    async def main() -> None:
-        admin_settings = AdminSettings.from_env(
-            {
-                "DATABASE_URL": env.database_url,
-                "REDIS_URL": env.redis_url,
-                "REDIS_PREFIX": env.redis_prefix,
-            }
-        )
-        try:
-            async with open_admin(admin_settings) as admin:
-                await admin.migrate()
-                email = unique_email()
-                await admin.create_user(email, STRONG_PASSWORD, None)
-                created = await admin.create_server(email, "fuzzed")
-            async with (
-                running_stack(env) as stack,
-                client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
-            ):
-                async with http.post(
-                    f"{stack.gateway.url}/api/v1/auth/login",
-                    json={"email": email, "password": STRONG_PASSWORD},
-                ) as response:
-                    assert response.status == 200
-                    cookie = response.cookies[SESSION_COOKIE].value
-                    csrf = (await response.json())["csrf_token"]
-                shared["live"] = _Live(
-                    int(stack.gateway.url.rsplit(":", 1)[1]),
-                    created.api_key,
-                    created.server.id,
-                    cookie,
-                    csrf,
-                    errors,
-                )
-                ready.set()
-                await stop.wait()
-        finally:
-            ready.set()
+    @contextlib.asynccontextmanager
+    async def serve() -> AsyncIterator[_Live]:
+        account = await new_account(env)
+        async with (
+            running_stack(env) as stack,
+            client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
+        ):
+            headers = await sign_in(http, stack.gateway.url, account.email)
+            yield _Live(
+                int(stack.gateway.url.rsplit(":", 1)[1]),
+                account.created.api_key,
+                account.created.server.id,
+                headers["Cookie"].split("=", 1)[1],
+                headers["X-CSRF-Token"],
+                errors,
+            )
 
-    logging.getLogger().addHandler(handler)
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(60)
-    try:
-        assert "live" in shared, "the stack did not start"
-        yield shared["live"]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
-        logging.getLogger().removeHandler(handler)
+    with error_records() as errors, on_background_loop(serve) as live:
+        yield live
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -3,10 +3,9 @@ property-based run (schemathesis) against a real stack finds no 5xx and no answe
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import re
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +31,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gateway.dashboard import PAGE_ROUTE_PREFIX as DASHBOARD_ROUTES
-from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
-from tests.conftest import STRONG_PASSWORD, unique_email
-from tests.gateway.metrics_support import SESSION_COOKIE, body, stack_clock
+from tests.gateway.metrics_support import SESSION_COOKIE, body, sign_in, stack_clock
+from tests.live_stack import new_account, on_background_loop
 from tests.stack import Environment, client_session, running_stack
 
 EXAMPLES_PER_OPERATION = 20
@@ -86,68 +83,36 @@ class _Running:
 def live_stack(env: Environment) -> Iterator[_Running]:
     """A real stack served from a background thread's event loop, so a synchronous test can
     drive it with schemathesis' requests-based client."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop = asyncio.Event()
-    shared: dict[str, Any] = {}
 
-    async def main() -> None:
-        admin_settings = AdminSettings.from_env(
-            {
-                "DATABASE_URL": env.database_url,
-                "REDIS_URL": env.redis_url,
-                "REDIS_PREFIX": env.redis_prefix,
-            }
-        )
-        try:
-            clock = stack_clock()
-            async with open_admin(admin_settings) as admin:
-                await admin.migrate()
-                email = unique_email()
-                await admin.create_user(email, STRONG_PASSWORD, None)
-                created = await admin.create_server(email, "fuzzed")
-            async with (
-                running_stack(env, clock=clock) as stack,
-                client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
-            ):
-                url = stack.gateway.url
-                async with http.post(
-                    f"{url}/api/v1/metrics",
-                    json=body((clock.now().timestamp(), {"cpu": 1.0})),
-                    headers={"X-API-Key": created.api_key},
-                ) as response:
-                    assert response.status == 202
-                async with http.post(
-                    f"{url}/api/v1/auth/login", json={"email": email, "password": STRONG_PASSWORD}
-                ) as response:
-                    assert response.status == 200
-                    token = response.cookies[SESSION_COOKIE].value
-                    csrf = (await response.json())["csrf_token"]
-                async with http.get(f"{url}/api/v1/openapi.json") as response:
-                    document = await response.json()
-                shared["running"] = _Running(
-                    url,
-                    document,
-                    created.api_key,
-                    created.server.id,
-                    {"X-CSRF-Token": csrf},
-                    {SESSION_COOKIE: token},
-                )
-                ready.set()
-                await stop.wait()
-        finally:
-            ready.set()
+    @contextlib.asynccontextmanager
+    async def serve() -> AsyncIterator[_Running]:
+        clock = stack_clock()
+        account = await new_account(env)
+        async with (
+            running_stack(env, clock=clock) as stack,
+            client_session(env, cookie_jar=aiohttp.DummyCookieJar()) as http,
+        ):
+            url = stack.gateway.url
+            async with http.post(
+                f"{url}/api/v1/metrics",
+                json=body((clock.now().timestamp(), {"cpu": 1.0})),
+                headers={"X-API-Key": account.created.api_key},
+            ) as response:
+                assert response.status == 202
+            headers = await sign_in(http, url, account.email)
+            async with http.get(f"{url}/api/v1/openapi.json") as response:
+                document = await response.json()
+            yield _Running(
+                url,
+                document,
+                account.created.api_key,
+                account.created.server.id,
+                {"X-CSRF-Token": headers["X-CSRF-Token"]},
+                {SESSION_COOKIE: headers["Cookie"].split("=", 1)[1]},
+            )
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(60)
-    try:
-        assert "running" in shared, "the stack did not start"
-        yield shared["running"]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
+    with on_background_loop(serve) as running:
+        yield running
 
 
 # Every check but positive_data_acceptance, which cannot hold for rules a schema cannot state
