@@ -15,6 +15,7 @@ from key_service.events import InvalidationPublisher
 from key_service.models import (
     ActivityEvent,
     ActivityType,
+    Ended,
     KeyRecord,
     KeyRejectionReport,
     KeyStatus,
@@ -175,7 +176,7 @@ class KeyManager:
             address=address,
             now=now,
         )
-        await self._publisher.publish(ended, now)
+        await self._tell_gateways(ended, now)
         log.info("server deleted, keys revoked", extra={"server_id": server_id, "actor": actor})
 
     async def update_server(
@@ -228,12 +229,18 @@ class KeyManager:
             grace_until=grace_until,
         )
         # Publish even with a grace window: gateways must learn the old key's new deadline.
-        await self._publisher.publish(ended, now)
+        await self._tell_gateways(ended, now)
         log.info(
             "key rotated",
             extra={"server_id": server.id, "actor": actor, "grace_seconds": grace_seconds},
         )
         return Rotated(server, api_key, grace_until if grace_seconds else None)
+
+    async def _tell_gateways(self, ended: Ended, now: datetime) -> None:
+        """Publish and wait (InvalidationNotPublished if Redis is out of reach: the keys then
+        stay in the outbox for the relay), then clear them from the outbox."""
+        await self._publisher.publish(ended.keys, now)
+        await self._repo.invalidations_delivered(ended.outbox_ids)
 
     async def validate(self, key_sha256: bytes) -> Validation:
         """A pure read: the gateway reports dead-key attempts in batches (record_usage)."""

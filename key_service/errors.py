@@ -17,7 +17,7 @@ class ServerNotFound(KeyServiceError):
 
 class InvalidationNotPublished(KeyServiceError):
     """The change is committed, but the gateways could not be told (Redis unreachable). The ended
-    keys are published again with the next change."""
+    keys wait in the outbox, and the relay publishes them once Redis is reachable."""
 
     code = grpc.StatusCode.UNAVAILABLE
     public_message = "the change was saved, but the gateways could not be told yet; retry shortly"

@@ -25,15 +25,13 @@ from scout_kit.redis import Keyspace
 log = logging.getLogger(__name__)
 
 _REASONS = {"rotated": events.END_REASON_ROTATED, "revoked": events.END_REASON_REVOKED}
-# Keys whose invalidation could not be published wait here for the next publication. Beyond
-# this many the oldest are dropped (and logged): a gateway's cache TTL still bounds them.
-MAX_UNDELIVERED = 10_000
 
 
 class InvalidationPublisher(Protocol):
     async def publish(self, ended: list[EndedKey], at: datetime) -> None:
         """Return once no gateway accepts `ended` beyond their deadlines; raise
-        InvalidationNotPublished if that cannot be known (the change itself stays)."""
+        InvalidationNotPublished if that cannot be known (the change itself stays, and so do
+        its rows in the outbox)."""
         ...
 
 
@@ -54,19 +52,13 @@ def ended_keys_event(ended: list[EndedKey], at: datetime) -> events.Invalidation
 class RedisInvalidationPublisher:
     def __init__(self, client: aioredis.Redis, keyspace: Keyspace, instance: str) -> None:
         self._broadcaster = Broadcaster(client, keyspace, instance)
-        self._undelivered: list[EndedKey] = []
 
     async def publish(self, ended: list[EndedKey], at: datetime) -> None:
-        ended = [*self._undelivered, *ended]
         if not ended:
             return
         try:
             await self._broadcaster.broadcast(ended_keys_event(ended, at))
         except redis.exceptions.RedisError as exc:
+            # They stay in the outbox, for the relay (key_service.outbox).
             log.warning("could not publish the invalidation of %d keys: %r", len(ended), exc)
-            if len(ended) > MAX_UNDELIVERED:
-                log.warning("dropping %d undelivered invalidations", len(ended) - MAX_UNDELIVERED)
-                ended = ended[-MAX_UNDELIVERED:]
-            self._undelivered = ended
             raise InvalidationNotPublished() from None
-        self._undelivered = []

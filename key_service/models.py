@@ -103,6 +103,15 @@ class EndedKey:
 
 
 @dataclass(frozen=True)
+class Ended:
+    """The keys a change ended, and their rows in the invalidation outbox (deleted once every
+    gateway was told)."""
+
+    keys: list[EndedKey]
+    outbox_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class KeyUsageReport:
     key_id: str
     last_used_at: datetime

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiopg
+import psycopg2
 
 from key_service.errors import ServerNotFound
 from key_service.models import (
     ActivityEvent,
     ActivityType,
+    Ended,
     EndedKey,
     KeyRecord,
     KeyRejectionReport,
@@ -23,6 +29,8 @@ from key_service.models import (
 from scout_kit.cursor import Cursor
 from scout_kit.db import ReadPools, cursor, transaction
 from scout_kit.timestamps import format_time
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "keys"
 
@@ -65,7 +73,7 @@ class KeyRepository(Protocol):
 
     async def delete_server(
         self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
-    ) -> list[EndedKey]: ...
+    ) -> Ended: ...
 
     async def update_server(
         self, change: ServerChange, *, actor: str, address: str, now: datetime
@@ -82,7 +90,13 @@ class KeyRepository(Protocol):
         address: str,
         now: datetime,
         grace_until: datetime,
-    ) -> tuple[ServerRecord, list[EndedKey]]: ...
+    ) -> tuple[ServerRecord, Ended]: ...
+
+    async def invalidations_delivered(self, outbox_ids: tuple[int, ...]) -> None: ...
+
+    def undelivered_invalidations(
+        self, older_than_seconds: float, limit: int
+    ) -> AbstractAsyncContextManager[list[EndedKey]]: ...
 
     async def find_key(self, key_sha256: bytes) -> KeyRecord | None: ...
 
@@ -181,7 +195,7 @@ class PostgresKeyRepository:
 
     async def delete_server(
         self, *, account_id: str, server_id: str, actor: str, address: str, now: datetime
-    ) -> list[EndedKey]:
+    ) -> Ended:
         async with transaction(self._pool) as cur:
             await _lock_server(cur, account_id, server_id)
             await cur.execute(
@@ -194,8 +208,13 @@ class PostgresKeyRepository:
                 " RETURNING id::text, key_sha256, hint",
                 (now, server_id, now),
             )
-            ended = await cur.fetchall()
-            for key_id, _, hint in ended:
+            revoked = await cur.fetchall()
+            ended = [
+                EndedKey(key_id, bytes(digest), server_id, "revoked", now)
+                for key_id, digest, _ in revoked
+            ]
+            outbox_ids = await _queue_invalidations(cur, ended)
+            for key_id, _, hint in revoked:
                 await _insert_activity(
                     cur,
                     server_id,
@@ -208,10 +227,7 @@ class PostgresKeyRepository:
                     hint,
                     {"reason": "server.deleted"},
                 )
-        return [
-            EndedKey(key_id, bytes(digest), server_id, "revoked", now)
-            for key_id, digest, _ in ended
-        ]
+        return Ended(ended, outbox_ids)
 
     async def update_server(
         self, change: ServerChange, *, actor: str, address: str, now: datetime
@@ -271,7 +287,7 @@ class PostgresKeyRepository:
         address: str,
         now: datetime,
         grace_until: datetime,
-    ) -> tuple[ServerRecord, list[EndedKey]]:
+    ) -> tuple[ServerRecord, Ended]:
         new_key_id = str(uuid.uuid4())
         async with transaction(self._pool) as cur:
             await _lock_server(cur, account_id, server_id)
@@ -294,6 +310,7 @@ class PostgresKeyRepository:
             )
             old_id, old_digest, old_hint = await cur.fetchone()
             ended.append(EndedKey(old_id, bytes(old_digest), server_id, "rotated", grace_until))
+            outbox_ids = await _queue_invalidations(cur, ended)
             await cur.execute(
                 "INSERT INTO keys.api_keys (id, server_id, account_id, key_sha256, hint,"
                 " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -319,7 +336,42 @@ class PostgresKeyRepository:
                 (server_id,),
             )
             server = _server(await cur.fetchone())
-        return server, ended
+        return server, Ended(ended, outbox_ids)
+
+    async def invalidations_delivered(self, outbox_ids: tuple[int, ...]) -> None:
+        """Every gateway was told: the rows go. If they cannot, the relay publishes them once more,
+        which no gateway minds (an invalidation only drops entries)."""
+        if not outbox_ids:
+            return
+        try:
+            async with cursor(self._pool) as cur:
+                await cur.execute(
+                    "DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)", (list(outbox_ids),)
+                )
+        except psycopg2.Error as exc:
+            log.warning("could not clear %d delivered invalidations: %r", len(outbox_ids), exc)
+
+    @contextlib.asynccontextmanager
+    async def undelivered_invalidations(
+        self, older_than_seconds: float, limit: int
+    ) -> AsyncIterator[list[EndedKey]]:
+        """Up to `limit` ended keys queued more than `older_than_seconds` ago, locked against every
+        other relay (SKIP LOCKED) and deleted when the block ends without an error."""
+        async with transaction(self._pool) as cur:
+            await cur.execute(
+                "SELECT id, key_id::text, key_sha256, server_id::text, reason, valid_until"
+                " FROM keys.invalidation_outbox"
+                " WHERE queued_at < clock_timestamp() - make_interval(secs => %s)"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (older_than_seconds, limit),
+            )
+            rows = await cur.fetchall()
+            yield [EndedKey(k, bytes(d), s, r, v) for _, k, d, s, r, v in rows]
+            if rows:
+                await cur.execute(
+                    "DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)",
+                    ([row[0] for row in rows],),
+                )
 
     async def find_key(self, key_sha256: bytes) -> KeyRecord | None:
         async with cursor(self._pool) as cur:
@@ -434,6 +486,25 @@ class PostgresKeyRepository:
             )
             for row in rows
         ]
+
+
+async def _queue_invalidations(cur: Cursor, ended: list[EndedKey]) -> tuple[int, ...]:
+    """Write `ended` to the outbox, in the transaction of the change that ended them."""
+    if not ended:
+        return ()
+    await cur.execute(
+        "INSERT INTO keys.invalidation_outbox (key_id, key_sha256, server_id, reason, valid_until)"
+        " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::uuid[], %s::text[], %s::timestamptz[])"
+        " RETURNING id",
+        (
+            [key.key_id for key in ended],
+            [key.key_sha256 for key in ended],
+            [key.server_id for key in ended],
+            [key.reason for key in ended],
+            [key.valid_until for key in ended],
+        ),
+    )
+    return tuple(cast(int, row[0]) for row in await cur.fetchall())
 
 
 async def _lock_server(cur: Cursor, account_id: str, server_id: str) -> None:

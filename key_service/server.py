@@ -7,6 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from key_service.domain import KeyManager
 from key_service.events import RedisInvalidationPublisher
+from key_service.outbox import InvalidationRelay
 from key_service.repository import SCHEMA, PostgresKeyRepository
 from key_service.servicer import KeyServicer
 from key_service.settings import Settings
@@ -15,6 +16,7 @@ from scout_kit.clock import Clock
 from scout_kit.grpc_server import GrpcService
 from scout_kit.redis import Keyspace
 from scout_kit.service import Built, Opened, create_service
+from scout_kit.tasks import start_background
 
 SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 
@@ -35,6 +37,8 @@ async def create_server(
         )
         repository = PostgresKeyRepository(opened.pool, opened.reads)
         servicer = KeyServicer(KeyManager(repository, publisher, opened.clock))
+        relay = InvalidationRelay(repository, publisher, opened.clock)
+        start_background(opened.resources, "invalidation-relay", relay.run())
 
         def register(server: grpc.aio.Server) -> list[str]:
             keys_pb2_grpc.add_KeyServiceServicer_to_server(servicer, server)

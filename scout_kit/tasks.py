@@ -10,7 +10,9 @@ and never swallows a cancellation of its own caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -31,3 +33,11 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.warning("background task %s had failed: %r", task.get_name(), error)
+
+
+def start_background(
+    resources: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work` as a task that is stopped for certain when `resources` closes."""
+    task = asyncio.create_task(work, name=name)
+    resources.push_async_callback(cancel_and_wait, task)

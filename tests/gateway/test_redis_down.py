@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from key_service.errors import InvalidationNotPublished
+from key_service.outbox import RELAY_AFTER_SECONDS
 from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
 from tests.gateway.keys_support import new_server, rotate, whoami_status
@@ -120,6 +121,10 @@ async def test_rotation_holds_while_redis_is_down_and_caching_resumes(
         for gateway in stack.gateways:
             await asyncio.wait_for(gateway.listener.subscribed.wait(), 15)
             await eventually(leased(gateway))
+        # The key service's relay publishes what the failed rotation left in the outbox.
+        async with asyncio.timeout(RELAY_AFTER_SECONDS + 10):
+            while await _outbox_rows(local_admin, server.server_id):  # noqa: ASYNC110 - a table
+                await asyncio.sleep(0.2)
         new_key = await rotate(local_admin, server)  # the retry the 503 asked for
         for gateway in stack.gateways:
             assert await whoami_status(http, gateway.url, server.api_key) == 401
@@ -130,3 +135,12 @@ async def test_rotation_holds_while_redis_is_down_and_caching_resumes(
         for gateway in stack.gateways:
             assert await whoami_status(http, gateway.url, new_key) == 401
             assert await whoami_status(http, gateway.url, newest) == 200
+
+
+async def _outbox_rows(admin: Admin, server_id: str) -> int:
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT count(*) FROM keys.invalidation_outbox WHERE server_id = %s", (server_id,)
+        )
+        (count,) = await cur.fetchone()
+        return int(count)

@@ -1,0 +1,68 @@
+"""The relay of the invalidation outbox: what a change could not publish, any replica does.
+
+A change that ends keys queues them in `keys.invalidation_outbox` in its own transaction and clears
+them once its invalidation was published and waited for (key_service.domain). Rows still there a
+while later belong to a publication that failed (Redis out of this service's reach while the
+gateways still had it) or never happened (the replica died after its commit). Every replica runs
+this relay; `FOR UPDATE SKIP LOCKED` gives each row to one of them at a time, and the rows go only
+once the publication returned, i.e. once every gateway acknowledged it or its lease ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg2
+
+from key_service.errors import InvalidationNotPublished
+from key_service.events import InvalidationPublisher
+from key_service.repository import KeyRepository
+from scout_kit.clock import Clock
+
+log = logging.getLogger(__name__)
+
+RELAY_EVERY_SECONDS = 1.0
+# A row younger than this may still be its own change's to publish (a publication waits at most
+# provable_expiry(MAX_LEASE_SECONDS), 1.6 s): publishing it twice would be harmless, only wasted.
+RELAY_AFTER_SECONDS = 5.0
+RELAY_BATCH = 500
+
+
+class InvalidationRelay:
+    def __init__(
+        self,
+        repository: KeyRepository,
+        publisher: InvalidationPublisher,
+        clock: Clock,
+        *,
+        after_seconds: float = RELAY_AFTER_SECONDS,
+    ) -> None:
+        self._repo = repository
+        self._publisher = publisher
+        self._clock = clock
+        self._after_seconds = after_seconds
+        self.relayed = 0
+
+    async def relay_once(self) -> int:
+        """Publish one batch of what is left in the outbox; how many keys it held. Raises
+        InvalidationNotPublished (the rows stay) or psycopg2.Error."""
+        async with self._repo.undelivered_invalidations(self._after_seconds, RELAY_BATCH) as ended:
+            if ended:
+                await self._publisher.publish(ended, self._clock.now())
+        if ended:
+            self.relayed += len(ended)
+            log.warning("relayed the invalidation of %d keys that were not published", len(ended))
+        return len(ended)
+
+    async def run(self) -> None:
+        """Until cancelled: relay every RELAY_EVERY_SECONDS, all batches that are due."""
+        while True:
+            try:
+                while await self.relay_once() == RELAY_BATCH:
+                    pass
+            except InvalidationNotPublished:
+                pass  # logged by the publisher; the rows wait for the next round
+            except (psycopg2.Error, OSError) as exc:
+                log.warning("could not read the invalidation outbox: %r", exc)
+            await asyncio.sleep(RELAY_EVERY_SECONDS)

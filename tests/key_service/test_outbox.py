@@ -1,0 +1,164 @@
+"""The invalidation outbox against real PostgreSQL and Redis: what a change could not publish is
+kept with the change and published by any replica's relay, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from key_service.domain import KeyManager
+from key_service.errors import InvalidationNotPublished
+from key_service.events import RedisInvalidationPublisher
+from key_service.outbox import InvalidationRelay
+from key_service.repository import PostgresKeyRepository
+from scout.events.v1 import invalidation_pb2 as events
+from scout_admin.commands import Admin, admin_actor
+from scout_kit.clock import SystemClock
+from scout_kit.invalidation import KEYS_CHANNEL, Registry
+from scout_kit.redis import RedisSettings, create_redis
+from scout_kit.settings import Env
+from tests.gateway.keys_support import ServerKey, new_server
+
+
+def _unreachable_redis() -> aioredis.Redis:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return create_redis(RedisSettings.from_env(Env({"REDIS_URL": f"redis://127.0.0.1:{port}/0"})))
+
+
+@contextlib.asynccontextmanager
+async def cut_off(admin: Admin) -> AsyncIterator[tuple[KeyManager, RedisInvalidationPublisher]]:
+    """A key service replica that reaches PostgreSQL but not Redis, and its publisher."""
+    client = _unreachable_redis()
+    try:
+        publisher = RedisInvalidationPublisher(client, admin.keyspace, "cut-off")
+        yield KeyManager(PostgresKeyRepository(admin.pool), publisher, SystemClock()), publisher
+    finally:
+        await client.aclose()
+
+
+def relay(admin: Admin, after_seconds: float = 0.0) -> InvalidationRelay:
+    """Another replica's relay, which reaches both."""
+    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "relay")
+    return InvalidationRelay(
+        PostgresKeyRepository(admin.pool), publisher, SystemClock(), after_seconds=after_seconds
+    )
+
+
+async def queued(admin: Admin, server: ServerKey) -> list[tuple[str, str]]:
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT reason, key_sha256 FROM keys.invalidation_outbox WHERE server_id = %s"
+            " ORDER BY id",
+            (server.server_id,),
+        )
+        return [(reason, bytes(digest).hex()) for reason, digest in await cur.fetchall()]
+
+
+@contextlib.asynccontextmanager
+async def published(admin: Admin) -> AsyncIterator[list[events.Invalidation]]:
+    """Every invalidation published on the admin's key space while inside."""
+    received: list[events.Invalidation] = []
+    pubsub = admin.redis.pubsub()
+    await pubsub.subscribe(admin.keyspace.channel(KEYS_CHANNEL))
+
+    async def read() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                received.append(events.Invalidation.FromString(message["data"]))
+
+    reader = asyncio.create_task(read())
+    try:
+        yield received
+        await asyncio.sleep(0.1)  # what was published before the block ended arrives
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await pubsub.aclose()
+
+
+def digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def of(received: list[events.Invalidation], api_key: str) -> list[events.EndedKey]:
+    """The ended keys published for `api_key`, as often as they were published."""
+    return [k for e in received for k in e.keys.keys if k.key_sha256.hex() == digest(api_key)]
+
+
+async def test_a_rotation_that_could_not_be_published_is_relayed_by_another_replica(
+    admin: Admin,
+) -> None:
+    server = await new_server(admin)
+    async with cut_off(admin) as (replica, _):
+        with pytest.raises(InvalidationNotPublished):
+            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+    # Committed with the rotation: the old key waits in the outbox, in no process's memory.
+    assert await queued(admin, server) == [("rotated", digest(server.api_key))]
+
+    async with published(admin) as received:
+        assert await relay(admin).relay_once() >= 1  # the run's other tests may have left some
+        await relay(admin).relay_once()
+    [ended] = of(received, server.api_key)
+    assert ended.reason == events.END_REASON_ROTATED
+    [event] = [e for e in received if ended in e.keys.keys]
+    assert ended.valid_until.ToDatetime() <= event.published_at.ToDatetime()  # refused outright
+    assert await queued(admin, server) == []
+
+
+async def test_a_change_that_was_published_leaves_nothing_behind(admin: Admin) -> None:
+    server = await new_server(admin)
+    async with published(admin) as received:
+        await admin.keys.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+        await admin.keys.delete_server(server.account_id, server.server_id, actor=admin_actor())
+    assert [k.reason for k in of(received, server.api_key)] == [events.END_REASON_ROTATED]
+    assert len(received) == 2  # the rotation's and the deletion's
+    assert await queued(admin, server) == []
+
+
+async def test_a_fresh_row_is_left_to_the_change_that_wrote_it(admin: Admin) -> None:
+    server = await new_server(admin)
+    async with cut_off(admin) as (replica, _):
+        with pytest.raises(InvalidationNotPublished):
+            await replica.delete_server(server.account_id, server.server_id, actor=admin_actor())
+    assert await relay(admin, after_seconds=60).relay_once() == 0
+    assert await queued(admin, server) == [("revoked", digest(server.api_key))]
+
+
+async def test_a_relay_that_cannot_publish_keeps_the_rows(admin: Admin) -> None:
+    server = await new_server(admin)
+    async with cut_off(admin) as (replica, its_publisher):
+        with pytest.raises(InvalidationNotPublished):
+            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+        stuck = InvalidationRelay(
+            PostgresKeyRepository(admin.pool), its_publisher, SystemClock(), after_seconds=0
+        )
+        with pytest.raises(InvalidationNotPublished):
+            await stuck.relay_once()
+    assert await queued(admin, server) == [("rotated", digest(server.api_key))]
+
+
+async def test_two_relays_at_once_publish_a_row_once(admin: Admin) -> None:
+    server = await new_server(admin)
+    async with cut_off(admin) as (replica, _):
+        with pytest.raises(InvalidationNotPublished):
+            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+    # A registered gateway that never acknowledges keeps the first relay waiting (its lease,
+    # 0.25 s) while it holds the row; the second skips it instead of publishing it again.
+    await Registry(admin.keyspace).register(admin.redis, "silent-gateway", 0.25)
+    try:
+        async with published(admin) as received:
+            counts = await asyncio.gather(relay(admin).relay_once(), relay(admin).relay_once())
+    finally:
+        await Registry(admin.keyspace).deregister(admin.redis, "silent-gateway")
+    assert 0 in counts and sum(counts) >= 1  # one took the rows, the other found them taken
+    assert len(of(received, server.api_key)) == 1
+    assert await queued(admin, server) == []
