@@ -67,6 +67,9 @@ METRIC_NAMES = [
 VALIDATE_KEY_METHOD = "/scout.keys.v1.KeyService/ValidateKey"
 ROTATION_POLL_LIMIT = 1.0  # seconds a replica may keep accepting the old key before we give up
 STOPPED_ROTATIONS = 5
+# Posts in flight for row 5s: enough that no process waits for a commit (row 5 at 16 is bounded by
+# commit latency: 16 posts in flight / ~7 ms per commit).
+SATURATED_POST_CONNECTIONS = 64
 BATCH_REQUESTS = "scout_gateway_ingest_batch_requests"
 SESSION_VS_KEY_GOAL = 0.9
 
@@ -515,6 +518,16 @@ class Bench:
         return int(found[BATCH_REQUESTS + "_count"]), int(found[BATCH_REQUESTS + "_sum"])
 
     async def agent_posts(self) -> None:
+        """Row 5 at the run's connections; row 5s with enough in flight to keep every process
+        busy. Each post waits for its commit, so at few connections the rate is bounded by
+        commit latency, not by CPU: 5s is the pipeline's capacity, the goal's measure."""
+        await self._agent_posts_at(
+            "5", "POST /api/v1/metrics, 1 sample x 20 metrics, 202", self.options.connections
+        )
+        saturated = max(SATURATED_POST_CONNECTIONS, self.options.connections)
+        await self._agent_posts_at("5s", f"  the same at {saturated} connections", saturated)
+
+    async def _agent_posts_at(self, key: str, label: str, connections: int) -> None:
         assert self.seed is not None
         gateway = self.gateways[0]
         spec = RequestSpec(
@@ -527,28 +540,32 @@ class Bench:
         postgres = PostgresBackends(await backend_pids(self.admin.pool))
         watch = [*self._watch(gateway, self.keys, self.ingest), postgres]
         calls_before = await self._batch_calls()
-        result = await self._load(gateway, spec, watch=watch)  # type: ignore[arg-type]
-        calls_after = await self._batch_calls()
-        row = self._row(
-            "5", "POST /api/v1/metrics, 1 sample x 20 metrics, 202", result, Goal("ratio", 0.35)
+        committed_before = await self._committed_rows()
+        result = await self._load(
+            gateway,
+            spec,
+            watch=watch,  # type: ignore[arg-type]
+            connections=connections,
         )
+        calls_after = await self._batch_calls()
+        row = self._row(key, label, result, Goal("ratio", 0.35))
         if calls_before is not None and calls_after is not None:
             calls, posts = (
                 after - before for after, before in zip(calls_after, calls_before, strict=True)
             )
             if calls:
                 row.notes.append(
-                    f"{posts / calls:.1f} posts per WriteBatch call on average "
-                    f"({calls:,} calls, warm-up included)"
+                    f"{connections} connections: {posts / calls:.1f} posts per WriteBatch call "
+                    f"on average ({calls:,} calls, warm-up included)"
                 )
         ours = sum(
             v for k, v in result.cpu_ms_per_request().items() if k not in ("client", "machine")
         )
+        committed = await self._committed_rows() - committed_before
         row.notes.append(
-            f"{await self._committed_rows():,} samples committed in PostgreSQL by the end of "
-            f"the run (warm-up included); at a 5 s interval that is {result.rps * 5:,.0f} servers "
-            f"at this rate, or {5000 / ours:,.0f} servers per core of gateway+keys+ingest+"
-            "PostgreSQL CPU"
+            f"{committed:,} samples committed in PostgreSQL in this run (warm-up included); at a "
+            f"5 s interval that is {result.rps * 5:,.0f} servers at this rate, or "
+            f"{5000 / ours:,.0f} servers per core of gateway+keys+ingest+PostgreSQL CPU"
             if ours
             else "no CPU figures"
         )
