@@ -14,6 +14,7 @@ import asyncio
 import logging
 
 import psycopg2
+from prometheus_client import CollectorRegistry, Counter
 
 from key_service.errors import InvalidationNotPublished
 from key_service.events import InvalidationPublisher
@@ -37,12 +38,18 @@ class InvalidationRelay:
         clock: Clock,
         *,
         after_seconds: float = RELAY_AFTER_SECONDS,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
         self._after_seconds = after_seconds
-        self.relayed = 0
+        self._relayed = Counter(
+            "scout_key_invalidations_relayed",
+            "Ended keys whose invalidation the outbox relay published, because the change that "
+            "ended them could not",
+            registry=registry,
+        )
 
     async def relay_once(self) -> int:
         """Publish one batch of what is left in the outbox; how many keys it held. Raises
@@ -51,7 +58,7 @@ class InvalidationRelay:
             if ended:
                 await self._publisher.publish(ended, self._clock.now())
         if ended:
-            self.relayed += len(ended)
+            self._relayed.inc(len(ended))
             log.warning("relayed the invalidation of %d keys that were not published", len(ended))
         return len(ended)
 

@@ -37,7 +37,7 @@ async def create_server(
         )
         repository = PostgresKeyRepository(opened.pool, opened.reads)
         servicer = KeyServicer(KeyManager(repository, publisher, opened.clock))
-        relay = InvalidationRelay(repository, publisher, opened.clock)
+        relay = InvalidationRelay(repository, publisher, opened.clock, registry=opened.registry)
         start_background(opened.resources, "invalidation-relay", relay.run())
 
         def register(server: grpc.aio.Server) -> list[str]:

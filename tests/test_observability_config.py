@@ -206,6 +206,7 @@ EXPECTED = {
         "scout_ingest_commit_seconds": "histogram",
         "scout_ingest_refused_values": "counter",
     },
+    "keys": {"scout_key_invalidations_relayed": "counter"},
     "redis": {"scout_redis_up": "gauge", "scout_redis_round_trip_seconds": "histogram"},
 }
 
@@ -247,6 +248,7 @@ async def test_every_component_exposes_the_metrics_alerts_and_dashboard_use(
     for name, families in services.items():
         expected = EXPECTED["service"] | (EXPECTED["ingest"] if name == "ingest" else {})
         expected |= EXPECTED["redis"] if name in ("auth", "keys") else {}
+        expected |= EXPECTED["keys"] if name == "keys" else {}
         assert expected.items() <= families.items(), name
     exposed = sample_names(gateway).union(*(sample_names(f) for f in services.values()))
     for rule in rules():

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from key_service.domain import KeyManager
 from key_service.errors import InvalidationNotPublished
@@ -44,11 +45,17 @@ async def cut_off(admin: Admin) -> AsyncIterator[tuple[KeyManager, RedisInvalida
         await client.aclose()
 
 
-def relay(admin: Admin, after_seconds: float = 0.0) -> InvalidationRelay:
+def relay(
+    admin: Admin, after_seconds: float = 0.0, registry: CollectorRegistry | None = None
+) -> InvalidationRelay:
     """Another replica's relay, which reaches both."""
     publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "relay")
     return InvalidationRelay(
-        PostgresKeyRepository(admin.pool), publisher, SystemClock(), after_seconds=after_seconds
+        PostgresKeyRepository(admin.pool),
+        publisher,
+        SystemClock(),
+        after_seconds=after_seconds,
+        registry=registry,
     )
 
 
@@ -104,9 +111,12 @@ async def test_a_rotation_that_could_not_be_published_is_relayed_by_another_repl
     # Committed with the rotation: the old key waits in the outbox, in no process's memory.
     assert await queued(admin, server) == [("rotated", digest(server.api_key))]
 
+    registry = CollectorRegistry()
     async with published(admin) as received:
-        assert await relay(admin).relay_once() >= 1  # the run's other tests may have left some
+        relayed = await relay(admin, registry=registry).relay_once()
+        assert relayed >= 1  # the run's other tests may have left some
         await relay(admin).relay_once()
+    assert registry.get_sample_value("scout_key_invalidations_relayed_total") == relayed
     [ended] = of(received, server.api_key)
     assert ended.reason == events.END_REASON_ROTATED
     [event] = [e for e in received if ended in e.keys.keys]
