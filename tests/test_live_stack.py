@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import AsyncIterator
 
@@ -30,11 +31,15 @@ def test_the_value_is_served_from_another_thread_and_left_at_the_end() -> None:
 
 
 def test_a_stack_that_cannot_start_fails_the_test_with_its_cause() -> None:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
     @contextlib.asynccontextmanager
     async def serve() -> AsyncIterator[None]:
-        raise OSError("port taken")
-        yield  # pragma: no cover
+        await asyncio.open_connection("127.0.0.1", port)  # refused
+        yield
 
-    expected = r"did not start: OSError\('port taken'\)"
+    expected = r"did not start: ConnectionRefusedError"
     with pytest.raises(RuntimeError, match=expected), on_background_loop(serve):
         pytest.fail("entered a stack that did not start")
