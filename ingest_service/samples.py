@@ -72,11 +72,13 @@ class Window:
 
     oldest: int
     newest: int
+    late: timedelta
     retention: timedelta
 
 
-def accepted_window(now: datetime, retention: timedelta) -> Window:
-    return Window(micros(now - retention), micros(now + MAX_FUTURE), retention)
+def accepted_window(now: datetime, late: timedelta, retention: timedelta) -> Window:
+    """From the late-sample window back (never wider than the retention) to MAX_FUTURE ahead."""
+    return Window(micros(now - min(late, retention)), micros(now + MAX_FUTURE), late, retention)
 
 
 def write_from_columns(columns: ingest_pb2.SampleColumns, window: Window) -> Write:
@@ -122,8 +124,9 @@ def _check_samples(stamps: list[int], sizes: list[int], names: list[str], window
             )
         if stamp < oldest:
             raise InvalidWrite(
-                f"/samples/{index}: ts is older than the retention period "
-                f"({window.retention.days} days)"
+                f"/samples/{index}: ts is older than the late-sample window "
+                f"({window.late // timedelta(hours=1)} hours of the "
+                f"{window.retention.days}-day retention period)"
             )
         if size > 1 and len(set(names[start : start + size])) != size:
             raise InvalidWrite(f"/samples/{index}: a metric name appears twice")

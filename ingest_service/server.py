@@ -102,7 +102,11 @@ async def create_server(
         # it accepted while the pool is still open.
         opened.resources.push_async_callback(committer.close)
         servicer = IngestServicer(
-            repository, committer, opened.clock, timedelta(days=settings.retention_days)
+            repository,
+            committer,
+            opened.clock,
+            timedelta(days=settings.retention_days),
+            timedelta(hours=settings.late_sample_hours),
         )
 
         def register(server: grpc.aio.Server) -> list[str]:

@@ -48,17 +48,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         committer: GroupCommitter,
         clock: Clock,
         retention: timedelta,
+        late: timedelta,
     ) -> None:
         self._repo = repository
         self._committer = committer
         self._clock = clock
         self._retention = retention
+        self._late = late
 
     async def WriteBatch(
         self, request: ingest_pb2.WriteBatchRequest, context: Context
     ) -> ingest_pb2.WriteBatchResponse:
         await require_service(context, "gateway")
-        window = accepted_window(self._clock.now(), self._retention)
+        window = accepted_window(self._clock.now(), self._late, self._retention)
         results: list[ingest_pb2.EntryResult] = []
         writes: list[Write] = []
         for entry in request.entries:
