@@ -10,7 +10,9 @@ here too).
 A partition is dropped only when all of it is older than its table's retention and no bucket in
 it still waits to be rolled up into the next tier (so a tier is never recomputed from data that
 is gone). Raw partitions keep a margin past the retention, so a sample accepted at the edge of
-the window always finds its partition.
+the window always finds its partition. Raw partitions are made ahead only back to the
+late-sample window: older raw days are packed into `samples_packed` (ingest_service.compaction),
+whose partitions cover the whole retention.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class PartitionedTable:
     # The rollup tier whose pending marks must be gone before a partition is dropped.
     feeds_tier: int | None
     margin: timedelta = timedelta(0)
+    # How far back partitions are kept ready for writes (None: the whole retention). Raw
+    # samples take writes only within the late-sample window; older days are packed.
+    writable: timedelta | None = None
+
+    def oldest_writable(self, now: datetime) -> datetime:
+        return now - (self.retention if self.writable is None else self.writable)
 
 
 def partition_start(moment: datetime, width: timedelta) -> datetime:
@@ -135,11 +143,11 @@ class Partitions:
             log.info("partitions of %s ready from %s to %s", table.name, lo.date(), hi.date())
         return created
 
-    async def ensure_window(self, now: datetime, oldest: datetime) -> None:
-        """Every table covers the accepted window [oldest, now + AHEAD]."""
+    async def ensure_window(self, now: datetime) -> None:
+        """Every table covers its writable window [oldest writable, now + AHEAD]."""
         await self.existing()
-        for name in self.tables:
-            await self.ensure(name, oldest, now + AHEAD)
+        for name, table in self.tables.items():
+            await self.ensure(name, table.oldest_writable(now), now + AHEAD)
 
     async def drop_expired(self, now: datetime) -> list[str]:
         """Drop every partition wholly past its table's retention whose data is rolled up."""

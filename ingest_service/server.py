@@ -40,11 +40,12 @@ def _background(
 def build_maintenance(
     settings: Settings, repository: SampleRepository, clock: Clock
 ) -> Maintenance:
-    retention = timedelta(days=settings.retention_days)
+    late = timedelta(hours=settings.late_sample_hours)
     tables = partitioned_tables(
-        retention,
+        timedelta(days=settings.retention_days),
         timedelta(days=settings.rollup_1m_retention_days),
         timedelta(days=settings.rollup_1h_retention_days),
+        late,
     )
     partitions = Partitions(
         repository.pool,
@@ -56,9 +57,8 @@ def build_maintenance(
         partitions,
         RollupJob(partitions, repository.schema),
         SampleCopier(repository, partitions),
-        Compaction(partitions, settings.compaction_statement_timeout_seconds),
+        Compaction(partitions, settings.compaction_statement_timeout_seconds, late),
         clock,
-        retention,
     )
 
 

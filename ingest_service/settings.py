@@ -9,8 +9,8 @@ from scout_kit.db import ReplicaSettings
 from scout_kit.sample_rules import (
     DEFAULT_LATE_SAMPLE_HOURS,
     DEFAULT_RAW_RETENTION_DAYS,
-    MIN_LATE_SAMPLE_HOURS,
     MAX_RETENTION_DAYS,
+    MIN_LATE_SAMPLE_HOURS,
     MIN_RETENTION_DAYS,
 )
 from scout_kit.settings import CommonSettings, Env, Secret
@@ -56,9 +56,7 @@ class Settings:
         pool_size = env.integer("DB_POOL_SIZE", 10, minimum=2, maximum=200)
         raw_days = env.integer(
             "RETENTION_DAYS",
-            DEFAULT_LATE_SAMPLE_HOURS,
-    DEFAULT_RAW_RETENTION_DAYS,
-    MIN_LATE_SAMPLE_HOURS,
+            DEFAULT_RAW_RETENTION_DAYS,
             minimum=MIN_RETENTION_DAYS,
             maximum=MAX_RETENTION_DAYS,
         )
