@@ -30,7 +30,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest_service.partitions import Partitions, partition_name
+from ingest_service.partitions import PACKED_MARK, Partitions, partition_name
 from scout_kit.db import bounded_session, bounded_transaction
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,9 @@ class Compaction:
                 return False
             await cur.execute(_PACK.replace("{s}", s).replace("{partition}", partition))
             await cur.execute(f"DROP TABLE {s}.{partition}")
+            # The day is packed: no partition pass makes its raw partition again.
+            packed = partition_name(self._partitions.tables[PACKED], start)
+            await cur.execute(f"COMMENT ON TABLE {s}.{packed} IS '{PACKED_MARK}'")
         return True
 
     def closed(self, existing: dict[str, set[datetime]], now: datetime) -> list[str]:

@@ -41,7 +41,13 @@ def partitioned_tables(
     day = timedelta(days=1)
     return (
         PartitionedTable(
-            "samples_raw", day, raw, feeds_tier=1, margin=RAW_MARGIN, writable=min(late, raw)
+            "samples_raw",
+            day,
+            raw,
+            feeds_tier=1,
+            margin=RAW_MARGIN,
+            writable=min(late, raw),
+            packed_into="samples_packed",
         ),
         PartitionedTable("samples_packed", day, raw, feeds_tier=1, margin=RAW_MARGIN),
         PartitionedTable("rollup_1m", timedelta(days=7), minute, feeds_tier=2),

@@ -76,9 +76,15 @@ class Window:
     retention: timedelta
 
 
-def accepted_window(now: datetime, late: timedelta, retention: timedelta) -> Window:
-    """From the late-sample window back (never wider than the retention) to MAX_FUTURE ahead."""
-    return Window(micros(now - min(late, retention)), micros(now + MAX_FUTURE), late, retention)
+def accepted_window(
+    now: datetime, late: timedelta, retention: timedelta, packed_through: datetime | None = None
+) -> Window:
+    """From the late-sample window back (never wider than the retention, and never into a day
+    already packed: the window may have been widened since) to MAX_FUTURE ahead."""
+    oldest = now - min(late, retention)
+    if packed_through is not None:
+        oldest = max(oldest, packed_through)
+    return Window(micros(oldest), micros(now + MAX_FUTURE), late, retention)
 
 
 def write_from_columns(columns: ingest_pb2.SampleColumns, window: Window) -> Write:

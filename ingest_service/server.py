@@ -107,6 +107,7 @@ async def create_server(
             opened.clock,
             timedelta(days=settings.retention_days),
             timedelta(hours=settings.late_sample_hours),
+            lambda: maintenance.partitions.packed_through("samples_raw"),
         )
 
         def register(server: grpc.aio.Server) -> list[str]:

@@ -14,7 +14,8 @@ import pytest
 
 from ingest_service import compaction as compaction_module
 from ingest_service.compaction import Compaction
-from ingest_service.samples import micros
+from ingest_service.samples import accepted_window, micros
+from ingest_service.server import build_maintenance
 from ingest_service.settings import Settings
 from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_admin.commands import Admin
@@ -181,9 +182,18 @@ async def test_packing_waits_for_rollups_and_the_copier_and_runs_once_across_rep
             admin, f"SELECT sum(cardinality(ts)) FROM {storage.schema}.samples_packed"
         )
         assert rows == [(len(samples),)]
-        # The raw day is not made again by the partition pass.
+        # The raw day is not made again by the partition pass, nor by a replica whose window
+        # was widened since (it refuses samples of packed days).
         await maintenance.partitions_once()
         assert DAY not in await partitions_of(admin, storage.schema, "samples_raw")
+        wide = Settings.from_env(env.service_env(LATE_SAMPLE_HOURS="168"))
+        widened = build_maintenance(wide, storage.repository, storage.clock)
+        await widened.prepare()
+        await widened.cover(T0, T0)
+        assert DAY not in await partitions_of(admin, storage.schema, "samples_raw")
+        assert widened.partitions.packed_through("samples_raw") == day_end
+        window = accepted_window(now, timedelta(hours=168), timedelta(days=7), day_end)
+        assert window.oldest == micros(day_end)
 
 
 async def test_retention_drops_packed_days(admin: Admin, env: Environment) -> None:
