@@ -23,8 +23,8 @@ from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
     MAX_FUTURE,
     MAX_FUTURE_MINUTES,
-    MAX_METRICS_PER_SAMPLE,
     MAX_LATE_SAMPLE_HOURS,
+    MAX_METRICS_PER_SAMPLE,
     MAX_SAMPLES,
     METRIC_NAME,
     METRIC_NAME_LIST,

@@ -82,9 +82,7 @@ class Compaction:
         horizon = now - raw.retention - raw.margin
         closed = now - self._late - CLOSED_AFTER
         return sorted(
-            start
-            for start in existing.get(RAW, set())
-            if horizon < start + raw.width <= closed
+            start for start in existing.get(RAW, set()) if horizon < start + raw.width <= closed
         )
 
     async def pack_once(self, now: datetime) -> list[str]:

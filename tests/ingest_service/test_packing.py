@@ -131,9 +131,7 @@ async def test_a_failed_pack_leaves_the_day_raw_and_the_next_pass_packs_it(
         with pytest.raises(Exception, match="division by zero"):
             await storage.maintenance.compaction.pack_once(now)
         assert DAY in await partitions_of(admin, storage.schema, "samples_raw")
-        assert await query(admin, f"SELECT count(*) FROM {storage.schema}.samples_packed") == [
-            (0,)
-        ]
+        assert await query(admin, f"SELECT count(*) FROM {storage.schema}.samples_packed") == [(0,)]
         assert await stored(admin, server, storage.schema) == stored_before
         monkeypatch.undo()
         assert DAY in await storage.maintenance.compaction.pack_once(now)
@@ -169,9 +167,7 @@ async def test_packing_waits_for_rollups_and_the_copier_and_runs_once_across_rep
             admin, f"UPDATE {storage.schema}.samples_migration SET done = false RETURNING 1"
         )
         assert await compaction.pack_once(now) == []
-        await query(
-            admin, f"UPDATE {storage.schema}.samples_migration SET done = true RETURNING 1"
-        )
+        await query(admin, f"UPDATE {storage.schema}.samples_migration SET done = true RETURNING 1")
         stored_before = await stored(admin, server, storage.schema)
         other = Compaction(maintenance.partitions, 60.0, timedelta(hours=48))
         results = await asyncio.gather(compaction.pack_once(now), other.pack_once(now))
