@@ -534,7 +534,11 @@ class SampleRepository:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
                 # A chart is a few thousand small rows: parallel workers cost more than they save.
+                # The lock on samples_raw comes before the snapshot: a day being packed is then
+                # either still raw or already packed in it (dropping a partition locks its
+                # parent), never gone from both.
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                f" LOCK TABLE ONLY {self.schema}.samples_raw IN ACCESS SHARE MODE;"
                 " SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL work_mem = '32MB'; "
                 + self._pending_sql,
                 {"server": server_id, "start": start, "end": end},
