@@ -9,9 +9,11 @@ import asyncio
 import random
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from gateway import samples as gateway_samples
 from ingest_service import compaction as compaction_module
 from ingest_service.compaction import Compaction
 from ingest_service.samples import accepted_window, micros
@@ -21,6 +23,7 @@ from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_admin.commands import Admin
 from scout_kit.grpc_client import call_metadata
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer
+from scout_kit.sample_rules import DEFAULT_LATE_SAMPLE_HOURS, MAX_LATE_SAMPLE_HOURS
 from scout_kit.settings import SettingsError
 from tests.gateway.metrics_support import body, new_server, post, stack_clock, stored
 from tests.ingest_service.support import (
@@ -34,6 +37,7 @@ from tests.ingest_service.support import (
 from tests.ingest_service.test_storage import _account, _assert_matches, _buckets, _expected
 from tests.stack import Environment, client_session, running_stack
 
+OPENAPI = Path(__file__).parents[2] / "gateway" / "openapi.yaml"
 Samples = list[tuple[datetime, dict[str, float]]]
 DAY = f"samples_raw_p{T0:%Y%m%d}"
 # Past the late-sample window (48 hours by default) plus the hour's margin after T0's day.
@@ -208,13 +212,17 @@ async def test_retention_drops_packed_days(admin: Admin, env: Environment) -> No
         assert await stored(admin, server, storage.schema) == []
 
 
-def test_the_late_sample_window_is_validated(env: Environment) -> None:
-    assert Settings.from_env(env.service_env()).late_sample_hours == 48
+def test_the_late_sample_window_is_validated_and_documented(env: Environment) -> None:
+    assert Settings.from_env(env.service_env()).late_sample_hours == DEFAULT_LATE_SAMPLE_HOURS
     assert Settings.from_env(env.service_env(RETENTION_DAYS="1")).late_sample_hours == 24
     assert Settings.from_env(env.service_env(LATE_SAMPLE_HOURS="1")).late_sample_hours == 1
     for bad in ("0", "169", "two"):
         with pytest.raises(SettingsError, match="LATE_SAMPLE_HOURS"):
             Settings.from_env(env.service_env(LATE_SAMPLE_HOURS=bad))
+    # The gateway checks the widest window any setting allows; the document states the default.
+    assert timedelta(hours=MAX_LATE_SAMPLE_HOURS) == gateway_samples.MAX_RETENTION
+    document = " ".join(OPENAPI.read_text().split())
+    assert f"late-sample window ({DEFAULT_LATE_SAMPLE_HOURS} hours by default)" in document
 
 
 async def test_a_sample_older_than_the_late_window_is_refused_at_both_edges(
