@@ -43,22 +43,30 @@ RAW = "samples_raw"
 PACKED = "samples_packed"
 _LOCK_TIMEOUT = "5s"
 
+# Servers per packing statement: a day of many servers is packed in several bounded statements
+# (of one transaction), each a range of the raw partition's key.
+PACK_SERVERS_PER_STATEMENT = 500
+
 # Per group, the samples' values as a 2-D array [sample][metric] (every sample of a set has its
 # length), transposed to [metric][sample]; in key order, so the index is built packed too.
+# Answers the samples packed.
 _PACK = """
+WITH ins AS (
 INSERT INTO {s}.samples_packed (server_id, hour, set_id, ts, vals)
 SELECT g.server_id, g.hour, g.set_id, g.ts, t.vals
 FROM (
   SELECT server_id, date_bin('1 hour', ts, 'epoch'::timestamptz) AS hour, set_id,
          array_agg(ts ORDER BY ts) AS ts, array_agg(vals ORDER BY ts) AS m
-  FROM {s}.{partition} GROUP BY 1, 2, 3
+  FROM {s}.{partition} WHERE server_id = ANY(%(servers)s::uuid[]) GROUP BY 1, 2, 3
 ) g CROSS JOIN LATERAL (
   SELECT array_agg(c ORDER BY j) AS vals FROM (
     SELECT j, array_agg(g.m[k][j] ORDER BY k) AS c
     FROM generate_subscripts(g.m, 2) AS j CROSS JOIN generate_subscripts(g.m, 1) AS k
     GROUP BY j) x
 ) t
-ORDER BY 1, 2, 3"""
+ORDER BY 1, 2, 3
+RETURNING cardinality(ts) AS n)
+SELECT coalesce(sum(n), 0)::int8 FROM ins"""
 
 _INDEXES = """
 SELECT c.relname, i.indisvalid, obj_description(i.indexrelid, 'pg_class') IS NOT DISTINCT FROM %s
@@ -134,7 +142,23 @@ class Compaction:
             (waiting,) = await cur.fetchone()
             if waiting:
                 return False
-            await cur.execute(_PACK.replace("{s}", s).replace("{partition}", partition))
+            # Every server with samples has its metric sets (written before its samples).
+            await cur.execute(f"SELECT DISTINCT server_id::text FROM {s}.metric_sets ORDER BY 1")
+            servers = [row[0] for row in await cur.fetchall()]
+            pack = _PACK.replace("{s}", s).replace("{partition}", partition)
+            packed_samples = 0
+            for first in range(0, len(servers), PACK_SERVERS_PER_STATEMENT):
+                batch = servers[first : first + PACK_SERVERS_PER_STATEMENT]
+                await cur.execute(pack, {"servers": batch})
+                (count,) = await cur.fetchone()
+                packed_samples += int(count)
+            await cur.execute(f"SELECT count(*) FROM {s}.{partition}")
+            (raw_samples,) = await cur.fetchone()
+            if packed_samples != raw_samples:
+                # Never drop a sample: the transaction rolls back, the day stays raw.
+                raise RuntimeError(
+                    f"packing {partition} moved {packed_samples} of {raw_samples} samples"
+                )
             await cur.execute(f"DROP TABLE {s}.{partition}")
             # The day is packed: no partition pass makes its raw partition again.
             packed = partition_name(self._partitions.tables[PACKED], start)

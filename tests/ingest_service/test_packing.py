@@ -83,7 +83,11 @@ async def _answers(storage: Storage, server: str, samples: Samples) -> dict[obje
     return got
 
 
-async def test_packing_a_day_keeps_every_answer(admin: Admin, env: Environment) -> None:
+async def test_packing_a_day_keeps_every_answer(
+    admin: Admin, env: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One statement per server: the day is packed in several statements of one transaction.
+    monkeypatch.setattr(compaction_module, "PACK_SERVERS_PER_STATEMENT", 1)
     rng = random.Random(7)
     async with scratch_storage(admin, env) as storage:
         servers = [str(uuid.uuid4()) for _ in range(2)]
@@ -133,6 +137,15 @@ async def test_a_failed_pack_leaves_the_day_raw_and_the_next_pass_packs_it(
         # The packed rows are inserted, then the transaction fails before the drop.
         monkeypatch.setattr(compaction_module, "_PACK", compaction_module._PACK + "; SELECT 1/0")
         with pytest.raises(Exception, match="division by zero"):
+            await storage.maintenance.compaction.pack_once(now)
+        # A pack that would leave samples behind (here: a server without metric sets) fails.
+        monkeypatch.undo()
+        monkeypatch.setattr(
+            compaction_module,
+            "_PACK",
+            compaction_module._PACK.replace("%(servers)s::uuid[]", "'{}'::uuid[]"),
+        )
+        with pytest.raises(RuntimeError, match="moved 0 of 500 samples"):
             await storage.maintenance.compaction.pack_once(now)
         assert DAY in await partitions_of(admin, storage.schema, "samples_raw")
         assert await query(admin, f"SELECT count(*) FROM {storage.schema}.samples_packed") == [(0,)]
