@@ -574,8 +574,10 @@ class Bench:
         assert self.seed is not None
         async with self.admin.pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                "SELECT count(*) FROM ingest.samples_raw WHERE server_id = %s",
-                (self.seed.server_id,),
+                "SELECT (SELECT count(*) FROM ingest.samples_raw WHERE server_id = %s)"
+                " + (SELECT coalesce(sum(cardinality(ts)), 0) FROM ingest.samples_packed"
+                " WHERE server_id = %s)",
+                (self.seed.server_id, self.seed.server_id),
             )
             (count,) = await cur.fetchone()
             return int(count)

@@ -2,9 +2,9 @@
 value, a 30-day chart), ingest cost as the number of servers grows, and PostgreSQL's own CPU.
 
 The month is generated with generate_series into the ingest schema's own tables (raw rows and one
-metric set per server), its minutes are marked as writes mark them, and the real rollup job
-builds both tiers, so its size is that of the real layout without the hours a real write path
-would take.
+metric set per server), its minutes are marked as writes mark them, the real rollup job builds
+both tiers, and the real compaction packs the days older than the late-sample window, so its
+size is that of the real layout without the hours a real write path would take.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ingest_service.maintenance import partitioned_tables
 from ingest_service.partitions import Partitions
 from ingest_service.repository import SCHEMA
 from ingest_service.rollup import RollupJob
+from scout_kit.sample_rules import DEFAULT_LATE_SAMPLE_HOURS
 
 CLOCK_TICKS = 100
 
@@ -113,8 +114,9 @@ async def generate_month(
     values written). `first_server` (an existing server of `account_id`, so the API may read it)
     is the first of them. Each day is one statement per table."""
     start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    late = timedelta(hours=DEFAULT_LATE_SAMPLE_HOURS)
     tables = partitioned_tables(
-        timedelta(days=days + 2), timedelta(days=days + 2), timedelta(days=days + 2)
+        timedelta(days=days + 2), timedelta(days=days + 2), timedelta(days=days + 2), late
     )
     # The generator's month-sized rollup statements are not the service's bounded passes.
     partitions = Partitions(pool, SCHEMA, tables, statement_timeout=3600.0)
@@ -173,8 +175,9 @@ async def generate_month(
             await cur.execute(f"VACUUM {SCHEMA}.rollup_pending")
             day = upto
         await cur.execute("DROP TABLE bench_servers")
-    # The service compacts the indexes of closed partitions in the background; so does this.
-    await Compaction(partitions, 3600.0).run_once(end)
+    # The service packs closed raw days (older than the late-sample window) and compacts the
+    # indexes of closed partitions in the background; so does this.
+    await Compaction(partitions, 3600.0, late).run_once(end)
     per_server = int((end - start).total_seconds()) // interval_seconds
     return ids, per_server * servers * len(names)
 
@@ -183,6 +186,7 @@ async def footprint(pool: aiopg.Pool, raw_values: int) -> Footprint:
     """Bytes of the whole ingest schema after VACUUM, by part."""
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.samples_raw")
+        await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.samples_packed")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1m")
         await cur.execute(f"VACUUM (ANALYZE) {SCHEMA}.rollup_1h")
         # The marks' table too: in service autovacuum keeps it to the marks still due.

@@ -61,7 +61,9 @@ async def storage_footprint(bench: Any) -> None:
             ],
         )
     )
-    raw_part = sum(v for k, v in sizes.parts.items() if k.startswith("samples_raw"))
+    raw_part = sum(
+        v for k, v in sizes.parts.items() if k.startswith(("samples_raw", "samples_packed"))
+    )
     days = options.storage_days
     kept = sizes.total - raw_part + raw_part * min(7, days) / days
     row.notes.append(

@@ -167,8 +167,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "invalid-metrics": ProblemType(
         422, "Invalid metric samples",
         "A sample breaks a limit: too many samples or metrics, a bad name, a value that is not "
-        "a finite number, or a time too far ahead or older than the retention. Nothing of the "
-        "request was stored; `pointer` names the place.",
+        "a finite number, or a time too far ahead or older than the late-sample window. Nothing "
+        "of the request was stored; `pointer` names the place.",
         "Fix the samples as the detail says and send them again.",
     ),
     "invalid-query": ProblemType(

@@ -23,17 +23,17 @@ from scout.ingest.v1 import ingest_pb2
 from scout_kit.sample_rules import (
     MAX_FUTURE,
     MAX_FUTURE_MINUTES,
+    MAX_LATE_SAMPLE_HOURS,
     MAX_METRICS_PER_SAMPLE,
-    MAX_RETENTION_DAYS,
     MAX_SAMPLES,
     METRIC_NAME,
     METRIC_NAME_LIST,
     METRIC_NAME_PATTERN,
 )
 
-# The longest retention the ingest service can be configured with; it checks its own, shorter
-# one itself (the answer is the same 422).
-MAX_RETENTION = timedelta(days=MAX_RETENTION_DAYS)
+# The widest late-sample window the ingest service can be configured with; it checks its own,
+# narrower one itself (the answer is the same 422).
+MAX_RETENTION = timedelta(hours=MAX_LATE_SAMPLE_HOURS)
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,7 +151,7 @@ def parse_samples(body: dict[str, object], now: datetime) -> ingest_pb2.SampleCo
                 f"{where}/ts",
             )
         if ts < oldest:
-            raise invalid(f"{where}/ts is older than the retention period.", f"{where}/ts")
+            raise invalid(f"{where}/ts is older than the late-sample window.", f"{where}/ts")
         metrics = sample.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             raise invalid(f"{where}/metrics must be a non-empty object.", f"{where}/metrics")

@@ -12,6 +12,7 @@ DISTRIBUTED_TABLES = (
     "servers_seen",
     "metric_sets",
     "samples_raw",
+    "samples_packed",
     "rollup_1m",
     "rollup_1h",
     "rollup_pending",

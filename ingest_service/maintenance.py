@@ -34,11 +34,22 @@ COPIER_PAUSE_SECONDS = 0.05
 
 
 def partitioned_tables(
-    raw: timedelta, minute: timedelta, hour: timedelta
+    raw: timedelta, minute: timedelta, hour: timedelta, late: timedelta
 ) -> tuple[PartitionedTable, ...]:
-    """Each table's partition width, retention, and the tier it feeds."""
+    """Each table's partition width, retention, the tier it feeds, and how far back it takes
+    writes (raw samples: the late-sample window)."""
+    day = timedelta(days=1)
     return (
-        PartitionedTable("samples_raw", timedelta(days=1), raw, feeds_tier=1, margin=RAW_MARGIN),
+        PartitionedTable(
+            "samples_raw",
+            day,
+            raw,
+            feeds_tier=1,
+            margin=RAW_MARGIN,
+            writable=min(late, raw),
+            packed_into="samples_packed",
+        ),
+        PartitionedTable("samples_packed", day, raw, feeds_tier=1, margin=RAW_MARGIN),
         PartitionedTable("rollup_1m", timedelta(days=7), minute, feeds_tier=2),
         PartitionedTable("rollup_1h", timedelta(days=28), hour, feeds_tier=None),
     )
@@ -52,31 +63,28 @@ class Maintenance:
         copier: SampleCopier,
         compaction: Compaction,
         clock: Clock,
-        raw_retention: timedelta,
     ) -> None:
         self.partitions = partitions
         self.rollup = rollup
         self.copier = copier
         self.compaction = compaction
         self._clock = clock
-        self._raw_retention = raw_retention
 
     async def prepare(self) -> None:
         """Before serving: partitions for every sample the service may accept."""
-        now = self._clock.now()
-        await self.partitions.ensure_window(now, now - self._raw_retention)
+        await self.partitions.ensure_window(self._clock.now())
 
     async def cover(self, lo: datetime, hi: datetime) -> None:
         """Partitions for samples from lo to hi (a write found one missing: the clock moved
-        on faster than the partition pass), within the window the service accepts."""
+        on faster than the partition pass), within the window each table takes writes in (so
+        never a raw partition for a day that may be packed)."""
         now = self._clock.now()
-        oldest = now - self._raw_retention
-        for table in self.partitions.tables:
-            await self.partitions.ensure(table, max(lo, oldest), hi)
+        for name, table in self.partitions.tables.items():
+            await self.partitions.ensure(name, max(lo, table.oldest_writable(now)), hi)
 
     async def partitions_once(self) -> list[str]:
         now = self._clock.now()
-        await self.partitions.ensure_window(now, now - self._raw_retention)
+        await self.partitions.ensure_window(now)
         return await self.partitions.drop_expired(now)
 
     async def _every(
@@ -105,6 +113,7 @@ class Maintenance:
         await self._every("rollup", interval, lambda: self.rollup.run_once(self._clock.now()))
 
     async def run_compaction(self, interval: float) -> None:
+        """Packing closed raw days, then rebuilding closed partitions' indexes."""
         await self._every(
             "compaction",
             interval,

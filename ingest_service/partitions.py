@@ -10,7 +10,9 @@ here too).
 A partition is dropped only when all of it is older than its table's retention and no bucket in
 it still waits to be rolled up into the next tier (so a tier is never recomputed from data that
 is gone). Raw partitions keep a margin past the retention, so a sample accepted at the edge of
-the window always finds its partition.
+the window always finds its partition. Raw partitions are made ahead only back to the
+late-sample window: older raw days are packed into `samples_packed` (ingest_service.compaction),
+whose partitions cover the whole retention.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=2)
 RAW_MARGIN = timedelta(hours=1)
 _LOCK_TIMEOUT = "5s"
+# The comment on a packed partition whose day was packed (ingest_service.compaction).
+PACKED_MARK = "scout: packed"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class PartitionedTable:
     # The rollup tier whose pending marks must be gone before a partition is dropped.
     feeds_tier: int | None
     margin: timedelta = timedelta(0)
+    # How far back partitions are kept ready for writes (None: the whole retention). Raw
+    # samples take writes only within the late-sample window; older days are packed.
+    writable: timedelta | None = None
+    # The table closed days are packed into: a day packed there never gets a partition here
+    # again (a write for it would be stored beside its packed samples).
+    packed_into: str | None = None
+
+    def oldest_writable(self, now: datetime) -> datetime:
+        return now - (self.retention if self.writable is None else self.writable)
 
 
 def partition_start(moment: datetime, width: timedelta) -> datetime:
@@ -77,6 +90,9 @@ class Partitions:
         self.statement_timeout = statement_timeout
         self.tables = {table.name: table for table in tables}
         self._known: set[str] = set()
+        # Starts of the days packed (their packed partition bears PACKED_MARK), per table
+        # packed from.
+        self._packed: dict[str, set[datetime]] = {}
         self._lock_id = zlib.crc32(f"scout-partitions:{schema}".encode())
         self._name = re.compile(r"^(?P<table>.+)_p(?P<day>\d{8})$")
 
@@ -93,26 +109,44 @@ class Partitions:
         found: dict[str, set[datetime]] = {name: set() for name in self.tables}
         async with bounded_transaction(self._pool, self.statement_timeout) as cur:
             await cur.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                "SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT DISTINCT FROM %s"
+                " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " JOIN pg_class p ON p.oid = i.inhparent"
                 " JOIN pg_namespace n ON n.oid = p.relnamespace"
                 " WHERE n.nspname = %s",
-                (self._schema,),
+                (PACKED_MARK, self._schema),
             )
-            for (relname,) in await cur.fetchall():
+            marked: dict[str, set[datetime]] = {}
+            for relname, packed in await cur.fetchall():
                 match = self._name.match(relname)
                 if match and match["table"] in found:
                     day = datetime.strptime(match["day"], "%Y%m%d").replace(tzinfo=UTC)
                     found[match["table"]].add(day)
+                    if packed:
+                        marked.setdefault(match["table"], set()).add(day)
         self._known = {
             partition_name(self.tables[t], s) for t, starts in found.items() for s in starts
         }
+        self._packed = {
+            name: marked.get(table.packed_into, set())
+            for name, table in self.tables.items()
+            if table.packed_into is not None
+        }
         return found
+
+    def packed_through(self, table_name: str) -> datetime | None:
+        """The end of the newest packed day of the table (as last read from the catalog): no
+        write may be older."""
+        days = self._packed.get(table_name)
+        if not days:
+            return None
+        return max(days) + self.tables[table_name].width
 
     async def ensure(self, table_name: str, lo: datetime, hi: datetime) -> int:
         """Make sure partitions cover [lo, hi]; returns how many were created here."""
         table = self.tables[table_name]
-        wanted = list(partition_starts(table, lo, hi))
+        packed = self._packed.get(table_name, set())
+        wanted = [s for s in partition_starts(table, lo, hi) if s not in packed]
         if all(partition_name(table, s) in self._known for s in wanted):
             return 0
         created = 0
@@ -135,11 +169,11 @@ class Partitions:
             log.info("partitions of %s ready from %s to %s", table.name, lo.date(), hi.date())
         return created
 
-    async def ensure_window(self, now: datetime, oldest: datetime) -> None:
-        """Every table covers the accepted window [oldest, now + AHEAD]."""
+    async def ensure_window(self, now: datetime) -> None:
+        """Every table covers its writable window [oldest writable, now + AHEAD]."""
         await self.existing()
-        for name in self.tables:
-            await self.ensure(name, oldest, now + AHEAD)
+        for name, table in self.tables.items():
+            await self.ensure(name, table.oldest_writable(now), now + AHEAD)
 
     async def drop_expired(self, now: datetime) -> list[str]:
         """Drop every partition wholly past its table's retention whose data is rolled up."""

@@ -1,7 +1,9 @@
 """PostgreSQL access for samples (schema `ingest`): the write of a group commit, and the reads.
 
 A sample is one row (server, ts, set_id, vals): `set_id` names the server's metric set (the
-ordered names, `metric_sets`) and `vals` holds the values in that order. Writes are one statement
+ordered names, `metric_sets`) and `vals` holds the values in that order. Closed days are packed
+(ingest_service.compaction) into `samples_packed`, one row per server, hour and set; every read
+of raw samples reads both. Writes are one statement
 (one implicit transaction): insert the rows, merge a resend that adds metrics, mark the touched
 minutes for the rollup job, keep `servers_seen`. Reads combine the coarsest rollup tier that
 serves the step with finer data wherever the tier is not final (see query_plan).
@@ -20,7 +22,7 @@ from typing import Any
 
 import aiopg
 
-from ingest_service.query_plan import Plan
+from ingest_service.query_plan import HOUR, Plan
 from ingest_service.samples import Write
 from scout_kit.cursor import Cursor
 from scout_kit.db import ReadPools, cursor
@@ -136,14 +138,27 @@ WITH pos AS MATERIALIZED (
 # sorted 100 MB on disk that way). The constant bounds (the first interval's start, the last's
 # end) let the planner prune partitions when it plans: the LATERAL bounds prune only as it runs,
 # and planning every partition of the three tables cost more than reading a chart's rows.
+# Raw samples are in samples_raw or, for closed days, packed by hour in samples_packed (never
+# both): a packed row is read for each interval it overlaps, each wanted metric's values sliced
+# out once (one decompression per row and metric) and unnested with the hour's times.
 _RAW_PART = """
-  SELECT n, b, min(v), max(v), sum(v), count(*) FROM (
+  SELECT n, b, min(v), max(v), sum(v), count(*) FROM ((
     SELECT p.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, r.vals[p.i] AS v
     FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
     CROSS JOIN LATERAL (SELECT ts, set_id, vals FROM {s}.samples_raw
       WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi
         AND ts >= %(raw_first)s AND ts < %(raw_last)s OFFSET 0) r
-    JOIN pos p ON p.set_id = r.set_id OFFSET 0) x
+    JOIN pos p ON p.set_id = r.set_id OFFSET 0
+  ) UNION ALL (
+    SELECT p.n, date_bin(%(step)s, u.ts, 'epoch'::timestamptz), u.v
+    FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
+    CROSS JOIN LATERAL (SELECT set_id, ts, vals FROM {s}.samples_packed
+      WHERE server_id = %(server)s AND hour > iv.lo - interval '1 hour' AND hour < iv.hi
+        AND hour >= %(raw_hour_first)s AND hour < %(raw_last)s OFFSET 0) k
+    JOIN pos p ON p.set_id = k.set_id
+    CROSS JOIN LATERAL unnest(k.ts, k.vals[p.i:p.i][:]) AS u(ts, v)
+    WHERE u.ts >= iv.lo AND u.ts < iv.hi OFFSET 0
+  )) x
   GROUP BY 1, 2"""
 _TIER_PART = """
   SELECT n, b, min(mn), max(mx), sum(sm), sum(c) FROM (
@@ -188,7 +203,8 @@ _NAMES = (
     " WHERE m.server_id = %(server)s AND " + _OWNED + " ORDER BY 1"
 )
 # The newest value of each name among the newest rows, then for sets not among them their own
-# newest row (rare: a set the agent no longer sends).
+# newest sample, raw or packed (rare: a set the agent no longer sends, or a server silent since
+# before the late-sample window).
 _LATEST_RECENT = """
 SELECT DISTINCT ON (u.n) u.n, u.v, r.ts, r.set_id
 FROM (SELECT ts, set_id, vals FROM {s}.samples_raw WHERE server_id = %(server)s
@@ -198,8 +214,13 @@ CROSS JOIN LATERAL unnest(m.names, r.vals) AS u(n, v)
 ORDER BY u.n, r.ts DESC"""
 _LATEST_OF_SETS = """
 SELECT u.n, u.v, l.ts FROM unnest(%(sets)s::int8[]) AS k(set_id)
-CROSS JOIN LATERAL (SELECT ts, vals FROM {s}.samples_raw
-  WHERE server_id = %(server)s AND set_id = k.set_id ORDER BY ts DESC LIMIT 1) l
+CROSS JOIN LATERAL (SELECT ts, vals FROM ((SELECT ts, vals FROM {s}.samples_raw
+  WHERE server_id = %(server)s AND set_id = k.set_id ORDER BY ts DESC LIMIT 1)
+  UNION ALL
+  (SELECT q.ts[cardinality(q.ts)], ARRAY(SELECT q.vals[j][cardinality(q.ts)]
+     FROM generate_subscripts(q.vals, 1) AS j ORDER BY j)
+   FROM {s}.samples_packed q WHERE q.server_id = %(server)s AND q.set_id = k.set_id
+   ORDER BY q.hour DESC LIMIT 1)) b ORDER BY ts DESC LIMIT 1) l
 JOIN {s}.metric_sets m ON m.server_id = %(server)s AND m.set_id = k.set_id
 CROSS JOIN LATERAL unnest(m.names, l.vals) AS u(n, v)"""
 
@@ -513,7 +534,11 @@ class SampleRepository:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
                 # A chart is a few thousand small rows: parallel workers cost more than they save.
+                # The lock on samples_raw comes before the snapshot: a day being packed is then
+                # either still raw or already packed in it (dropping a partition locks its
+                # parent), never gone from both.
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                f" LOCK TABLE ONLY {self.schema}.samples_raw IN ACCESS SHARE MODE;"
                 " SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL work_mem = '32MB'; "
                 + self._pending_sql,
                 {"server": server_id, "start": start, "end": end},
@@ -536,6 +561,9 @@ class SampleRepository:
                     params[f"{part}_hi"] = [_at(hi) for _, hi in intervals]
                     params[f"{part}_first"] = _at(min(lo for lo, _ in intervals))
                     params[f"{part}_last"] = _at(max(hi for _, hi in intervals))
+                if plan.raw:
+                    # The hour of the first raw time: the first packed row that may hold it.
+                    params["raw_hour_first"] = _at(min(lo for lo, _ in plan.raw) // HOUR * HOUR)
                 await cur.execute(self._buckets_sql[tuple(parts)], params)
                 rows = [SeriesBuckets(*row) for row in await cur.fetchall()]
             finally:

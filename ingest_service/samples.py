@@ -72,11 +72,19 @@ class Window:
 
     oldest: int
     newest: int
+    late: timedelta
     retention: timedelta
 
 
-def accepted_window(now: datetime, retention: timedelta) -> Window:
-    return Window(micros(now - retention), micros(now + MAX_FUTURE), retention)
+def accepted_window(
+    now: datetime, late: timedelta, retention: timedelta, packed_through: datetime | None = None
+) -> Window:
+    """From the late-sample window back (never wider than the retention, and never into a day
+    already packed: the window may have been widened since) to MAX_FUTURE ahead."""
+    oldest = now - min(late, retention)
+    if packed_through is not None:
+        oldest = max(oldest, packed_through)
+    return Window(micros(oldest), micros(now + MAX_FUTURE), late, retention)
 
 
 def write_from_columns(columns: ingest_pb2.SampleColumns, window: Window) -> Write:
@@ -122,8 +130,9 @@ def _check_samples(stamps: list[int], sizes: list[int], names: list[str], window
             )
         if stamp < oldest:
             raise InvalidWrite(
-                f"/samples/{index}: ts is older than the retention period "
-                f"({window.retention.days} days)"
+                f"/samples/{index}: ts is older than the late-sample window "
+                f"({window.late // timedelta(hours=1)} hours of the "
+                f"{window.retention.days}-day retention period)"
             )
         if size > 1 and len(set(names[start : start + size])) != size:
             raise InvalidWrite(f"/samples/{index}: a metric name appears twice")

@@ -40,11 +40,12 @@ def _background(
 def build_maintenance(
     settings: Settings, repository: SampleRepository, clock: Clock
 ) -> Maintenance:
-    retention = timedelta(days=settings.retention_days)
+    late = timedelta(hours=settings.late_sample_hours)
     tables = partitioned_tables(
-        retention,
+        timedelta(days=settings.retention_days),
         timedelta(days=settings.rollup_1m_retention_days),
         timedelta(days=settings.rollup_1h_retention_days),
+        late,
     )
     partitions = Partitions(
         repository.pool,
@@ -56,9 +57,8 @@ def build_maintenance(
         partitions,
         RollupJob(partitions, repository.schema),
         SampleCopier(repository, partitions),
-        Compaction(partitions, settings.compaction_statement_timeout_seconds),
+        Compaction(partitions, settings.compaction_statement_timeout_seconds, late),
         clock,
-        retention,
     )
 
 
@@ -102,7 +102,12 @@ async def create_server(
         # it accepted while the pool is still open.
         opened.resources.push_async_callback(committer.close)
         servicer = IngestServicer(
-            repository, committer, opened.clock, timedelta(days=settings.retention_days)
+            repository,
+            committer,
+            opened.clock,
+            timedelta(days=settings.retention_days),
+            timedelta(hours=settings.late_sample_hours),
+            lambda: maintenance.partitions.packed_through("samples_raw"),
         )
 
         def register(server: grpc.aio.Server) -> list[str]:

@@ -5,6 +5,7 @@ interceptor, which answers each with the status code its class names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -48,17 +49,23 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         committer: GroupCommitter,
         clock: Clock,
         retention: timedelta,
+        late: timedelta,
+        packed_through: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._repo = repository
         self._committer = committer
         self._clock = clock
         self._retention = retention
+        self._late = late
+        self._packed_through = packed_through
 
     async def WriteBatch(
         self, request: ingest_pb2.WriteBatchRequest, context: Context
     ) -> ingest_pb2.WriteBatchResponse:
         await require_service(context, "gateway")
-        window = accepted_window(self._clock.now(), self._retention)
+        window = accepted_window(
+            self._clock.now(), self._late, self._retention, self._packed_through()
+        )
         results: list[ingest_pb2.EntryResult] = []
         writes: list[Write] = []
         for entry in request.entries:

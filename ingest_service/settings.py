@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from scout_kit.db import ReplicaSettings
 from scout_kit.sample_rules import (
+    DEFAULT_LATE_SAMPLE_HOURS,
     DEFAULT_RAW_RETENTION_DAYS,
     MAX_RETENTION_DAYS,
+    MIN_LATE_SAMPLE_HOURS,
     MIN_RETENTION_DAYS,
 )
 from scout_kit.settings import CommonSettings, Env, Secret
@@ -24,9 +26,11 @@ class Settings:
     replicas: ReplicaSettings
     jwt_public_key: Secret
     db_pool_size: int
-    # Retention of raw samples (also how old an accepted sample may be), of the 1-minute and
-    # of the 1-hour tier; each at least as long as the finer one.
+    # Retention of raw samples, of the 1-minute and of the 1-hour tier; each at least as long
+    # as the finer one.
     retention_days: int
+    # How old an accepted sample may be (at most the raw retention): older days are packed.
+    late_sample_hours: int
     rollup_1m_retention_days: int
     rollup_1h_retention_days: int
     # Group commit: values waiting for a transaction (beyond it, writes are refused with
@@ -56,6 +60,12 @@ class Settings:
             minimum=MIN_RETENTION_DAYS,
             maximum=MAX_RETENTION_DAYS,
         )
+        late_hours = env.integer(
+            "LATE_SAMPLE_HOURS",
+            min(DEFAULT_LATE_SAMPLE_HOURS, raw_days * 24),
+            minimum=MIN_LATE_SAMPLE_HOURS,
+            maximum=raw_days * 24,
+        )
         minute_days = env.integer(
             "ROLLUP_1M_RETENTION_DAYS", max(90, raw_days), minimum=raw_days, maximum=36_500
         )
@@ -69,6 +79,7 @@ class Settings:
             jwt_public_key=public_key,
             db_pool_size=pool_size,
             retention_days=raw_days,
+            late_sample_hours=late_hours,
             rollup_1m_retention_days=minute_days,
             rollup_1h_retention_days=hour_days,
             max_queued_values=env.integer(

@@ -26,6 +26,13 @@ METRIC_NAME_LIST = re.compile(f"{METRIC_NAME_PATTERN}(?:\n{METRIC_NAME_PATTERN})
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 3650
 DEFAULT_RAW_RETENTION_DAYS = 7
+# The late-sample window, also the ingest service's setting: a sample older than it is refused,
+# so closed days can be packed (ingest_service.compaction) and no write ever touches packed
+# data. At least an hour, at most the raw retention; the default covers twice a default agent's
+# spool (24 h), or the whole retention when that is shorter. The gateway checks the widest.
+MIN_LATE_SAMPLE_HOURS = 1
+MAX_LATE_SAMPLE_HOURS = MAX_RETENTION_DAYS * 24
+DEFAULT_LATE_SAMPLE_HOURS = 48
 
 # Queries: buckets per series, metrics per query, and points per answer.
 MAX_POINTS_PER_SERIES = 1000

@@ -57,7 +57,7 @@ async def test_old_samples_move_resumably_and_completely(admin: Admin, env: Envi
             )
         await migrate(admin.pool, schema, MIGRATIONS)
         clock = ManualClock(T0)
-        settings = Settings.from_env(env.service_env(RETENTION_DAYS="30"))
+        settings = Settings.from_env(env.service_env(RETENTION_DAYS="30", LATE_SAMPLE_HOURS="720"))
         repository = SampleRepository(admin.pool, schema)
         maintenance: Maintenance = build_maintenance(settings, repository, clock)
         await maintenance.prepare()

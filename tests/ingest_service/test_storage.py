@@ -176,7 +176,8 @@ async def test_the_accepted_window_always_has_a_partition(admin: Admin, env: Env
             make_room=storage.maintenance.cover,
         )
         server = str(uuid.uuid4())
-        oldest = clock.now() - timedelta(days=3)
+        # The late-sample window (48 hours by default) is the oldest a write may be.
+        oldest = clock.now() - timedelta(hours=48)
         newest = clock.now() + timedelta(minutes=5)
         await committer.submit([sample_write(server, [(oldest, {"a": 1.0}), (newest, {"a": 2.0})])])
         # The clock runs a week ahead of the partition pass: a write makes its partitions.
