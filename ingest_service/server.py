@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,16 +22,9 @@ from scout.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from scout_kit.clock import Clock
 from scout_kit.grpc_server import GrpcService
 from scout_kit.service import Built, Opened, create_service
-from scout_kit.tasks import cancel_and_wait
+from scout_kit.tasks import start_background
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
-
-
-def _background(
-    resources: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
-) -> None:
-    task = asyncio.create_task(work, name=name)
-    resources.push_async_callback(cancel_and_wait, task)
 
 
 def build_maintenance(
@@ -68,13 +58,13 @@ def _start_maintenance(
     """The background passes, cancelled with the service's resources (after the committer has
     committed what it accepted, which was pushed later)."""
     interval = settings.retention_interval_seconds
-    _background(resources, "ingest-partitions", maintenance.run_partitions(interval))
-    _background(
+    start_background(resources, "ingest-partitions", maintenance.run_partitions(interval))
+    start_background(
         resources, "ingest-rollup", maintenance.run_rollups(settings.rollup_interval_seconds)
     )
     # Every partition interval, from one interval after start (index rebuilds of closed days).
-    _background(resources, "ingest-compaction", maintenance.run_compaction(interval))
-    _background(resources, "ingest-move-old-samples", maintenance.run_copier())
+    start_background(resources, "ingest-compaction", maintenance.run_compaction(interval))
+    start_background(resources, "ingest-move-old-samples", maintenance.run_copier())
 
 
 async def create_server(
