@@ -33,7 +33,7 @@ from scout_kit.sample_rules import (
 
 # The widest late-sample window the ingest service can be configured with; it checks its own,
 # narrower one itself (the answer is the same 422).
-MAX_RETENTION = timedelta(hours=MAX_LATE_SAMPLE_HOURS)
+MAX_LATE = timedelta(hours=MAX_LATE_SAMPLE_HOURS)
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,7 +177,7 @@ def parse_samples(body: dict[str, object], now: datetime) -> ingest_pb2.SampleCo
 def _window(now: datetime) -> tuple[int, int]:
     """The oldest and newest sample time the gateway lets through, in microseconds."""
     now_us = micros(now)
-    return now_us - _micros_of(MAX_RETENTION), now_us + _micros_of(MAX_FUTURE)
+    return now_us - _micros_of(MAX_LATE), now_us + _micros_of(MAX_FUTURE)
 
 
 def _columns() -> tuple[list[int], list[int], list[str], list[float]]:

@@ -3,6 +3,8 @@ all state the values of scout_kit.sample_rules."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from gateway import metric_query as gateway_metric_query
 from gateway import samples as gateway_samples
 from gateway.handlers import metrics as gateway_metrics
@@ -23,7 +25,7 @@ def test_gateway_and_ingest_use_the_shared_rules() -> None:
     for module, names in shared.items():
         for name in names:
             assert vars(module)[name] is vars(rules)[name], (module.__name__, name)
-    assert gateway_samples.MAX_RETENTION.days == rules.MAX_RETENTION_DAYS
+    assert timedelta(hours=rules.MAX_LATE_SAMPLE_HOURS) == gateway_samples.MAX_LATE
 
 
 def test_valid_and_invalid_posts_get_the_same_answer_from_both_decoders() -> None:

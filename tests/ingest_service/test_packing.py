@@ -233,7 +233,7 @@ def test_the_late_sample_window_is_validated_and_documented(env: Environment) ->
         with pytest.raises(SettingsError, match="LATE_SAMPLE_HOURS"):
             Settings.from_env(env.service_env(LATE_SAMPLE_HOURS=bad))
     # The gateway checks the widest window any setting allows; the document states the default.
-    assert timedelta(hours=MAX_LATE_SAMPLE_HOURS) == gateway_samples.MAX_RETENTION
+    assert timedelta(hours=MAX_LATE_SAMPLE_HOURS) == gateway_samples.MAX_LATE
     document = " ".join(OPENAPI.read_text().split())
     assert f"late-sample window ({DEFAULT_LATE_SAMPLE_HOURS} hours by default)" in document
 
