@@ -98,7 +98,6 @@ def create_app(
         ]
     )
     setup_routes(app)
-    install_server_header(app)
     return app
 
 
