@@ -8,7 +8,7 @@ import math
 import re
 import zlib
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.problems import Problem
 from scout_kit.text import text_fault
@@ -42,7 +42,7 @@ def _encoding(request: web.Request, gzip: bool) -> str:
             "Send the body as application/json.",
             type_="unsupported-media-type",
         )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding != "identity" and not (gzip and encoding in _GZIP_ENCODINGS):
         raise Problem(
             415,
