@@ -36,7 +36,7 @@ from gateway.keycache import KeyCache
 from gateway.lease import Lease
 from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter
-from gateway.middlewares import authentication_middleware, edge_middleware, security_headers
+from gateway.middlewares import edge_middleware, security_headers
 from gateway.observability import GatewayMetrics
 from gateway.problems import Problem
 from gateway.routes import setup_routes
@@ -69,7 +69,7 @@ def create_app(
     tracing = [aiohttp_middleware(provider)] if provider else []
     app = web.Application(
         # Tracing outermost: the edge's access log and error answers happen inside the span.
-        middlewares=[*tracing, edge_middleware, authentication_middleware],
+        middlewares=[*tracing, edge_middleware],
         client_max_size=2 * 1024 * 1024,
         # Bodies arrive as sent: handlers that take Content-Encoding (metrics) inflate with
         # their own cap on both the compressed and the inflated size.
@@ -98,7 +98,6 @@ def create_app(
         ]
     )
     setup_routes(app)
-    install_server_header(app)
     return app
 
 

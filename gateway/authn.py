@@ -13,7 +13,8 @@ from datetime import UTC
 from typing import NoReturn
 
 import grpc
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from gateway.backends import Backends
 from gateway.keycache import DeadKey, KeyCache
@@ -28,13 +29,32 @@ from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 
 log = logging.getLogger(__name__)
 
-API_KEY_HEADER = "X-API-Key"
+# istr: multidict looks these up without case-folding them on every request.
+API_KEY_HEADER = istr("X-API-Key")
 _DEAD_REASONS = {
     keys_pb2.KEY_STATUS_ROTATED: "rotated",
     keys_pb2.KEY_STATUS_REVOKED: "revoked",
 }
 SESSION_COOKIE = "__Host-scout_session"
 _KEY_FORMAT = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def session_cookie(request: web.Request, header: str) -> str | None:
+    """The session cookie's value in `header` (the request's first Cookie header), or None.
+
+    A plain `name=value; name=value` header, which is what browsers send, is split here: aiohttp's
+    `request.cookies` (a SimpleCookie) costs more than the rest of a cached session check. A
+    header with quotes or backslashes, which only its parser unquotes, goes to it, so both give
+    the same value; as with it, the last of repeated session cookies wins. The header's text was
+    already checked (gateway.middlewares.check_request_text)."""
+    if '"' in header or "\\" in header:
+        return request.cookies.get(SESSION_COOKIE)
+    found = None
+    for pair in header.split(";"):
+        name, _, value = pair.partition("=")
+        if name.strip() == SESSION_COOKIE:
+            found = value.strip()
+    return found
 
 
 def _too_many_unknown_keys(retry_after: int) -> Problem:
@@ -77,9 +97,10 @@ class Authenticator:
         self._clock = clock
 
     async def authenticate(self, request: web.Request, client_address: str) -> Authenticated:
-        api_key = request.headers.get(API_KEY_HEADER)
-        # Parsing cookies costs more than the rest of a cached key check: only when sent.
-        cookie = request.cookies.get(SESSION_COOKIE) if "Cookie" in request.headers else None
+        headers = request.headers
+        api_key = headers.get(API_KEY_HEADER)
+        cookie_header = headers.get(hdrs.COOKIE)
+        cookie = session_cookie(request, cookie_header) if cookie_header is not None else None
         if api_key is not None and cookie is not None:
             # Decided: one request, one principal. Guessing which one was meant would let a
             # stray cookie or header silently change who acts.

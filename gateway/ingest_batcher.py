@@ -81,8 +81,9 @@ class IngestBatcher:
         self._pending_values += values
         if self._timer is None or self._pending_values >= self._target:
             self._dispatch()
-        # Shielded: a client that disconnects does not take its entry out of a call.
-        return await asyncio.shield(entry.result)
+        # Not shielded (a shield costs two futures per post): if this wait is cancelled the
+        # future is, and `_call` skips answering it; the entry is still sent with its call.
+        return await entry.result
 
     @property
     def pending_values(self) -> int:

@@ -8,7 +8,7 @@ import math
 import re
 import zlib
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.problems import Problem
 from scout_kit.text import text_fault
@@ -42,7 +42,7 @@ def _encoding(request: web.Request, gzip: bool) -> str:
             "Send the body as application/json.",
             type_="unsupported-media-type",
         )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding != "identity" and not (gzip and encoding in _GZIP_ENCODINGS):
         raise Problem(
             415,
@@ -63,34 +63,59 @@ async def read_body(
     cap, so a small bomb costs at most that much), 415 for a media type or encoding not taken,
     400 for broken gzip."""
     encoding = _encoding(request, gzip)
-    sent_limit = f"The body must be at most {max_bytes} bytes as sent."
     if request.content_length is not None and request.content_length > max_bytes:
-        raise _too_large(sent_limit)
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding != "identity" else None
-    received = 0
-    parts: list[bytes] = []
-    inflated = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > max_bytes:
-            raise _too_large(sent_limit)
+        raise _too_large(_sent_limit(max_bytes))
+    body = _Body(max_bytes, inflate=encoding != "identity")
+    content = request.content
+    if content.is_eof():
+        # The whole body came with the request (any small post): taken at once, not streamed.
+        body.feed(content.read_nowait())
+    else:
+        async for chunk in content.iter_any():
+            body.feed(chunk)
+    return body.finish()
+
+
+def _sent_limit(max_bytes: int) -> str:
+    return f"The body must be at most {max_bytes} bytes as sent."
+
+
+class _Body:
+    """A body as it arrives: the cap on what was sent and on what it inflates to."""
+
+    def __init__(self, max_bytes: int, *, inflate: bool) -> None:
+        self._max = max_bytes
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if inflate else None
+        self._received = 0
+        self._inflated = 0
+        self._parts: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > self._max:
+            raise _too_large(_sent_limit(self._max))
+        inflater = self._inflater
         if inflater is None:
-            parts.append(chunk)
-            continue
+            self._parts.append(chunk)
+            return
         if inflater.eof:
             raise _bad_gzip("data follows the end of the gzip stream")
         try:
             # At most one byte over the cap is inflated: enough to know it is too large.
-            out = inflater.decompress(chunk, max_bytes + 1 - inflated)
+            out = inflater.decompress(chunk, self._max + 1 - self._inflated)
         except zlib.error:
             raise _bad_gzip("the body is not valid gzip") from None
-        inflated += len(out)
-        if inflated > max_bytes or inflater.unconsumed_tail:
-            raise _too_large(f"The body must be at most {max_bytes} bytes uncompressed.")
-        parts.append(out)
-    if inflater is not None and (not inflater.eof or inflater.unused_data):
-        raise _bad_gzip("the gzip stream is truncated or followed by other data")
-    return b"".join(parts)
+        self._inflated += len(out)
+        if self._inflated > self._max or inflater.unconsumed_tail:
+            raise _too_large(f"The body must be at most {self._max} bytes uncompressed.")
+        self._parts.append(out)
+
+    def finish(self) -> bytes:
+        inflater = self._inflater
+        if inflater is not None and (not inflater.eof or inflater.unused_data):
+            raise _bad_gzip("the gzip stream is truncated or followed by other data")
+        parts = self._parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def read_json_object(

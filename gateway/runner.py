@@ -59,7 +59,9 @@ async def _on_response_prepare(request: web.Request, response: web.StreamRespons
 
 
 def install_server_header(app: web.Application) -> None:
-    """Every routed answer of `app` (found or not) says only `Server: Server Scout`."""
+    """Every routed answer of `app` (found or not) says only `Server: Server Scout`. The HTTPS
+    app sets it in its edge middleware instead (gateway.middlewares), which every answer of
+    it passes."""
     app.on_response_prepare.append(_on_response_prepare)
 
 

@@ -177,7 +177,7 @@ def parse_samples(body: dict[str, object], now: datetime) -> ingest_pb2.SampleCo
 def _window(now: datetime) -> tuple[int, int]:
     """The oldest and newest sample time the gateway lets through, in microseconds."""
     now_us = micros(now)
-    return now_us - _micros_of(MAX_LATE), now_us + _micros_of(MAX_FUTURE)
+    return now_us - _LATE_MICROS, now_us + _FUTURE_MICROS
 
 
 def _columns() -> tuple[list[int], list[int], list[str], list[float]]:
@@ -208,3 +208,7 @@ def micros(moment: datetime) -> int:
 
 def _micros_of(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_LATE_MICROS = _micros_of(MAX_LATE)
+_FUTURE_MICROS = _micros_of(MAX_FUTURE)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -19,8 +19,8 @@ client_address_var: ContextVar[str] = ContextVar("scout_client_address", default
 
 
 def new_request_id() -> str:
-    # 128 random bits, as a uuid4 would carry, for a third of its cost.
-    return secrets.token_hex(16)
+    # 128 random bits, as a uuid4 would carry, for a fraction of its cost.
+    return os.urandom(16).hex()
 
 
 def accept_request_id(candidate: str | None) -> str:
