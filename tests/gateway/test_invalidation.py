@@ -26,6 +26,7 @@ from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
 from scout_kit.redis import Keyspace, RedisSettings, create_redis
 from scout_kit.settings import Env
+from scout_kit.tasks import cancel_and_wait
 from tests.stack import Environment, StallingProxy, eventually, kill_client
 
 DIGEST = hashlib.sha256(b"a key").digest()
@@ -78,9 +79,8 @@ async def listening(
         await eventually(lambda: cache.trusted)
         yield Listening(listener, cache, sessions, control, keyspace)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # As the gateway stops it: redis-py's read timeouts can swallow one cancellation.
+        await cancel_and_wait(task)
         await listener.deregister()
         for redis_client in (subscriber, client, control):
             await redis_client.aclose()

@@ -24,6 +24,7 @@ from scout_kit.clock import SystemClock
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
 from scout_kit.redis import RedisSettings, create_redis
 from scout_kit.settings import Env
+from scout_kit.tasks import cancel_and_wait
 from tests.gateway.keys_support import ServerKey, new_server
 
 
@@ -86,9 +87,7 @@ async def published(admin: Admin) -> AsyncIterator[list[events.Invalidation]]:
         yield received
         await asyncio.sleep(0.1)  # what was published before the block ended arrives
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await cancel_and_wait(reader)  # redis-py's reads can swallow one cancellation
         await pubsub.aclose()
 
 
