@@ -113,6 +113,12 @@ class RollupJob:
         self._lock_id = zlib.crc32(f"scout-rollup:{schema}".encode())
 
     @property
+    def lock_id(self) -> int:
+        """The advisory lock a pass holds: a session that holds it keeps every replica's
+        passes from running (the bench's steady-state measure holds it)."""
+        return self._lock_id
+
+    @property
     def limit(self) -> int:
         """How many marks the next pass takes."""
         return self._limit
