@@ -18,6 +18,7 @@ import psycopg2.errors
 import pytest
 
 from ingest_service import repository as repository_module
+from ingest_service import rollup as rollup_module
 from ingest_service.committer import GroupCommitter
 from ingest_service.query_plan import plan_query, tier_for_step
 from ingest_service.repository import SampleRepository
@@ -386,6 +387,61 @@ async def test_one_rollup_pass_runs_at_a_time_per_replica_and_across_replicas(
             await _buckets(storage, server, ["cpu", "mem"], start, end, 60),
             _expected(samples, start, end, 60),
         )
+
+
+async def test_a_session_holding_the_rollup_lock_keeps_every_pass_from_running(
+    admin: Admin, env: Environment, other_sessions: aiopg.Pool
+) -> None:
+    """What the bench's steady-state measure relies on: the lock a pass takes per transaction
+    is refused while another session holds it, and the marks wait."""
+    async with scratch_storage(admin, env) as storage:
+        await _two_hours(storage)
+        job, now = storage.maintenance.rollup, T0 + timedelta(hours=3)
+        async with other_sessions.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT pg_advisory_lock(%s)", (job.lock_id,))
+            assert await job.run_once(now) == {1: 0, 2: 0}
+            await cur.execute("SELECT pg_advisory_unlock(%s)", (job.lock_id,))
+        assert await job.run_once(now) == {1: 120, 2: 2}
+
+
+def _rows_read(plan: dict[str, object], table: str) -> float:
+    """Rows the plan's nodes on `table` read (returned or filtered out, over every loop)."""
+    own = 0.0
+    if plan.get("Relation Name") == table:
+        rows = float(plan["Actual Rows"]) + float(plan.get("Rows Removed by Filter", 0))  # type: ignore[arg-type]
+        own = rows * float(plan["Actual Loops"])  # type: ignore[arg-type]
+    children = plan.get("Plans", [])
+    assert isinstance(children, list)
+    return own + sum(_rows_read(child, table) for child in children)
+
+
+async def test_taking_marks_reads_each_mark_once_when_every_server_shares_the_minute(
+    admin: Admin, env: Environment
+) -> None:
+    """10,000 servers mark the same minute: the marks share (tier, bucket). The take once
+    joined the marks it locked back on that key, without statistics of the short-lived table,
+    and read about half of the minute's marks for each one it deleted (150 ms a pass)."""
+    async with scratch_storage(admin, env) as storage:
+        marks, limit = 5000, 2000
+        await query(
+            admin,
+            f"INSERT INTO {storage.schema}.rollup_pending (server_id, tier, bucket)"
+            " SELECT gen_random_uuid(), 1, %s FROM generate_series(1, %s) RETURNING 1",
+            T0,
+            marks,
+        )
+        take = rollup_module._TAKE.replace("{s}", storage.schema)
+        async with admin.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + take,
+                {"tier": 1, "before": T0 + timedelta(minutes=1), "limit": limit},
+            )
+            ((explained,),) = await cur.fetchall()
+            await cur.execute("ROLLBACK")
+        plan = explained[0]["Plan"]
+        assert plan["Actual Rows"] == limit
+        assert _rows_read(plan, "rollup_pending") <= 2 * marks
 
 
 async def _index_sizes(admin: Admin, schema: str, table: str) -> dict[str, tuple[int, bool]]:
