@@ -16,6 +16,7 @@ import re
 import resource
 import shutil
 import ssl
+import statistics
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,26 @@ class LoadResult:
         if not self.requests:
             return {}
         return {name: 1000 * cpu / self.requests for name, cpu in self.cpu_seconds.items()}
+
+    @classmethod
+    def combined(cls, windows: Sequence[LoadResult]) -> LoadResult:
+        """Several measured windows of one request as one result: counts, seconds and CPU added
+        up. Their percentiles cannot be merged exactly: the result keeps the median of the
+        windows' p50s and the highest p99 (never flattering the tail)."""
+        if not windows:
+            raise ValueError("no windows to combine")
+        cpu: dict[str, float] = {}
+        for window in windows:
+            for name, seconds in window.cpu_seconds.items():
+                cpu[name] = cpu.get(name, 0.0) + seconds
+        return cls(
+            requests=sum(w.requests for w in windows),
+            errors=sum(w.errors for w in windows),
+            seconds=sum(w.seconds for w in windows),
+            p50_ms=statistics.median(w.p50_ms for w in windows),
+            p99_ms=max(w.p99_ms for w in windows),
+            cpu_seconds=cpu,
+        )
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
