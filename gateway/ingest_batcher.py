@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.app_keys import BACKENDS, METRICS, SETTINGS
+from gateway.app_keys import BACKENDS, METRICS
 from gateway.backends import Backends
 from gateway.observability import BatchStats
 from scout.ingest.v1 import ingest_pb2
@@ -155,11 +155,7 @@ BATCHER = web.AppKey("ingest_batcher", IngestBatcher)
 async def batcher_context(app: web.Application) -> AsyncIterator[None]:
     """The batcher's lifetime, inside the backends' context: it is closed (its accepted posts
     answered) before the channels are."""
-    batcher = IngestBatcher(
-        app[BACKENDS],
-        max_in_flight=app[SETTINGS].ingest_calls_in_flight,
-        stats=app[METRICS].batches,
-    )
+    batcher = IngestBatcher(app[BACKENDS], stats=app[METRICS].batches)
     app[METRICS].watch_batcher(batcher)
     app[BATCHER] = batcher
     yield

@@ -50,9 +50,6 @@ class Settings:
     session_cache_size: int
     session_cache_ttl_seconds: float
     key_usage_flush_seconds: float
-    # WriteBatch calls to the ingest service in flight at once (gateway.ingest_batcher): with one,
-    # posts wait out every commit's latency while the ingest service and PostgreSQL idle.
-    ingest_calls_in_flight: int
     unknown_key_limit: int
     unknown_key_window_seconds: int
     trusted_proxy_hops: int
@@ -115,7 +112,6 @@ class Settings:
             key_usage_flush_seconds=env.number(
                 "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0
             ),
-            ingest_calls_in_flight=env.integer("INGEST_CALLS_IN_FLIGHT", 2, minimum=1, maximum=64),
             unknown_key_limit=env.integer("UNKNOWN_KEY_LIMIT", 20, minimum=1, maximum=1_000_000),
             unknown_key_window_seconds=env.integer(
                 "UNKNOWN_KEY_WINDOW_SECONDS", 60, minimum=1, maximum=86_400

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-import pytest
-
 from gateway.backends import Backends
 from gateway.ingest_batcher import IngestBatcher
 from scout.ingest.v1 import ingest_pb2
@@ -49,8 +47,8 @@ def entry(values: int = 2) -> ingest_pb2.SampleColumns:
     )
 
 
-def batcher(backends: FakeBackends, linger: float, in_flight: int = 1) -> IngestBatcher:
-    return IngestBatcher(cast(Backends, backends), linger=linger, max_in_flight=in_flight)
+def batcher(backends: FakeBackends, linger: float) -> IngestBatcher:
+    return IngestBatcher(cast(Backends, backends), linger=linger)
 
 
 async def test_a_lone_post_is_sent_at_once() -> None:
@@ -98,50 +96,3 @@ async def test_under_load_the_next_call_waits_for_a_batch_as_large_and_close_sen
     await asyncio.wait_for(subject.close(), 5)
     assert (await waiting).accepted == 2
     assert backends.ingest.calls == [1, 3, 1]
-
-
-class FailingSecondCall(FakeIngest):
-    async def WriteBatch(
-        self, request: ingest_pb2.WriteBatchRequest, **kwargs: Any
-    ) -> ingest_pb2.WriteBatchResponse:
-        if len(self.calls) == 1:
-            self.calls.append(len(request.entries))
-            raise RuntimeError("ingest refused this call")
-        return await super().WriteBatch(request, **kwargs)
-
-
-async def test_with_two_calls_in_flight_a_post_goes_at_once_and_later_ones_share_a_call() -> None:
-    backends = FakeBackends()
-    subject = batcher(backends, linger=0, in_flight=2)
-    backends.ingest.release.clear()
-    first = asyncio.create_task(subject.write(entry()))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(subject.write(entry()))
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert backends.ingest.calls == [1, 1]  # the second did not wait for the first's commit
-    assert subject.calls_in_flight == 2
-    others = [asyncio.create_task(subject.write(entry())) for _ in range(3)]
-    await asyncio.sleep(0)
-    assert backends.ingest.calls == [1, 1] and subject.pending_values == 6
-    backends.ingest.release.set()
-    results = await asyncio.wait_for(asyncio.gather(first, second, *others), 5)
-    assert [r.accepted for r in results] == [2] * 5
-    assert backends.ingest.calls == [1, 1, 3]
-
-
-async def test_a_failed_call_fails_only_its_own_posts() -> None:
-    backends = FakeBackends()
-    backends.ingest = FailingSecondCall()
-    subject = batcher(backends, linger=0, in_flight=2)
-    backends.ingest.release.clear()
-    first = asyncio.create_task(subject.write(entry()))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(subject.write(entry()))
-    await asyncio.sleep(0)
-    backends.ingest.release.set()
-    assert (await asyncio.wait_for(first, 5)).accepted == 2
-    with pytest.raises(RuntimeError, match="ingest refused"):
-        await asyncio.wait_for(second, 5)
-    assert (await asyncio.wait_for(subject.write(entry()), 5)).accepted == 2
-    await asyncio.wait_for(subject.close(), 5)
