@@ -17,7 +17,6 @@ from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
-
 # Measured on bench row 5s (README "Gateway CPU per request"): two WriteBatch calls in flight
 # keep the ingest service and PostgreSQL busy while the gateway fills the next batch; more split
 # the posts into smaller batches, whose fixed cost per call then outweighs the overlap.
