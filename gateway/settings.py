@@ -17,10 +17,12 @@ from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
-# Measured on bench row 5s (README "Gateway CPU per request"): two WriteBatch calls in flight
-# keep the ingest service and PostgreSQL busy while the gateway fills the next batch; more split
-# the posts into smaller batches, whose fixed cost per call then outweighs the overlap.
-DEFAULT_INGEST_CALLS_IN_FLIGHT = 2
+# One WriteBatch call in flight by default: on the shared 2-core bench machine, already busy,
+# two calls split the posts into smaller batches (21 rather than 32 posts per call) whose fixed
+# cost per call raised the gateway's and the ingest service's CPU per post and did not raise
+# the posts per second (README "Gateway CPU per request"). Where cores are idle while a commit
+# is waiting, INGEST_CALLS_IN_FLIGHT=2 lets the next batch go meanwhile.
+DEFAULT_INGEST_CALLS_IN_FLIGHT = 1
 
 
 @dataclass(frozen=True)
