@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.app_keys import BACKENDS, METRICS
+from gateway.app_keys import BACKENDS, METRICS, SETTINGS
 from gateway.backends import Backends
 from gateway.observability import BatchStats
 from scout.ingest.v1 import ingest_pb2
@@ -46,7 +46,8 @@ class IngestBatcher:
         self,
         backends: Backends,
         *,
-        max_in_flight: int = 1,
+        # INGEST_CALLS_IN_FLIGHT (gateway.settings)
+        max_in_flight: int,
         max_batch_values: int = 50_000,
         max_pending_values: int = 500_000,
         linger: float = 0.005,
@@ -155,7 +156,11 @@ BATCHER = web.AppKey("ingest_batcher", IngestBatcher)
 async def batcher_context(app: web.Application) -> AsyncIterator[None]:
     """The batcher's lifetime, inside the backends' context: it is closed (its accepted posts
     answered) before the channels are."""
-    batcher = IngestBatcher(app[BACKENDS], stats=app[METRICS].batches)
+    batcher = IngestBatcher(
+        app[BACKENDS],
+        max_in_flight=app[SETTINGS].ingest_calls_in_flight,
+        stats=app[METRICS].batches,
+    )
     app[METRICS].watch_batcher(batcher)
     app[BATCHER] = batcher
     yield

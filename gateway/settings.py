@@ -17,6 +17,13 @@ from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
+# One WriteBatch call in flight by default: on the shared 2-core bench machine, already busy,
+# two calls split the posts into smaller batches (21 rather than 32 posts per call) whose fixed
+# cost per call raised the gateway's and the ingest service's CPU per post and did not raise
+# the posts per second (README "Gateway CPU per request"). Where cores are idle while a commit
+# is waiting, INGEST_CALLS_IN_FLIGHT=2 lets the next batch go meanwhile.
+DEFAULT_INGEST_CALLS_IN_FLIGHT = 1
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -65,6 +72,9 @@ class Settings:
     shutdown_drain_seconds: float
     # When a server counts as online, warning or offline (AGENT_INTERVAL_SECONDS, STATUS_*).
     status_rule: StatusRule
+    # WriteBatch calls to the ingest service in flight at once: with one, commit latency bounds
+    # the posts per second while cores stay idle (bench row 5s, README "Gateway CPU per request").
+    ingest_calls_in_flight: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -124,6 +134,9 @@ class Settings:
             tracing=TracingSettings.from_env(env, "gateway"),
             shutdown_drain_seconds=drain_seconds,
             status_rule=_status_rule(env),
+            ingest_calls_in_flight=env.integer(
+                "INGEST_CALLS_IN_FLIGHT", DEFAULT_INGEST_CALLS_IN_FLIGHT, minimum=1, maximum=64
+            ),
         )
 
 
