@@ -17,12 +17,11 @@ from scout_kit.redis import RedisSettings
 from scout_kit.settings import Env, Secret, SettingsError, TracingSettings, internal_tls
 from scout_kit.tls import CertificateFiles
 
-# One WriteBatch call in flight by default: on the shared 2-core bench machine, already busy,
-# two calls split the posts into smaller batches (21 rather than 32 posts per call) whose fixed
-# cost per call raised the gateway's and the ingest service's CPU per post and did not raise
-# the posts per second (README "Gateway CPU per request"). Where cores are idle while a commit
-# is waiting, INGEST_CALLS_IN_FLIGHT=2 lets the next batch go meanwhile.
-DEFAULT_INGEST_CALLS_IN_FLIGHT = 1
+# Two WriteBatch calls in flight by default: with one, posts wait out each commit while the
+# ingest service and PostgreSQL idle (three back-to-back pairs on a quiet 2-core machine: row 5s
+# 0.17-0.19 at one, 0.21-0.22 at two). On a machine with no core to spare a second call only
+# halves the batches (README "Gateway CPU per request"): there INGEST_CALLS_IN_FLIGHT=1.
+DEFAULT_INGEST_CALLS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
