@@ -238,6 +238,7 @@ async def _authentication_ctx(app: web.Application) -> AsyncIterator[None]:
         clock,
     )
     yield
+    await limiter.close()
 
 
 def create_plain_http_app(settings: Settings) -> web.Application:

@@ -144,11 +144,11 @@ class Authenticator:
                 timeout=self._backends.timeout,
             )
         except grpc.aio.AioRpcError:
-            await self._limiter.known(lookup)  # nothing was learnt about the key
+            self._limiter.give_back(lookup)  # nothing was learnt about the key
             raise
         reason = _DEAD_REASONS.get(response.status, "not_found")
         if response.status == keys_pb2.KEY_STATUS_VALID or reason != "not_found":
-            await self._limiter.known(lookup)
+            self._limiter.give_back(lookup)
         if response.status == keys_pb2.KEY_STATUS_VALID:
             valid_for = None
             if response.HasField("valid_until"):

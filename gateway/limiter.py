@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ class UnknownKeyLimiter:
         self._limit = limit
         self._window = window
         self._blocked_until: dict[str, float] = {}
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     def retry_after(self, address: str) -> int | None:
         """Seconds to wait if the address is known to be over the limit, else None (no I/O)."""
@@ -77,6 +79,20 @@ class UnknownKeyLimiter:
             self._prune()
         self._blocked_until[address] = float(end)
         return Lookup(None, max(end - now, 1))
+
+    def give_back(self, lookup: Lookup) -> None:
+        """`known`, off the answer's path: the request need not wait a Redis round trip for its
+        count to be given back (a burst of known keys may be counted a few milliseconds longer)."""
+        if lookup.counter is None:
+            return
+        task = asyncio.create_task(self.known(lookup), name="unknown-key-give-back")
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
+    async def close(self) -> None:
+        """Wait for the counts being given back (each bounded by the Redis client's timeouts)."""
+        while self._giving_back:
+            await asyncio.gather(*self._giving_back, return_exceptions=True)
 
     async def known(self, lookup: Lookup) -> None:
         """The lookup found a key the key service knows (or failed): it was no unknown key."""

@@ -33,3 +33,25 @@ async def test_counts_are_global_and_given_back(admin: Admin, redis_prefix: str)
     await admin.redis.delete(counter)
     await replicas[1].known(allowed[1])
     assert await admin.redis.ttl(counter) > 0
+
+
+async def test_a_count_given_back_off_the_answers_path_lands_by_close(
+    admin: Admin, redis_prefix: str
+) -> None:
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    keyspace = Keyspace(f"{redis_prefix}:{uuid.uuid4().hex[:8]}")
+    limiter = UnknownKeyLimiter(admin.redis, keyspace, clock, 3, 60)
+    lookups = [await limiter.count_lookup("198.51.100.10") for _ in range(2)]
+    counter = lookups[0].counter
+    assert counter is not None
+    for lookup in lookups:
+        limiter.give_back(lookup)  # returns at once; the DECRs run as tasks
+    await limiter.close()
+    assert await admin.redis.get(counter) in (b"0", "0")
+    assert await admin.redis.ttl(counter) > 0
+    # A lookup that was refused counted nothing of its own to give back.
+    refused = [await limiter.count_lookup("198.51.100.10") for _ in range(5)][-1]
+    assert refused.retry_after is not None
+    limiter.give_back(refused)
+    await limiter.close()
+    assert await admin.redis.get(counter) in (b"5", "5")
