@@ -13,8 +13,8 @@ import redis
 
 from devstack.certs import ensure_dev_certificates, ensure_internal_certificates
 from scout_admin.commands import Admin, open_admin
-from scout_admin.settings import Settings as AdminSettings
 from scout_kit.identity import generate_keypair
+from tests.admin_support import admin_settings
 from tests.log_secrets import register_secret
 from tests.stack import Environment
 
@@ -79,13 +79,7 @@ def env(database_url: str, redis_prefix: str, tls_dir: Path) -> Environment:
 
 @pytest.fixture
 async def admin(env: Environment) -> AsyncIterator[Admin]:
-    settings = AdminSettings.from_env(
-        {
-            "DATABASE_URL": env.database_url,
-            "REDIS_URL": env.redis_url,
-            "REDIS_PREFIX": env.redis_prefix,
-        }
-    )
+    settings = admin_settings(env)
     async with open_admin(settings) as opened:
         await opened.migrate()
         yield opened

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from auth_service.users import UserRecord
 from key_service.domain import Created
 from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
+from tests.admin_support import admin_settings
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.stack import Environment
 
@@ -36,13 +36,7 @@ class Account:
 
 async def new_account(env: Environment, server_name: str = "fuzzed") -> Account:
     """Migrate the test's database and make a user with one server."""
-    settings = AdminSettings.from_env(
-        {
-            "DATABASE_URL": env.database_url,
-            "REDIS_URL": env.redis_url,
-            "REDIS_PREFIX": env.redis_prefix,
-        }
-    )
+    settings = admin_settings(env)
     async with open_admin(settings) as admin:
         await admin.migrate()
         email = unique_email()

@@ -15,7 +15,7 @@ import pytest
 from devstack.binaries import find_postgres
 from devstack.postgres import PrivatePostgres, unprivileged_user
 from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
+from tests.admin_support import admin_settings
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.gateway.keys_support import whoami_status
 from tests.stack import Environment, client_session, running_stack
@@ -51,13 +51,7 @@ async def test_key_checks_fail_closed_while_postgres_is_down_and_recover(
     env: Environment, private_postgres: PrivatePostgres
 ) -> None:
     local = dataclasses.replace(env, database_url=private_postgres.url)
-    settings = AdminSettings.from_env(
-        {
-            "DATABASE_URL": local.database_url,
-            "REDIS_URL": env.redis_url,
-            "REDIS_PREFIX": env.redis_prefix,
-        }
-    )
+    settings = admin_settings(env, local.database_url)
     async with open_admin(settings) as admin:
         await admin.migrate()
         email = unique_email()
