@@ -135,15 +135,23 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def post_one_by_one(
+    subject: IngestBatcher, marks: list[int]
+) -> list[asyncio.Task[ingest_pb2.EntryResult]]:
+    """Each post sent, and its call started, before the next is."""
+    posts = []
+    for mark in marks:
+        posts.append(asyncio.create_task(subject.write(marked(mark))))
+        await settle()
+    return posts
+
+
 async def test_several_calls_run_at_once_and_each_post_gets_its_own_answer() -> None:
     backends = FakeBackends()
     ingest = GatedIngest()
     backends.ingest = ingest  # type: ignore[assignment]
     subject = batcher(backends, linger=0, in_flight=2)
-    posts = [asyncio.create_task(subject.write(marked(1)))]
-    await settle()
-    posts.append(asyncio.create_task(subject.write(marked(2))))
-    await settle()
+    posts = await post_one_by_one(subject, [1, 2])
     assert ingest.calls == [[1.0], [2.0]] and subject.calls_in_flight == 2
     posts += [asyncio.create_task(subject.write(marked(m))) for m in (3, 4, 5)]
     await settle()
@@ -162,10 +170,7 @@ async def test_a_failed_call_fails_only_its_own_posts() -> None:
     ingest = GatedIngest(failing=frozenset({0}))
     backends.ingest = ingest  # type: ignore[assignment]
     subject = batcher(backends, linger=0, in_flight=2)
-    first = asyncio.create_task(subject.write(marked(1)))
-    await settle()
-    second = asyncio.create_task(subject.write(marked(2)))
-    await settle()
+    first, second = await post_one_by_one(subject, [1, 2])
     ingest.gates[0].set()
     await settle()
     assert isinstance(first.exception(), ConnectionError) and not second.done()
@@ -178,12 +183,7 @@ async def test_close_waits_for_every_call_in_flight_and_sends_what_waits() -> No
     ingest = GatedIngest()
     backends.ingest = ingest  # type: ignore[assignment]
     subject = batcher(backends, linger=60, in_flight=2)
-    posts = [asyncio.create_task(subject.write(marked(1)))]
-    await settle()
-    posts.append(asyncio.create_task(subject.write(marked(2))))
-    await settle()
-    posts.append(asyncio.create_task(subject.write(marked(3))))
-    await settle()
+    posts = await post_one_by_one(subject, [1, 2, 3])
     closing = asyncio.create_task(subject.close())
     await settle()
     assert not closing.done() and len(ingest.calls) == 2
