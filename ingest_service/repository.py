@@ -133,17 +133,20 @@ WITH pos AS MATERIALIZED (
   CROSS JOIN LATERAL unnest(m.names) WITH ORDINALITY AS u(n, i)
   WHERE m.server_id = %(server)s AND u.n = ANY(%(names)s::text[])
 )"""
-# Each part subscripts the arrays before it groups (the inner OFFSET 0 keeps that order): a sort
-# of whole rows would carry every array once per wanted name (a 30-day chart of the minute tier
-# sorted 100 MB on disk that way). The constant bounds (the first interval's start, the last's
-# end) let the planner prune partitions when it plans: the LATERAL bounds prune only as it runs,
-# and planning every partition of the three tables cost more than reading a chart's rows.
+# Each part yields one row per (wanted name, source row): (name, query bucket, min, max, sum,
+# count), a raw value being its own min, max and sum with a count of 1. The arrays are subscripted
+# before anything sorts (the inner OFFSET 0 keeps that order): a sort of whole rows would carry
+# every array once per wanted name (a 30-day chart of the minute tier sorted 100 MB on disk that
+# way). The parts are grouped once, together: grouping each part and then the parts again sorted
+# and aggregated every row twice (a 30-day hourly chart took 55 ms rather than 38 that way,
+# measured). The constant bounds (the first interval's start, the last's end) let the planner
+# prune partitions when it plans: the LATERAL bounds prune only as it runs, and planning every
+# partition of the three tables cost more than reading a chart's rows.
 # Raw samples are in samples_raw or, for closed days, packed by hour in samples_packed (never
 # both): a packed row is read for each interval it overlaps, each wanted metric's values sliced
 # out once (one decompression per row and metric) and unnested with the hour's times.
 _RAW_PART = """
-  SELECT n, b, min(v), max(v), sum(v), count(*) FROM ((
-    SELECT p.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, r.vals[p.i] AS v
+  (SELECT p.n, date_bin(%(step)s, r.ts, 'epoch'::timestamptz) AS b, r.vals[p.i] AS v
     FROM unnest(%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS iv(lo, hi)
     CROSS JOIN LATERAL (SELECT ts, set_id, vals FROM {s}.samples_raw
       WHERE server_id = %(server)s AND ts >= iv.lo AND ts < iv.hi
@@ -158,27 +161,26 @@ _RAW_PART = """
     JOIN pos p ON p.set_id = k.set_id
     CROSS JOIN LATERAL unnest(k.ts, k.vals[p.i:p.i][:]) AS u(ts, v)
     WHERE u.ts >= iv.lo AND u.ts < iv.hi OFFSET 0
-  )) x
-  GROUP BY 1, 2"""
+  )"""
 _TIER_PART = """
-  SELECT n, b, min(mn), max(mx), sum(sm), sum(c) FROM (
-    SELECT p.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, t.mins[p.i] AS mn,
+  (SELECT p.n, date_bin(%(step)s, t.bucket, 'epoch'::timestamptz) AS b, t.mins[p.i] AS mn,
            t.maxs[p.i] AS mx, t.sums[p.i] AS sm, t.n AS c
     FROM unnest(%({p}_lo)s::timestamptz[], %({p}_hi)s::timestamptz[]) AS iv(lo, hi)
     CROSS JOIN LATERAL (SELECT bucket, set_id, n, mins, maxs, sums FROM {s}.{table}
       WHERE server_id = %(server)s AND bucket >= iv.lo AND bucket < iv.hi
         AND bucket >= %({p}_first)s AND bucket < %({p}_last)s OFFSET 0) t
-    JOIN pos p ON p.set_id = t.set_id OFFSET 0) x
-  GROUP BY 1, 2"""
+    JOIN pos p ON p.set_id = t.set_id OFFSET 0)"""
 _PARTS = {
-    "raw": _RAW_PART,
+    "raw": "\n  (SELECT n, b, v, v, v, 1 FROM (" + _RAW_PART + ") x)",
     "m1": _TIER_PART.replace("{p}", "m1").replace("{table}", "rollup_1m"),
     "h1": _TIER_PART.replace("{p}", "h1").replace("{table}", "rollup_1h"),
 }
 
+# The inner query's rows come out of its GroupAggregate in (name, bucket) order and array_agg
+# keeps the order of its input, so the arrays are in time order without a sort per aggregate
+# (PostgreSQL 15 sorts each ORDER BY aggregate's input again).
 _SERIES_HEAD = """
-SELECT n, array_agg(us ORDER BY us), array_agg(a ORDER BY us), array_agg(mn ORDER BY us),
-       array_agg(mx ORDER BY us), array_agg(c ORDER BY us) FROM (
+SELECT n, array_agg(us), array_agg(a), array_agg(mn), array_agg(mx), array_agg(c) FROM (
   SELECT q.n, (extract(epoch FROM q.b) * 1000000)::int8 AS us, sum(q.sm) / sum(q.c) AS a,
          min(q.mn) AS mn, max(q.mx) AS mx, sum(q.c)::int8 AS c FROM ("""
 
@@ -194,7 +196,7 @@ def _buckets_sql(parts: Sequence[str]) -> str:
         + " UNION ALL ".join(_PARTS[part] for part in parts)
         + ") AS q(n, b, mn, mx, sm, c) WHERE "
         + _OWNED
-        + " GROUP BY q.n, q.b) AS per_bucket GROUP BY n ORDER BY n"
+        + " GROUP BY q.n, q.b ORDER BY q.n, q.b) AS per_bucket GROUP BY n ORDER BY n"
     )
 
 
