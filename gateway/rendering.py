@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import starmap
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -73,6 +74,18 @@ def activity_json(
     }
 
 
+class SeriesPoint(msgspec.Struct):
+    """One bucket of a metric series as the API writes it. A struct rather than a dict: a chart
+    has thousands of them, and msgspec builds and encodes structs in a fraction of the time
+    (rendering a 30-day chart of four series: 4.5 -> 3 ms here)."""
+
+    ts: str
+    avg: float
+    min: float
+    max: float
+    count: int
+
+
 def series_json(
     server_id: str, start: datetime, end: datetime, response: ingest_pb2.QueryMetricsResponse
 ) -> dict[str, object]:
@@ -85,17 +98,19 @@ def series_json(
         "series": [
             {
                 "name": series.name,
-                "points": [
-                    {"ts": ts, "avg": avg, "min": low, "max": high, "count": count}
-                    for ts, avg, low, high, count in zip(
-                        iso_micros(series.start_micros),
-                        series.avg,
-                        series.min,
-                        series.max,
-                        series.count,
-                        strict=True,
+                "points": list(
+                    starmap(
+                        SeriesPoint,
+                        zip(
+                            iso_micros(series.start_micros),
+                            series.avg,
+                            series.min,
+                            series.max,
+                            series.count,
+                            strict=True,
+                        ),
                     )
-                ],
+                ),
             }
             for series in response.series
         ],
