@@ -1,12 +1,14 @@
 """Which data answers a query: the coarsest rollup tier whose width divides the step, and finer
-data wherever that tier is not exact.
+data wherever that tier is not exact; for a step of more than an hour that is not a whole number
+of hours (90 minutes), the hours that lie wholly inside a query bucket come from the hour tier.
 
 A tier bucket is exact when no pending mark exists for it (a minute: no tier-1 mark; an hour: no
 tier-2 mark and no tier-1 mark in any of its minutes). The plan covers [start, end) exactly once
 with intervals of three sources: whole hours from the 1-hour tier, whole minutes from the
 1-minute tier, and everything else (the edges of the range, stale minutes) from raw samples.
-Since the step is a multiple of the chosen tier's width, every tier bucket falls in one query
-bucket, so partial aggregates from the three sources combine exactly (sums up to rounding).
+Every tier bucket read falls in one query bucket (the step is a multiple of the tier's width,
+or the plan took only hours that lie inside one), so partial aggregates from the three sources
+combine exactly (sums up to rounding).
 All times are microseconds since the epoch.
 """
 
@@ -71,24 +73,40 @@ def plan_query(start: int, end: int, step_seconds: int, stale: list[tuple[int, i
     stale_hours = {bucket for tier, bucket in stale if tier == TIER_HOUR}
     stale_hours |= {_floor(minute, HOUR) for minute in stale_minutes}
     tier = tier_for_step(step_seconds)
+    step = step_seconds * 1_000_000
     if tier is None:
         _append(plan.raw, start, end)
-    elif tier == TIER_MINUTE:
-        _minutes(plan, start, end, stale_minutes)
+    elif tier == TIER_HOUR:
+        _hours(plan, start, end, stale_hours, stale_minutes)
+    elif step > HOUR:
+        # Query buckets that do not start on hours, but hold whole hours: read the minute tier
+        # only around them (a 30-day chart at 90 minutes reads a third of its minutes).
+        lo = start
+        while lo < end:
+            hi = min(_floor(lo, step) + step, end)
+            _hours(plan, lo, hi, stale_hours, stale_minutes)
+            lo = hi
     else:
-        first, last = _ceil(start, HOUR), _floor(end, HOUR)
-        if first >= last:
-            _minutes(plan, start, end, stale_minutes)
-            return plan
-        _minutes(plan, start, first, stale_minutes)
-        hour = first
-        for bad in sorted(h for h in stale_hours if first <= h < last):
-            _append(plan.h1, hour, bad)
-            _minutes(plan, bad, bad + HOUR, stale_minutes)
-            hour = bad + HOUR
-        _append(plan.h1, hour, last)
-        _minutes(plan, last, end, stale_minutes)
+        _minutes(plan, start, end, stale_minutes)
     return plan
+
+
+def _hours(
+    plan: Plan, start: int, end: int, stale_hours: set[int], stale_minutes: set[int]
+) -> None:
+    """Cover [start, end) with its whole exact hours from the hour tier, the rest with minutes."""
+    first, last = _ceil(start, HOUR), _floor(end, HOUR)
+    if first >= last:
+        _minutes(plan, start, end, stale_minutes)
+        return
+    _minutes(plan, start, first, stale_minutes)
+    hour = first
+    for bad in sorted(h for h in stale_hours if first <= h < last):
+        _append(plan.h1, hour, bad)
+        _minutes(plan, bad, bad + HOUR, stale_minutes)
+        hour = bad + HOUR
+    _append(plan.h1, hour, last)
+    _minutes(plan, last, end, stale_minutes)
 
 
 def _minutes(plan: Plan, start: int, end: int, stale_minutes: set[int]) -> None:

@@ -20,7 +20,7 @@ import pytest
 from ingest_service import repository as repository_module
 from ingest_service import rollup as rollup_module
 from ingest_service.committer import GroupCommitter
-from ingest_service.query_plan import plan_query, tier_for_step
+from ingest_service.query_plan import Plan, plan_query, tier_for_step
 from ingest_service.repository import SampleRepository
 from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
@@ -251,7 +251,7 @@ async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
         await repo.write([sample_write(server, [late], account)], T0)
         start, end = T0 + timedelta(seconds=30), T0 + timedelta(hours=3, minutes=1)
         names = ["cpu", "mem", "disk", "late"]
-        for step in (7, 60, 300, 3600, 7200):
+        for step in (7, 60, 300, 3600, 5400, 7200):
             _assert_matches(
                 await _buckets(storage, server, names, start, end, step),
                 _expected(samples, start, end, step),
@@ -535,7 +535,25 @@ def test_a_query_reads_the_coarsest_tier_its_step_allows() -> None:
     stale = plan_query(start, end, 3600, [(1, stale_minute)])
     assert len(stale.h1) == 2
     assert (stale_minute, stale_minute + 60_000_000) in stale.raw
-    covered = sorted(stale.raw + stale.m1 + stale.h1)
+    _assert_covers(stale, start, end)
+    # At 90 minutes every other query bucket starts at half past: the hours inside a bucket
+    # come from the hour tier, the half hours around them from minutes.
+    ninety = 5_400_000_000
+    odd = plan_query(start, end, 5400, [(1, stale_minute)])
+    _assert_covers(odd, start, end)
+    hour = 3_600_000_000
+    inside_a_bucket = {
+        h
+        for h in range(-(-start // hour) * hour, end - hour + 1, hour)
+        if h // ninety == (h + hour - 1) // ninety and h != stale_minute // hour * hour
+    }
+    assert sorted(h for lo, hi in odd.h1 for h in range(lo, hi, hour)) == sorted(inside_a_bucket)
+    assert odd.rows_hint < plan_query(start, end, 60, []).rows_hint / 2.5
+
+
+def _assert_covers(plan: Plan, start: int, end: int) -> None:
+    """The plan's intervals cover [start, end) once, without gaps or overlaps."""
+    covered = sorted(plan.raw + plan.m1 + plan.h1)
     assert covered[0][0] == start and covered[-1][1] == end
     assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
 
