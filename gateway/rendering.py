@@ -74,10 +74,12 @@ def activity_json(
     }
 
 
-class SeriesPoint(msgspec.Struct):
+class SeriesPoint(msgspec.Struct, gc=False):
     """One bucket of a metric series as the API writes it. A struct rather than a dict: a chart
     has thousands of them, and msgspec builds and encodes structs in a fraction of the time
-    (rendering a 30-day chart of four series: 4.5 -> 3 ms here)."""
+    (rendering a 30-day chart of four series: 4.5 -> 3.5 ms here). It holds only numbers and
+    text, so the garbage collector need not track it: thousands of tracked objects per chart
+    set off collections of the gateway's whole heap, the slowest answers' share of the time."""
 
     ts: str
     avg: float
