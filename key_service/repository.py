@@ -305,55 +305,36 @@ class PostgresKeyRepository:
         now: datetime,
         grace_until: datetime,
     ) -> tuple[ServerRecord, Ended]:
-        new_key_id = str(uuid.uuid4())
-        async with transaction(self._pool) as cur:
-            await _lock_server(cur, account_id, server_id)
-            # Only the key being replaced gets the grace window; one left over from an
-            # earlier rotation's window ends now, so at most two keys are ever accepted.
+        details: dict[str, object] = {}
+        if grace_until > now:
+            details["old_key_valid_until"] = format_time(grace_until)
+        # One statement, its own transaction (migration 0004: what it does, in order).
+        async with cursor(self._pool) as cur:
             await cur.execute(
-                "UPDATE keys.api_keys SET valid_until = %s"
-                " WHERE server_id = %s AND ended_reason IS NOT NULL AND valid_until > %s"
-                " RETURNING id::text, key_sha256",
-                (now, server_id, now),
+                "SELECT * FROM keys.rotate_key(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    account_id,
+                    server_id,
+                    str(uuid.uuid4()),
+                    key_sha256,
+                    hint,
+                    actor,
+                    address,
+                    now,
+                    grace_until,
+                    ActivityType.KEY_ROTATED.value,
+                    json.dumps(details),
+                ),
             )
-            ended = [
-                EndedKey(k, bytes(d), server_id, "rotated", now) for k, d in await cur.fetchall()
-            ]
-            await cur.execute(
-                "UPDATE keys.api_keys SET ended_reason = 'rotated', valid_until = %s"
-                " WHERE server_id = %s AND ended_reason IS NULL"
-                " RETURNING id::text, key_sha256, hint",
-                (grace_until, server_id),
-            )
-            old_id, old_digest, old_hint = await cur.fetchone()
-            ended.append(EndedKey(old_id, bytes(old_digest), server_id, "rotated", grace_until))
-            outbox_ids = await _queue_invalidations(cur, ended)
-            await cur.execute(
-                "INSERT INTO keys.api_keys (id, server_id, account_id, key_sha256, hint,"
-                " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (new_key_id, server_id, account_id, key_sha256, hint, now, actor),
-            )
-            details: dict[str, object] = {"old_key_hint": old_hint}
-            if grace_until > now:
-                details["old_key_valid_until"] = format_time(grace_until)
-            await _insert_activity(
-                cur,
-                server_id,
-                account_id,
-                new_key_id,
-                ActivityType.KEY_ROTATED,
-                now,
-                actor,
-                address,
-                hint,
-                details,
-            )
-            await cur.execute(
-                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
-                (server_id,),
-            )
-            server = _server(await cur.fetchone())
-        return server, Ended(ended, outbox_ids)
+            row = await cur.fetchone()
+        if row is None:
+            raise ServerNotFound()
+        key_ids, digests, valid_until, outbox_ids, *server = row
+        ended = [
+            EndedKey(key_id, bytes(digest), server_id, "rotated", until)
+            for key_id, digest, until in zip(key_ids, digests, valid_until, strict=True)
+        ]
+        return _server(tuple(server)), Ended(ended, tuple(outbox_ids))
 
     async def invalidations_delivered(self, outbox_ids: tuple[int, ...]) -> None:
         """Every gateway was told: the rows go. If they cannot, the relay publishes them once more,
@@ -361,9 +342,13 @@ class PostgresKeyRepository:
         if not outbox_ids:
             return
         try:
-            async with cursor(self._pool) as cur:
+            async with transaction(self._pool) as cur:
+                # Losing this delete in a crash only has the relay publish the rows once more, so
+                # the answer waits for its commit but not for the commit to reach the disk.
                 await cur.execute(
-                    "DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)", (list(outbox_ids),)
+                    "SET LOCAL synchronous_commit TO off;"
+                    " DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)",
+                    (list(outbox_ids),),
                 )
         except psycopg2.Error as exc:
             log.warning("could not clear %d delivered invalidations: %r", len(outbox_ids), exc)
