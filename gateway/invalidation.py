@@ -52,6 +52,13 @@ PONG_TIMEOUT_LEASES = 2.0
 REGISTER_EVERY = REGISTRATION_SECONDS / 5
 SUBSCRIBE_TIMEOUT = 3.0
 _REASONS = {events.END_REASON_ROTATED: "rotated", events.END_REASON_REVOKED: "revoked"}
+# An acknowledgement and the expiry of its list in one command (EVALSHA of a script Redis keeps),
+# on the path of every change that waits for the gateways. KEYS[1]: the event's ack key;
+# ARGV: this instance, the list's lifetime in seconds.
+_ACKNOWLEDGE_SCRIPT = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
 
 
 class SubscriptionLost(redis.exceptions.ConnectionError):
@@ -95,6 +102,7 @@ class InvalidationListener:
         self.invalidations_applied = 0
         # Told each applied invalidation's publication time (metrics: invalidation lag).
         self._on_applied = on_applied
+        self._acknowledge_script = client.register_script(_ACKNOWLEDGE_SCRIPT)
 
     @property
     def lease_renewals(self) -> int:
@@ -245,10 +253,7 @@ class InvalidationListener:
         if not ack_key.startswith(self._keyspace.key("acks", "")):
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(ack_key, self.instance)
-                pipe.expire(ack_key, ACK_KEY_SECONDS)
-                await pipe.execute()
+            await self._acknowledge_script(keys=[ack_key], args=[self.instance, ACK_KEY_SECONDS])
         except redis.exceptions.RedisError as exc:
             log.warning("could not acknowledge an invalidation: %r", exc)
 

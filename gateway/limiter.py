@@ -15,6 +15,15 @@ from scout_kit.redis import Keyspace
 log = logging.getLogger(__name__)
 
 MAX_LOCAL_BLOCKS = 100_000
+# The count's change and its expiry, atomically, in one command: EVALSHA of a script Redis keeps
+# (a MULTI/INCR/EXPIRE/EXEC pipeline was four commands to send, queue and parse on every miss).
+# KEYS[1]: the window's counter; ARGV[1]: +1 to count a lookup, -1 to give it back; ARGV[2]:
+# its expiry in seconds (a DECR just after the window ended makes the key anew: it must expire).
+_ADD_SCRIPT = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return count
+"""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class UnknownKeyLimiter:
         self._limit = limit
         self._window = window
         self._blocked_until: dict[str, float] = {}
+        self._add = client.register_script(_ADD_SCRIPT)
         self._giving_back: set[asyncio.Task[None]] = set()
 
     def retry_after(self, address: str) -> int | None:
@@ -66,10 +76,7 @@ class UnknownKeyLimiter:
         end = start + self._window
         key = self._keyspace.key("unknown-keys", address, str(start))
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, end - now + 1)
-                count, _ = await pipe.execute()
+            count = await self._add(keys=[key], args=[1, end - now + 1])
         except redis.exceptions.RedisError as exc:
             log.warning("unknown-key limiter unavailable: %r", exc)
             return Lookup(None)
@@ -99,11 +106,7 @@ class UnknownKeyLimiter:
         if lookup.counter is None:
             return
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.decr(lookup.counter)
-                # Should the window have just ended, DECR made the key anew: it must expire.
-                pipe.expire(lookup.counter, self._window + 1)
-                await pipe.execute()
+            await self._add(keys=[lookup.counter], args=[-1, self._window + 1])
         except redis.exceptions.RedisError as exc:
             log.warning("unknown-key limiter could not give a lookup back: %r", exc)
 

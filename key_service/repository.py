@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -42,6 +43,22 @@ _SERVER_FROM = """
     keys.servers s
     JOIN keys.api_keys k ON k.server_id = s.id AND k.ended_reason IS NULL
 """
+
+
+# ValidateKey's one statement, prepared once per session (connection): PostgreSQL then neither
+# parses nor plans it on every cache miss of every gateway.
+_FIND_KEY = "scout_keys_find_key"
+_PREPARE_FIND_KEY = (
+    f"PREPARE {_FIND_KEY}(bytea) AS"
+    " SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
+    " FROM keys.api_keys WHERE key_sha256 = $1"
+)
+_EXECUTE_FIND_KEY = f"EXECUTE {_FIND_KEY}(%s)"
+# invalid_sql_statement_name: the session lost it; duplicate_prepared_statement: it has it.
+_UNKNOWN_STATEMENT = "26000"
+_DUPLICATE_STATEMENT = "42P05"
+# The sessions (psycopg2 connections) that prepared it: a replaced connection prepares anew.
+_PREPARED_FIND_KEY: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 def _server(row: tuple[Any, ...]) -> ServerRecord:
@@ -288,55 +305,36 @@ class PostgresKeyRepository:
         now: datetime,
         grace_until: datetime,
     ) -> tuple[ServerRecord, Ended]:
-        new_key_id = str(uuid.uuid4())
-        async with transaction(self._pool) as cur:
-            await _lock_server(cur, account_id, server_id)
-            # Only the key being replaced gets the grace window; one left over from an
-            # earlier rotation's window ends now, so at most two keys are ever accepted.
+        details: dict[str, object] = {}
+        if grace_until > now:
+            details["old_key_valid_until"] = format_time(grace_until)
+        # One statement, its own transaction (migration 0004: what it does, in order).
+        async with cursor(self._pool) as cur:
             await cur.execute(
-                "UPDATE keys.api_keys SET valid_until = %s"
-                " WHERE server_id = %s AND ended_reason IS NOT NULL AND valid_until > %s"
-                " RETURNING id::text, key_sha256",
-                (now, server_id, now),
+                "SELECT * FROM keys.rotate_key(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    account_id,
+                    server_id,
+                    str(uuid.uuid4()),
+                    key_sha256,
+                    hint,
+                    actor,
+                    address,
+                    now,
+                    grace_until,
+                    ActivityType.KEY_ROTATED.value,
+                    json.dumps(details),
+                ),
             )
-            ended = [
-                EndedKey(k, bytes(d), server_id, "rotated", now) for k, d in await cur.fetchall()
-            ]
-            await cur.execute(
-                "UPDATE keys.api_keys SET ended_reason = 'rotated', valid_until = %s"
-                " WHERE server_id = %s AND ended_reason IS NULL"
-                " RETURNING id::text, key_sha256, hint",
-                (grace_until, server_id),
-            )
-            old_id, old_digest, old_hint = await cur.fetchone()
-            ended.append(EndedKey(old_id, bytes(old_digest), server_id, "rotated", grace_until))
-            outbox_ids = await _queue_invalidations(cur, ended)
-            await cur.execute(
-                "INSERT INTO keys.api_keys (id, server_id, account_id, key_sha256, hint,"
-                " created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (new_key_id, server_id, account_id, key_sha256, hint, now, actor),
-            )
-            details: dict[str, object] = {"old_key_hint": old_hint}
-            if grace_until > now:
-                details["old_key_valid_until"] = format_time(grace_until)
-            await _insert_activity(
-                cur,
-                server_id,
-                account_id,
-                new_key_id,
-                ActivityType.KEY_ROTATED,
-                now,
-                actor,
-                address,
-                hint,
-                details,
-            )
-            await cur.execute(
-                f"SELECT {_SERVER_COLUMNS} FROM {_SERVER_FROM} WHERE s.id = %s",
-                (server_id,),
-            )
-            server = _server(await cur.fetchone())
-        return server, Ended(ended, outbox_ids)
+            row = await cur.fetchone()
+        if row is None:
+            raise ServerNotFound()
+        key_ids, digests, valid_until, outbox_ids, *server = row
+        ended = [
+            EndedKey(key_id, bytes(digest), server_id, "rotated", until)
+            for key_id, digest, until in zip(key_ids, digests, valid_until, strict=True)
+        ]
+        return _server(tuple(server)), Ended(ended, tuple(outbox_ids))
 
     async def invalidations_delivered(self, outbox_ids: tuple[int, ...]) -> None:
         """Every gateway was told: the rows go. If they cannot, the relay publishes them once more,
@@ -344,9 +342,13 @@ class PostgresKeyRepository:
         if not outbox_ids:
             return
         try:
-            async with cursor(self._pool) as cur:
+            async with transaction(self._pool) as cur:
+                # Losing this delete in a crash only has the relay publish the rows once more, so
+                # the answer waits for its commit but not for the commit to reach the disk.
                 await cur.execute(
-                    "DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)", (list(outbox_ids),)
+                    "SET LOCAL synchronous_commit TO off;"
+                    " DELETE FROM keys.invalidation_outbox WHERE id = ANY(%s)",
+                    (list(outbox_ids),),
                 )
         except psycopg2.Error as exc:
             log.warning("could not clear %d delivered invalidations: %r", len(outbox_ids), exc)
@@ -375,11 +377,24 @@ class PostgresKeyRepository:
 
     async def find_key(self, key_sha256: bytes) -> KeyRecord | None:
         async with cursor(self._pool) as cur:
-            await cur.execute(
-                "SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
-                " FROM keys.api_keys WHERE key_sha256 = %s",
-                (key_sha256,),
-            )
+            session = cur.connection.raw
+            for attempt in (1, 2):
+                if session not in _PREPARED_FIND_KEY:
+                    try:
+                        await cur.execute(_PREPARE_FIND_KEY)
+                    except psycopg2.Error as exc:
+                        # Prepared already (a PREPARE whose answer was lost): the session has it.
+                        if exc.pgcode != _DUPLICATE_STATEMENT:
+                            raise
+                    _PREPARED_FIND_KEY.add(session)
+                try:
+                    await cur.execute(_EXECUTE_FIND_KEY, (key_sha256,))
+                    break
+                except psycopg2.Error as exc:
+                    # The session lost it (DEALLOCATE): prepare it again, once.
+                    if exc.pgcode != _UNKNOWN_STATEMENT or attempt == 2:
+                        raise
+                    _PREPARED_FIND_KEY.discard(session)
             row = await cur.fetchone()
         return None if row is None else KeyRecord(*row)
 

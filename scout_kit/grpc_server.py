@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import aiopg
 import grpc
@@ -113,11 +113,25 @@ class RpcMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.service = service
+        # The labelled children of each (method, code): labels() takes a lock and builds a key
+        # on every call. Bounded by the methods served times the status codes.
+        self._children: dict[tuple[str, grpc.StatusCode], tuple[str, Counter, Histogram]] = {}
 
     def record(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
-        name = method.rsplit("/", 1)[-1]
-        self.handled.labels(self.service, name, code.name).inc()
-        self.latency.labels(self.service, name, code.name).observe(elapsed)
+        children = self._children.get((method, code))
+        if children is None:
+            name = method.rsplit("/", 1)[-1]
+            children = (
+                name,
+                self.handled.labels(self.service, name, code.name),
+                self.latency.labels(self.service, name, code.name),
+            )
+            self._children[(method, code)] = children
+        name, handled, latency = children
+        handled.inc()
+        latency.observe(elapsed)
+        if not log.isEnabledFor(logging.DEBUG):
+            return
         log.debug(
             "rpc %s %s",
             name,
@@ -133,6 +147,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, metrics: RpcMetrics) -> None:
         self._verifier = verifier
         self._metrics = metrics
+        # method -> (the behaviour found for it, our handler around it): built once per method,
+        # not per call, and built again should the behaviour found ever change.
+        self._wrapped: dict[str, tuple[object, grpc.RpcMethodHandler[object, object]]] = {}
 
     async def intercept_service(
         self,
@@ -145,6 +162,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
             return handler
+        found = self._wrapped.get(method)
+        if found is not None and found[0] is handler.unary_unary:
+            return cast("grpc.RpcMethodHandler[RequestT, ResponseT]", found[1])
         # grpc.aio's handlers are coroutine functions, which grpc's stubs do not say.
         inner = cast(
             _UnaryBehaviour[RequestT, ResponseT],
@@ -156,11 +176,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         ) -> ResponseT:
             return await self._serve(inner, method, request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             wrapper,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler.unary_unary, cast(Any, wrapped))
+        return wrapped
 
     async def _serve(
         self,
@@ -177,7 +199,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+            # Echoed with the status, in the call's last batch: a separate initial-metadata send
+            # costs its own batch and HTTP/2 frame on both sides of every call.
+            context.set_trailing_metadata(((REQUEST_ID_METADATA, request_id),))
             identity = _verify(self._verifier, _text(metadata.get(AUTHORIZATION_METADATA)))
             if identity is None:
                 code = grpc.StatusCode.UNAUTHENTICATED

@@ -173,8 +173,12 @@ class Broadcaster:
                 if acked is None:
                     await asyncio.sleep(min(remaining, POLL_SECONDS))
                     continue
-            name = acked.decode(errors="replace") if isinstance(acked, bytes) else str(acked)
-            waiting.pop(name, None)
+            waiting.pop(_instance(acked), None)
+            if waiting:
+                # The others' acknowledgements mostly arrived meanwhile: all of them in one LPOP,
+                # rather than a round trip each.
+                for acked in await self._redis.lpop(ack_key, len(waiting)) or ():
+                    waiting.pop(_instance(acked), None)
         if waiting:
             log.warning(
                 "invalidation acknowledged by %d of %d gateways; the leases of the others have "
@@ -183,6 +187,10 @@ class Broadcaster:
                 expected,
                 ", ".join(sorted(waiting)),
             )
+
+
+def _instance(acked: object) -> str:
+    return acked.decode(errors="replace") if isinstance(acked, bytes) else str(acked)
 
 
 # Scripts read the Redis server's own clock, so no two machines' clocks are ever compared.

@@ -106,9 +106,26 @@ async def test_request_id_travels_through_metadata(
             metadata=(("authorization", f"Bearer {token}"), ("x-request-id", "req-42")),
         )
         await call
-        assert ("x-request-id", "req-42") in tuple(await call.initial_metadata())
+        # Echoed with the status (no separate initial-metadata frame).
+        assert ("x-request-id", "req-42") in tuple(await call.trailing_metadata())
     handled = [r for r in caplog.records if getattr(r, "rpc", None) == "ValidateKey"]
     assert handled and all(getattr(r, "request_id", None) == "req-42" for r in handled)
+
+
+async def test_a_refused_call_echoes_its_request_id_too(
+    env: Environment, key_service: GrpcService
+) -> None:
+    async with env.service_channel(key_service.port) as channel:
+        stub = keys_pb2_grpc.KeyServiceStub(channel)
+        for _ in range(2):  # the second call goes through the handler built for the first
+            call = stub.ValidateKey(
+                keys_pb2.ValidateKeyRequest(key_sha256=b"\1" * 32),
+                metadata=(("x-request-id", "req-43"),),
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert ("x-request-id", "req-43") in tuple(await call.trailing_metadata())
 
 
 async def test_sigterm_drains_and_exits_cleanly(env: Environment) -> None:
