@@ -287,7 +287,7 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         second = await watch(other)
         await second.page.goto("/servers")
         await sign_in(second, email)
-        await expect(second.page.locator("tr", has_text="web-1")).to_be_visible()
+        await expect(second.page.get_by_role("listitem").filter(has_text="web-1")).to_be_visible()
         await screenshot(second.page, "journey-servers-light-phone")
         await second.page.emulate_media(color_scheme="dark")
         await second.page.goto(f"/servers/{server_id}")
