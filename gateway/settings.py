@@ -71,8 +71,6 @@ class Settings:
     shutdown_drain_seconds: float
     # When a server counts as online, warning or offline (AGENT_INTERVAL_SECONDS, STATUS_*).
     status_rule: StatusRule
-    # WriteBatch calls to the ingest service in flight at once: with one, commit latency bounds
-    # the posts per second while cores stay idle (bench row 5s, README "Gateway CPU per request").
     ingest_calls_in_flight: int
 
     @classmethod

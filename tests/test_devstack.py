@@ -46,9 +46,10 @@ from gateway.settings import Settings as GatewaySettings
 from ingest_service.settings import Settings as IngestSettings
 from key_service.models import key_digest
 from key_service.settings import Settings as KeySettings
-from scout_admin.settings import Settings as AdminSettings
 from scout_kit.clock import SystemClock
 from scout_kit.identity import TokenIssuer, TokenVerifier, service_identity
+from tests.admin_support import admin_settings
+from tests.stack import Environment
 
 ADMIN_POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -293,7 +294,8 @@ def fresh_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def devstack_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own, like its database: what devstack writes is removed."""
     prefix = f"scout_devstack_{uuid.uuid4().hex[:12]}"
     yield prefix
     client = redis.Redis.from_url(TEST_REDIS_URL)
@@ -317,11 +319,9 @@ def _sha256_in_database(database_url: str, api_key: str) -> tuple[str, str | Non
 
 
 async def test_seeding_creates_the_demo_once_and_rotates_on_request(
-    tmp_path: Path, fresh_database: str, redis_prefix: str
+    tmp_path: Path, env: Environment, fresh_database: str, devstack_prefix: str
 ) -> None:
-    settings = AdminSettings.from_env(
-        {"DATABASE_URL": fresh_database, "REDIS_URL": TEST_REDIS_URL, "REDIS_PREFIX": redis_prefix}
-    )
+    settings = admin_settings(env, fresh_database, redis_prefix=devstack_prefix)
     path = tmp_path / "demo-credentials.json"
 
     first = await seed_demo(settings, path)
@@ -481,14 +481,14 @@ def _read_lines(stream: object, sink: queue.Queue[str]) -> None:
 
 @pytest.mark.slow
 def test_make_run_posts_a_metric_and_stops_cleanly_on_ctrl_c(
-    tmp_path: Path, fresh_database: str, redis_prefix: str
+    tmp_path: Path, fresh_database: str, devstack_prefix: str
 ) -> None:
     """`python -m devstack` with two ingest replicas: the printed key posts a metric that lands
     in PostgreSQL, and SIGINT stops every child and exits 0."""
     env = dict(os.environ) | {
         "DATABASE_URL": fresh_database,
         "REDIS_URL": TEST_REDIS_URL,
-        "REDIS_PREFIX": redis_prefix,
+        "REDIS_PREFIX": devstack_prefix,
         "NO_COLOR": "1",
     }
     process = subprocess.Popen(
@@ -635,12 +635,12 @@ def _post_with_printed_curl(output: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_make_run_keeps_its_port_says_it_already_runs_and_restarts_a_crashed_replica(
-    tmp_path: Path, fresh_database: str, redis_prefix: str
+    tmp_path: Path, fresh_database: str, devstack_prefix: str
 ) -> None:
     env = dict(os.environ) | {
         "DATABASE_URL": fresh_database,
         "REDIS_URL": TEST_REDIS_URL,
-        "REDIS_PREFIX": redis_prefix,
+        "REDIS_PREFIX": devstack_prefix,
         "NO_COLOR": "1",
     }
     data_dir = ["--data-dir", str(tmp_path)]

@@ -41,6 +41,40 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1360, "height": 900}
 PHONE = {"width": 360, "height": 740}
+# What a phone-width screen must not do, as a list of faults (empty when clean): scroll the page
+# or any box sideways, put a word off the screen, or break a word across lines (a break right
+# after a hyphen is a line break, not a broken word). Hidden text is not looked at.
+LAYOUT_FAULTS = r"""
+() => {
+  const width = document.documentElement.clientWidth;
+  const faults = [];
+  const shown = (el) => el.closest(".visually-hidden") === null && el.checkVisibility();
+  const name = (el) => el.tagName.toLowerCase() + [...el.classList].map((c) => `.${c}`).join("");
+  const wider = document.documentElement.scrollWidth - width;
+  if (wider > 0) faults.push(`the page is ${wider} px wider than the screen`);
+  for (const el of document.querySelectorAll("#app *")) {
+    const sideways = ["auto", "scroll", "hidden"].includes(getComputedStyle(el).overflowX);
+    if (sideways && el.scrollWidth > el.clientWidth + 1 && shown(el)) {
+      faults.push(`${name(el)} scrolls sideways (${el.scrollWidth} px in ${el.clientWidth} px)`);
+    }
+  }
+  const texts = document.createTreeWalker(document.querySelector("#app"), NodeFilter.SHOW_TEXT);
+  for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+    if (!shown(node.parentElement)) continue;
+    for (const match of node.textContent.matchAll(/[^\s-]+-?/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const boxes = [...range.getClientRects()].filter((r) => r.width > 0);
+      const where = `"${match[0]}" in ${name(node.parentElement)}`;
+      if (new Set(boxes.map((r) => Math.round(r.top))).size > 1) faults.push(`${where} is broken`);
+      const off = boxes.some((r) => r.left < -0.5 || r.right > width + 0.5);
+      if (off) faults.push(`${where} is off the screen`);
+    }
+  }
+  return faults;
+}
+"""
 # Recorded in the page before any of its scripts run (an init script is outside the CSP).
 CSP_LISTENER = """
 window.__cspViolations = [];

@@ -15,7 +15,7 @@ import psycopg2
 import redis.exceptions
 
 from scout_admin.commands import open_admin
-from scout_admin.settings import Settings as AdminSettings
+from tests.admin_support import admin_settings
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.gateway.metrics_support import post, stored
@@ -36,11 +36,8 @@ async def test_under_load_a_promoted_standby_loses_no_sample_and_no_rotation(
             f"postgresql://postgres@{hosts}/scout?target_session_attrs=read-write&connect_timeout=2"
         )
         local = dataclasses.replace(env, database_url=dsn)
-        settings = AdminSettings.from_env(
-            {"DATABASE_URL": dsn, "REDIS_URL": env.redis_url, "REDIS_PREFIX": env.redis_prefix}
-        )
         emails = [unique_email() for _ in range(SESSIONS)]
-        async with open_admin(settings) as admin:
+        async with open_admin(admin_settings(local)) as admin:
             await admin.migrate()
             for email in emails:
                 await admin.create_user(email, STRONG_PASSWORD, None)

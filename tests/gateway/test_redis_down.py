@@ -16,7 +16,7 @@ import pytest
 from key_service.errors import InvalidationNotPublished
 from key_service.outbox import RELAY_AFTER_SECONDS
 from scout_admin.commands import Admin, open_admin
-from scout_admin.settings import Settings as AdminSettings
+from tests.admin_support import admin_settings
 from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.stack import Environment, Gateway, client_session, eventually, leased, running_stack
 
@@ -92,17 +92,10 @@ async def test_rotation_holds_while_redis_is_down_and_caching_resumes(
 ) -> None:
     server = await new_server(admin)
     local = dataclasses.replace(env, redis_url=private_redis.url)
-    settings = AdminSettings.from_env(
-        {
-            "DATABASE_URL": env.database_url,
-            "REDIS_URL": private_redis.url,
-            "REDIS_PREFIX": env.redis_prefix,
-        }
-    )
     async with (
         running_stack(local, gateways=2) as stack,
         client_session(env) as http,
-        open_admin(settings) as local_admin,
+        open_admin(admin_settings(local)) as local_admin,
     ):
         for gateway in stack.gateways:
             assert await whoami_status(http, gateway.url, server.api_key) == 200

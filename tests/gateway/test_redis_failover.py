@@ -24,7 +24,7 @@ import redis.exceptions
 from devstack.ports import free_ports
 from key_service.errors import InvalidationNotPublished
 from scout_admin.commands import Admin, open_admin
-from scout_admin.settings import Settings as AdminSettings
+from tests.admin_support import admin_settings
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.gateway.metrics_support import post, stored
@@ -113,15 +113,12 @@ async def test_sessions_and_key_invalidation_follow_a_redis_failover(
     await admin.create_user(email, STRONG_PASSWORD, None)
     async with sentinel_group(tmp_path) as group:
         local = dataclasses.replace(env, redis_variables=tuple(group.env.items()))
-        admin_settings = AdminSettings.from_env(
-            {"DATABASE_URL": env.database_url, "REDIS_PREFIX": env.redis_prefix, **group.env}
-        )
         async with (
             # Sessions are confirmed only once the replica holds them.
             running_stack(
                 local, gateways=0, service_overrides={"REDIS_MIN_REPLICAS": "1"}
             ) as stack,
-            open_admin(admin_settings) as sentinel_admin,
+            open_admin(admin_settings(local)) as sentinel_admin,
             gateway_processes(local, stack.backends, 2) as urls,
             jar_client(env) as http,
             jar_client(env) as later,
@@ -197,14 +194,11 @@ async def test_under_load_a_killed_primary_loses_no_session_sample_or_rotation(
         await admin.create_user(email, STRONG_PASSWORD, None)
     async with sentinel_group(tmp_path) as group:
         local = dataclasses.replace(env, redis_variables=tuple(group.env.items()))
-        admin_settings = AdminSettings.from_env(
-            {"DATABASE_URL": env.database_url, "REDIS_PREFIX": env.redis_prefix, **group.env}
-        )
         async with (
             running_stack(
                 local, gateways=0, service_overrides={"REDIS_MIN_REPLICAS": "1"}
             ) as stack,
-            open_admin(admin_settings) as sentinel_admin,
+            open_admin(admin_settings(local)) as sentinel_admin,
             gateway_processes(local, stack.backends, 2) as urls,
             bare_client(env) as raw,
         ):

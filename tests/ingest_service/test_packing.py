@@ -29,12 +29,15 @@ from tests.gateway.metrics_support import body, new_server, post, stack_clock, s
 from tests.ingest_service.support import (
     T0,
     Storage,
+    account_of,
+    assert_matches,
+    bucket_rows,
+    expected_buckets,
     partitions_of,
     query,
     sample_write,
     scratch_storage,
 )
-from tests.ingest_service.test_storage import _account, _assert_matches, _buckets, _expected
 from tests.stack import Environment, client_session, running_stack
 
 OPENAPI = Path(__file__).parents[2] / "gateway" / "openapi.yaml"
@@ -74,10 +77,10 @@ async def _answers(storage: Storage, server: str, samples: Samples) -> dict[obje
         (T0 + timedelta(minutes=17, seconds=3), T0 + timedelta(hours=11, seconds=9), 300),
         (T0 + timedelta(seconds=5), T0 + timedelta(hours=12), 3600),
     ):
-        buckets = await _buckets(storage, server, names, start, end, step)
-        _assert_matches(buckets, _expected(samples, start, end, step))
+        buckets = await bucket_rows(storage, server, names, start, end, step)
+        assert_matches(buckets, expected_buckets(samples, start, end, step))
         got[start, end, step] = buckets
-    account = await _account(storage, server)
+    account = await account_of(storage, server)
     got["latest"] = await storage.repository.latest(server, account)
     got["names"] = await storage.repository.metric_names(server, account)
     return got
@@ -115,7 +118,7 @@ async def test_packing_a_day_keeps_every_answer(
         late = clock.now() - timedelta(hours=1)
         extra: Samples = [(late, {"cpu": 5.0})]
         await storage.repository.write([sample_write(servers[0], extra, "")], clock.now())
-        account = await _account(storage, servers[0])
+        account = await account_of(storage, servers[0])
         latest = await storage.repository.latest(servers[0], account)
         assert ("cpu", 5.0, late) in latest
         assert ("disk", days[servers[0]][-1][1]["disk"], days[servers[0]][-1][0]) in latest

@@ -8,10 +8,9 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiopg
 import psycopg2.errors
@@ -30,68 +29,15 @@ from tests.gateway.metrics_support import stored
 from tests.ingest_service.support import (
     T0,
     Storage,
+    assert_matches,
+    bucket_rows,
+    expected_buckets,
     partitions_of,
     query,
     sample_write,
     scratch_storage,
 )
 from tests.stack import Environment
-
-Expected = dict[tuple[str, datetime], list[float]]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-async def _buckets(
-    storage: Storage, server_id: str, names: list[str], start: datetime, end: datetime, step: int
-) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
-    rows = await storage.repository.buckets(
-        server_id,
-        await _account(storage, server_id),
-        names,
-        step,
-        lambda stale: plan_query(micros(start), micros(end), step, stale),
-        start,
-        end,
-    )
-    return {
-        (r.name, EPOCH + timedelta(microseconds=us)): (avg, low, high, count)
-        for r in rows
-        for us, avg, low, high, count in zip(r.starts, r.avg, r.min, r.max, r.count, strict=True)
-    }
-
-
-async def _account(storage: Storage, server_id: str) -> str:
-    async with storage.repository.pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            f"SELECT account_id::text FROM {storage.schema}.servers_seen WHERE server_id = %s",
-            (server_id,),
-        )
-        (account,) = await cur.fetchone()
-        return str(account)
-
-
-def _expected(
-    samples: list[tuple[datetime, dict[str, float]]], start: datetime, end: datetime, step: int
-) -> Expected:
-    """Values per (name, bucket start), from the posted samples alone."""
-    buckets: Expected = defaultdict(list)
-    for ts, metrics in samples:
-        if start <= ts < end:
-            epoch = int(ts.timestamp()) // step * step
-            bucket = datetime.fromtimestamp(epoch, ts.tzinfo)
-            for name, value in metrics.items():
-                buckets[name, bucket].append(value)
-    return buckets
-
-
-def _assert_matches(
-    got: dict[tuple[str, datetime], tuple[float, float, float, int]], expected: Expected
-) -> None:
-    assert set(got) == set(expected)
-    for key, values in expected.items():
-        avg, low, high, count = got[key]
-        assert (low, high, count) == (min(values), max(values), len(values)), key
-        assert avg == pytest.approx(sum(values) / len(values), rel=1e-12), key
 
 
 async def test_a_sample_is_one_row_and_resends_keep_the_first_value(
@@ -252,9 +198,9 @@ async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
         start, end = T0 + timedelta(seconds=30), T0 + timedelta(hours=3, minutes=1)
         names = ["cpu", "mem", "disk", "late"]
         for step in (7, 60, 300, 3600, 5400, 7200):
-            _assert_matches(
-                await _buckets(storage, server, names, start, end, step),
-                _expected(samples, start, end, step),
+            assert_matches(
+                await bucket_rows(storage, server, names, start, end, step),
+                expected_buckets(samples, start, end, step),
             )
         await storage.maintenance.rollup.run_once(clock.now())
         (pending,) = (await query(admin, f"SELECT count(*) FROM {storage.schema}.rollup_pending"))[
@@ -262,9 +208,9 @@ async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
         ]
         assert pending == 0
         for step in (60, 3600):
-            _assert_matches(
-                await _buckets(storage, server, names, start, end, step),
-                _expected(samples, start, end, step),
+            assert_matches(
+                await bucket_rows(storage, server, names, start, end, step),
+                expected_buckets(samples, start, end, step),
             )
 
 
@@ -355,9 +301,9 @@ async def test_a_rollup_pass_past_its_statement_timeout_stops_and_the_next_compl
         assert hours == [(360,), (360,)]
         start, end = T0, T0 + timedelta(hours=2)
         for step in (60, 3600):
-            _assert_matches(
-                await _buckets(storage, server, ["cpu", "mem"], start, end, step),
-                _expected(samples, start, end, step),
+            assert_matches(
+                await bucket_rows(storage, server, ["cpu", "mem"], start, end, step),
+                expected_buckets(samples, start, end, step),
             )
 
 
@@ -383,9 +329,9 @@ async def test_one_rollup_pass_runs_at_a_time_per_replica_and_across_replicas(
         hours = await query(admin, f"SELECT n FROM {storage.schema}.rollup_1h ORDER BY bucket")
         assert hours == [(360,), (360,)]
         start, end = T0, T0 + timedelta(hours=2)
-        _assert_matches(
-            await _buckets(storage, server, ["cpu", "mem"], start, end, 60),
-            _expected(samples, start, end, 60),
+        assert_matches(
+            await bucket_rows(storage, server, ["cpu", "mem"], start, end, 60),
+            expected_buckets(samples, start, end, 60),
         )
 
 

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
@@ -44,6 +45,25 @@ async def cut_off(admin: Admin) -> AsyncIterator[tuple[KeyManager, RedisInvalida
         yield KeyManager(PostgresKeyRepository(admin.pool), publisher, SystemClock()), publisher
     finally:
         await client.aclose()
+
+
+@dataclass
+class CutOffRotation:
+    """A rotation committed by a replica cut off from Redis, which could not publish it."""
+
+    server: ServerKey
+    publisher: RedisInvalidationPublisher  # the cut-off replica's: it cannot publish either
+
+
+@pytest.fixture
+async def cut_off_rotation(admin: Admin) -> AsyncIterator[CutOffRotation]:
+    """A new server whose key the cut-off replica rotated; the replica stays cut off until the
+    test ends."""
+    server = await new_server(admin)
+    async with cut_off(admin) as (replica, publisher):
+        with pytest.raises(InvalidationNotPublished):
+            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+        yield CutOffRotation(server, publisher)
 
 
 def relay(
@@ -101,12 +121,9 @@ def of(received: list[events.Invalidation], api_key: str) -> list[events.EndedKe
 
 
 async def test_a_rotation_that_could_not_be_published_is_relayed_by_another_replica(
-    admin: Admin,
+    admin: Admin, cut_off_rotation: CutOffRotation
 ) -> None:
-    server = await new_server(admin)
-    async with cut_off(admin) as (replica, _):
-        with pytest.raises(InvalidationNotPublished):
-            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+    server = cut_off_rotation.server
     # Committed with the rotation: the old key waits in the outbox, in no process's memory.
     assert await queued(admin, server) == [("rotated", digest(server.api_key))]
 
@@ -142,24 +159,25 @@ async def test_a_fresh_row_is_left_to_the_change_that_wrote_it(admin: Admin) -> 
     assert await queued(admin, server) == [("revoked", digest(server.api_key))]
 
 
-async def test_a_relay_that_cannot_publish_keeps_the_rows(admin: Admin) -> None:
-    server = await new_server(admin)
-    async with cut_off(admin) as (replica, its_publisher):
-        with pytest.raises(InvalidationNotPublished):
-            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
-        stuck = InvalidationRelay(
-            PostgresKeyRepository(admin.pool), its_publisher, SystemClock(), after_seconds=0
-        )
-        with pytest.raises(InvalidationNotPublished):
-            await stuck.relay_once()
+async def test_a_relay_that_cannot_publish_keeps_the_rows(
+    admin: Admin, cut_off_rotation: CutOffRotation
+) -> None:
+    stuck = InvalidationRelay(
+        PostgresKeyRepository(admin.pool),
+        cut_off_rotation.publisher,
+        SystemClock(),
+        after_seconds=0,
+    )
+    with pytest.raises(InvalidationNotPublished):
+        await stuck.relay_once()
+    server = cut_off_rotation.server
     assert await queued(admin, server) == [("rotated", digest(server.api_key))]
 
 
-async def test_two_relays_at_once_publish_a_row_once(admin: Admin) -> None:
-    server = await new_server(admin)
-    async with cut_off(admin) as (replica, _):
-        with pytest.raises(InvalidationNotPublished):
-            await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+async def test_two_relays_at_once_publish_a_row_once(
+    admin: Admin, cut_off_rotation: CutOffRotation
+) -> None:
+    server = cut_off_rotation.server
     # A registered gateway that never acknowledges keeps the first relay waiting (its lease,
     # 0.25 s) while it holds the row; the second skips it instead of publishing it again.
     await Registry(admin.keyspace).register(admin.redis, "silent-gateway", 0.25)

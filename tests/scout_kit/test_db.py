@@ -14,7 +14,6 @@ import psycopg2.extensions
 import pytest
 
 from devstack.ports import free_ports
-from scout_admin.settings import Settings as AdminSettings
 from scout_kit.db import (
     StatementTimeout,
     bounded_session,
@@ -24,7 +23,9 @@ from scout_kit.db import (
     host_count,
     migrate,
 )
-from tests.conftest import ADMIN_POSTGRES_URL, TEST_REDIS_URL
+from tests.admin_support import admin_settings
+from tests.conftest import ADMIN_POSTGRES_URL
+from tests.stack import Environment
 
 
 @pytest.fixture
@@ -85,12 +86,12 @@ def multi_host(dsn: str, first: str) -> str:
     return f"{scheme}://{prefix}{first},{hostpath}{separator}target_session_attrs=read-write"
 
 
-async def test_a_multi_host_dsn_skips_a_dead_host(fresh_database: str) -> None:
+async def test_a_multi_host_dsn_skips_a_dead_host(env: Environment, fresh_database: str) -> None:
     (dead,) = free_ports(1)
     dsn = multi_host(fresh_database, f"127.0.0.1:{dead}")
     assert host_count(dsn) == 2
     # The services accept it as DATABASE_URL...
-    settings = AdminSettings.from_env({"DATABASE_URL": dsn, "REDIS_URL": TEST_REDIS_URL})
+    settings = admin_settings(env, dsn)
     # ...and every connection the pool opens goes to the live, read-write host.
     pool = await create_pool(settings.database_url.reveal(), maxsize=3)
     try:

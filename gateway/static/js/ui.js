@@ -18,6 +18,9 @@ const ICONS = {
   search: svg`<circle cx="11" cy="11" r="6.5" fill="none" stroke="currentColor" stroke-width="2"/><path d="m20 20-4.2-4.2" stroke="currentColor" stroke-width="2" stroke-linecap="round"/>`,
 };
 
+/** Phone width: where a wide table becomes cards (the same width as app.css's card rules). */
+export const phoneWidth = matchMedia("(max-width: 600px)");
+
 export function icon(name, { label = null, className = "" } = {}) {
   return html`<svg viewBox="0 0 24 24" class=${className} aria-hidden=${label ? "false" : "true"}
     role=${label ? "img" : "presentation"} aria-label=${label || nothing} focusable="false">${ICONS[name]}</svg>`;

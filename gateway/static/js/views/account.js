@@ -122,7 +122,7 @@ export class AccountView {
           <td>${describeAgent(s.user_agent)} ${s.current ? html`<span class="badge">This session</span>` : nothing}</td>
           <td class="mono">${s.client_address || "—"}</td>
           <td class="hide-phone nowrap">${formatDateTime(s.created_at)}</td>
-          <td class="nowrap">${timeAgo(s.last_seen_at, relativeTime(s.last_seen_at, now), formatDateTime(s.last_seen_at))}</td>
+          <td>${timeAgo(s.last_seen_at, relativeTime(s.last_seen_at, now), formatDateTime(s.last_seen_at))}</td>
           <td class="num">${s.current
             ? html`<button type="button" class="small" @click=${() => this.app.signOut()}>Sign out</button>`
             : html`<button type="button" class="small" @click=${() => this.endSession(s)}

@@ -138,7 +138,7 @@ export class ActivityList {
                 <td class="nowrap">${timeAgo(e.occurred_at, relativeTime(e.occurred_at, now), formatDateTime(e.occurred_at))}</td>
                 <td class="event"><strong>${this.kinds[e.type] || e.type}</strong>
                   <span class="sub">${this.keyColumn ? keyDetail(e) : signInDetail(e)}</span></td>
-                ${this.keyColumn ? html`<td class="mono">${e.key_hint ? `…${e.key_hint}` : "—"}</td>` : nothing}
+                ${this.keyColumn ? html`<td class="mono nowrap">${e.key_hint ? `…${e.key_hint}` : "—"}</td>` : nothing}
                 <td class="mono">${e.client_address || "—"}</td>
                 <td class="hide-phone">${actorText(e.actor, me)}</td>
               </tr>`)}</tbody>

@@ -1,9 +1,10 @@
 // The servers list: status, last seen, a CPU sparkline and the latest gauges; live while the
-// tab is visible; an empty account learns how to add its first server.
+// tab is visible; an empty account learns how to add its first server. A table on wide screens,
+// one card per server on a phone.
 import { html, nothing, repeat, svg } from "../lit.js";
 import { api, listAll, serverPath } from "../api.js";
 import { formatDateTime, formatValue, relativeTime } from "../format.js";
-import { Poller, banner, icon, limited, problemText, statusBadge, timeAgo } from "../ui.js";
+import { Poller, banner, icon, limited, phoneWidth, problemText, statusBadge, timeAgo } from "../ui.js";
 import { AddServerDialog } from "./add-server.js";
 
 const STATUS_REFRESH_MS = 5000;
@@ -32,13 +33,16 @@ export class ServersView {
     this.dialog = null;
     this.statusPoller = new Poller(() => this.refresh(), STATUS_REFRESH_MS);
     this.metricsPoller = new Poller(() => this.refreshMetrics(), METRICS_REFRESH_MS);
+    this.onWidth = () => this.app.update();
   }
 
   connected() {
+    phoneWidth.addEventListener("change", this.onWidth);
     this.statusPoller.start();
   }
 
   disconnected() {
+    phoneWidth.removeEventListener("change", this.onWidth);
     this.statusPoller.stop();
     this.metricsPoller.stop();
     if (this.dialog) this.dialog.stop();
@@ -147,18 +151,26 @@ export class ServersView {
       ${rows.length === 0
         ? html`<div class="empty"><p>No server's name contains “${this.query}”.</p>
             <button type="button" class="small" @click=${() => { this.query = ""; this.app.update(); }}>Clear the search</button></div>`
-        : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Servers"><table class="servers-table">
-          <thead><tr>
-            <th scope="col">Status</th>
-            <th scope="col">Name</th>
-            <th scope="col">CPU, last hour</th>
-            <th scope="col" class="num hide-phone">Memory</th>
-            <th scope="col" class="num hide-phone">Disk /</th>
-            <th scope="col" class="num hide-phone">Load</th>
-          </tr></thead>
-          <tbody>${repeat(rows, (s) => s.id, (s) => this.row(s, now))}</tbody>
-        </table></div>`}
+        : phoneWidth.matches ? this.cards(rows, now) : this.table(rows, now)}
     </section>`;
+  }
+
+  table(rows, now) {
+    return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Servers"><table class="servers-table">
+      <thead><tr>
+        <th scope="col">Status</th>
+        <th scope="col">Name</th>
+        <th scope="col">CPU, last hour</th>
+        <th scope="col" class="num hide-phone">Memory</th>
+        <th scope="col" class="num hide-phone">Disk /</th>
+        <th scope="col" class="num hide-phone">Load</th>
+      </tr></thead>
+      <tbody>${repeat(rows, (s) => s.id, (s) => this.row(s, now))}</tbody>
+    </table></div>`;
+  }
+
+  cards(rows, now) {
+    return html`<ul class="server-cards" aria-label="Servers">${repeat(rows, (s) => s.id, (s) => this.card(s, now))}</ul>`;
   }
 
   row(server, now) {
@@ -167,9 +179,7 @@ export class ServersView {
       <td>${statusBadge(server.status)}</td>
       <td class="name">
         <a href="/servers/${server.id}">${server.name}</a>
-        <span class="sub">${server.last_seen_at
-          ? html`Last seen ${timeAgo(server.last_seen_at, relativeTime(server.last_seen_at, now), formatDateTime(server.last_seen_at))}`
-          : "Waiting for the first check-in"}</span>
+        <span class="sub">${server.last_seen_at ? html`Last seen ${lastSeen(server, now)}` : lastSeen(server, now)}</span>
       </td>
       <td>${metrics ? sparkline(metrics) : html`<span class="muted">—</span>`}</td>
       <td class="num hide-phone">${gauge(metrics, "mem.used_percent")}</td>
@@ -177,6 +187,31 @@ export class ServersView {
       <td class="num hide-phone">${metrics && metrics.last["load.1"] !== undefined ? formatValue(metrics.last["load.1"], "load") : "—"}</td>
     </tr>`;
   }
+
+  /** A phone's row: name and status on top, the key figures beneath; the whole card is the
+   * server's link (its name stretched over the card), so a tap anywhere opens it. */
+  card(server, now) {
+    const metrics = this.metrics.get(server.id);
+    return html`<li class="server-card" data-server-id=${server.id}>
+      <div class="server-card-head">
+        <a class="server-card-link" href="/servers/${server.id}">${server.name}</a>
+        ${statusBadge(server.status)}
+      </div>
+      <dl class="figures">
+        <div><dt>CPU</dt><dd>${metrics ? sparkline(metrics) : html`<span class="muted">—</span>`}</dd></div>
+        <div><dt>Memory</dt><dd>${gauge(metrics, "mem.used_percent")}</dd></div>
+        <div><dt>Disk /</dt><dd>${gauge(metrics, "disk.root.used_percent")}</dd></div>
+        <div><dt>Last seen</dt><dd>${lastSeen(server, now)}</dd></div>
+      </dl>
+    </li>`;
+  }
+}
+
+function lastSeen(server, now) {
+  const seen = server.last_seen_at;
+  return seen
+    ? timeAgo(seen, relativeTime(seen, now), formatDateTime(seen))
+    : "Waiting for the first check-in";
 }
 
 function summaryLine(servers) {
