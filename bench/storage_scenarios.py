@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,7 +159,13 @@ async def ingest_scaling(bench: Any) -> None:
     of the window's sample time (its minutes and closed hours due, the open hour not): its
     PostgreSQL CPU per post is the `rollup` figure."""
     issuer = TokenIssuer(bench.env.jwt_private_pem, SystemClock())
-    metadata = call_metadata(issuer.token_for(service_identity("gateway")))
+    gateway = service_identity("gateway")
+
+    # A token per call, as the gateway's are (the issuer renews it at half its 60 s life): at
+    # 10,000 servers on a slow machine a step outlives one token.
+    def metadata() -> Any:
+        return call_metadata(issuer.token_for(gateway))
+
     names = bench.metric_names
     # As the gateway calls it: mutual TLS with a client certificate of the internal CA.
     async with (
@@ -226,7 +233,7 @@ async def _held_rollup(pool: aiopg.Pool) -> tuple[RollupJob, PostgresBackends]:
 
 async def _drive(
     stub: ingest_pb2_grpc.IngestServiceStub,
-    metadata: Any,
+    metadata: Callable[[], Any],
     ids: list[tuple[str, str]],
     names: list[str],
     base: int,
@@ -271,7 +278,7 @@ async def _drive(
         nonlocal posts
         while (entries := await queue.get()) is not None:
             answer = await stub.WriteBatch(
-                ingest_pb2.WriteBatchRequest(entries=entries), metadata=metadata, timeout=30
+                ingest_pb2.WriteBatchRequest(entries=entries), metadata=metadata(), timeout=30
             )
             if any(r.error for r in answer.results):
                 raise RuntimeError(f"WriteBatch refused: {answer.results[0].error}")

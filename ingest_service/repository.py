@@ -271,16 +271,25 @@ class PreparedStatement:
             raise
 
 
-def _array(items: Sequence[object]) -> str:
-    return "{" + ",".join(map(str, items)) + "}"
+def _array(items: Sequence[str]) -> str:
+    """Text an array element takes unquoted (UUIDs)."""
+    return "{" + ",".join(items) + "}"
 
 
 def _text_array(items: Sequence[str]) -> str:
     return '{"' + '","'.join(items) + '"}' if items else "{}"
 
 
-def _float_array(items: Sequence[float]) -> str:
-    return "{" + ",".join(map(repr, items)) + "}"
+def _int_array(items: list[int]) -> str:
+    return "{" + repr(items)[1:-1] + "}"
+
+
+def _float_array(items: list[float]) -> str:
+    """A list's repr is its floats' reprs joined by ", " in one C call (PostgreSQL ignores the
+    spaces): the shortest text that reads back as the same double (-0.0 and subnormals
+    included), a third to half cheaper than joining them one by one. Values are finite here
+    (ingest_service.samples refuses the rest)."""
+    return "{" + repr(items)[1:-1] + "}"
 
 
 def set_digest(names: Sequence[str]) -> bytes:
@@ -405,11 +414,11 @@ class SampleRepository:
         set_ids = await self._resolve_sets(rows.set_keys)
         return {
             "servers": _array(list(rows.servers)),
-            "si": _array(rows.server_index),
-            "ts": _array(rows.stamps),
-            "sets": _array(set_ids),
-            "off": _array(rows.offsets),
-            "len": _array(rows.lengths),
+            "si": _int_array(rows.server_index),
+            "ts": _int_array(rows.stamps),
+            "sets": _int_array(set_ids),
+            "off": _int_array(rows.offsets),
+            "len": _int_array(rows.lengths),
             "vals": _float_array(rows.values),
         }
 
@@ -463,10 +472,10 @@ class SampleRepository:
                 self._sets_sql,
                 {
                     "servers": _array(list(servers)),
-                    "si": _array(index),
+                    "si": _int_array(index),
                     "digests": digests,
-                    "off": _array(offsets),
-                    "len": _array(lengths),
+                    "off": _int_array(offsets),
+                    "len": _int_array(lengths),
                     "names": _text_array(names),
                 },
             )

@@ -10,6 +10,7 @@ import pytest
 
 from ingest_service.samples import (
     InvalidWrite,
+    _canonical_uuid,
     accepted_window,
     canonical_uuid,
     micros,
@@ -89,3 +90,15 @@ def test_canonical_uuid_takes_every_form_and_refuses_the_rest() -> None:
         assert canonical_uuid(form) == value
     assert canonical_uuid("not a uuid") is None
     assert canonical_uuid(value + " " * 40) is None
+    assert canonical_uuid(value + "\n") is None
+    assert canonical_uuid(value.replace("-", "")) == value
+
+
+def test_canonical_ids_cost_the_same_for_any_number_of_servers() -> None:
+    """The ids every write carries are canonical already: they are taken as they are, not
+    parsed and cached, so a fleet larger than any cache costs no more per write."""
+    before = _canonical_uuid.cache_info()
+    ids = [str(uuid.uuid4()) for _ in range(5000)]
+    assert [canonical_uuid(i) for i in ids] == [str(uuid.UUID(i)) for i in ids]
+    after = _canonical_uuid.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)

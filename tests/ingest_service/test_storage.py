@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
+import struct
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +28,7 @@ from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
 from scout_admin.commands import Admin
 from scout_kit.db import StatementTimeout, close_pool, create_pool
+from scout_kit.sample_rules import MAX_METRICS_PER_SAMPLE
 from tests.gateway.metrics_support import stored
 from tests.ingest_service.support import (
     T0,
@@ -65,6 +69,48 @@ async def test_a_sample_is_one_row_and_resends_keep_the_first_value(
         ]
         (count,) = (await query(admin, f"SELECT count(*) FROM {storage.schema}.samples_raw"))[0]
         assert count == 1
+
+
+async def test_every_finite_double_is_stored_exactly(admin: Admin, env: Environment) -> None:
+    """Values go to PostgreSQL as array text: each must read back as the very same double,
+    sign of zero, subnormals and the largest finite values included. (NaN and infinities are
+    refused before a write is made: tests/ingest_service/test_samples.py.)"""
+    rng = random.Random(11)
+    bits = (struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(400))
+    values = [
+        -0.0,
+        0.0,
+        5e-324,
+        -5e-324,
+        2.2250738585072009e-308,  # the largest subnormal
+        sys.float_info.min,
+        sys.float_info.max,
+        -sys.float_info.max,
+        1e308,
+        0.1,
+        1 / 3,
+        2.0**53 + 2,
+        123456789.0,
+        *(v for v in bits if math.isfinite(v)),
+    ]
+    metrics = {f"m{i:03d}": v for i, v in enumerate(values[:MAX_METRICS_PER_SAMPLE])}
+    rest = values[MAX_METRICS_PER_SAMPLE:]
+    samples = [(T0, metrics)] + [
+        (T0 + timedelta(seconds=1 + i), {f"m{j:03d}": v for j, v in enumerate(chunk)})
+        for i, chunk in enumerate(
+            rest[k : k + MAX_METRICS_PER_SAMPLE]
+            for k in range(0, len(rest), MAX_METRICS_PER_SAMPLE)
+        )
+    ]
+    async with scratch_storage(admin, env) as storage:
+        server = str(uuid.uuid4())
+        await storage.repository.write([sample_write(server, samples)], T0)
+        got = {(name, ts): value for name, ts, value in await stored(admin, server, storage.schema)}
+    want = {(name, ts): value for ts, metrics in samples for name, value in metrics.items()}
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        # Bit for bit: == alone would take -0.0 for 0.0.
+        assert struct.pack("<d", got[key]) == struct.pack("<d", value), (key, value, got[key])
 
 
 async def test_a_group_commit_is_all_or_nothing(admin: Admin, env: Environment) -> None:
