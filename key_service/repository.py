@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -28,7 +27,7 @@ from key_service.models import (
     ServerRecord,
 )
 from scout_kit.cursor import Cursor
-from scout_kit.db import ReadPools, cursor, transaction
+from scout_kit.db import UNKNOWN_STATEMENT, PreparedStatement, ReadPools, cursor, transaction
 from scout_kit.timestamps import format_time
 
 log = logging.getLogger(__name__)
@@ -47,18 +46,10 @@ _SERVER_FROM = """
 
 # ValidateKey's one statement, prepared once per session (connection): PostgreSQL then neither
 # parses nor plans it on every cache miss of every gateway.
-_FIND_KEY = "scout_keys_find_key"
-_PREPARE_FIND_KEY = (
-    f"PREPARE {_FIND_KEY}(bytea) AS"
-    " SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
-    " FROM keys.api_keys WHERE key_sha256 = $1"
+_FIND_KEY = (
+    "SELECT id::text, server_id::text, account_id::text, ended_reason, valid_until"
+    " FROM keys.api_keys WHERE key_sha256 = %(digest)s"
 )
-_EXECUTE_FIND_KEY = f"EXECUTE {_FIND_KEY}(%s)"
-# invalid_sql_statement_name: the session lost it; duplicate_prepared_statement: it has it.
-_UNKNOWN_STATEMENT = "26000"
-_DUPLICATE_STATEMENT = "42P05"
-# The sessions (psycopg2 connections) that prepared it: a replaced connection prepares anew.
-_PREPARED_FIND_KEY: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 def _server(row: tuple[Any, ...]) -> ServerRecord:
@@ -136,6 +127,7 @@ class PostgresKeyRepository:
         # Key validation and rotation read the primary; activity lists may read a replica.
         self._pool = pool
         self._reads = reads or ReadPools(pool)
+        self._find_key = PreparedStatement(_FIND_KEY, {"digest": "bytea"})
 
     async def create_server(
         self,
@@ -377,24 +369,14 @@ class PostgresKeyRepository:
 
     async def find_key(self, key_sha256: bytes) -> KeyRecord | None:
         async with cursor(self._pool) as cur:
-            session = cur.connection.raw
             for attempt in (1, 2):
-                if session not in _PREPARED_FIND_KEY:
-                    try:
-                        await cur.execute(_PREPARE_FIND_KEY)
-                    except psycopg2.Error as exc:
-                        # Prepared already (a PREPARE whose answer was lost): the session has it.
-                        if exc.pgcode != _DUPLICATE_STATEMENT:
-                            raise
-                    _PREPARED_FIND_KEY.add(session)
                 try:
-                    await cur.execute(_EXECUTE_FIND_KEY, (key_sha256,))
+                    await self._find_key.execute(cur, {"digest": key_sha256})
                     break
                 except psycopg2.Error as exc:
-                    # The session lost it (DEALLOCATE): prepare it again, once.
-                    if exc.pgcode != _UNKNOWN_STATEMENT or attempt == 2:
+                    # The session lost it (DEALLOCATE): outside a transaction, prepare it again.
+                    if exc.pgcode != UNKNOWN_STATEMENT or attempt == 2:
                         raise
-                    _PREPARED_FIND_KEY.discard(session)
             row = await cur.fetchone()
         return None if row is None else KeyRecord(*row)
 

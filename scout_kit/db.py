@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import math
 import re
 import time
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -433,3 +435,56 @@ async def open_read_pools(
         resources.push_async_callback(close_pool, pool)
         pools.append(pool)
     return ReadPools(primary, pools, settings.max_lag_seconds)
+
+
+# invalid_sql_statement_name: the session no longer has a statement it prepared.
+UNKNOWN_STATEMENT = "26000"
+DUPLICATE_STATEMENT = "42P05"
+# The prepared statements of each session (psycopg2 connection), see PreparedStatement. Weak:
+# a session that is closed and collected takes its entry with it.
+_PREPARED: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+
+
+class PreparedStatement:
+    """A statement PostgreSQL parses (and, once its plan is generic, plans) once per session
+    rather than once per execution: for the ingest service's group commit that was a third of
+    PostgreSQL's CPU per commit (0.75 to 0.50 ms for ten 20-metric posts, measured), and it
+    takes the parsing and planning off every cache miss's key lookup.
+
+    Each pooled connection prepares it on first use; which connections have is remembered by
+    the psycopg2 connection object, so a replaced connection prepares it again. The name is
+    derived from the text (schema included), so repositories of several schemas can share a
+    pool. A session that lost it (UNKNOWN_STATEMENT) is forgotten, and the caller runs it
+    again; one that has it although this process did not record it is taken as prepared."""
+
+    def __init__(self, sql: str, types: dict[str, str]) -> None:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        body = re.sub(r"%\((\w+)\)s", number, sql)
+        self.name = "scout_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+        self._prepare = f"PREPARE {self.name}({', '.join(types[n] for n in order)}) AS {body}"
+        self._execute = f"EXECUTE {self.name}({', '.join(f'%({n})s' for n in order)})"
+
+    async def execute(self, cur: Any, params: dict[str, object]) -> None:
+        """Run it on `cur` (an aiopg cursor), preparing it first on that cursor's session."""
+        session = cur.connection.raw
+        names = _PREPARED.setdefault(session, set())
+        if self.name not in names:
+            try:
+                await cur.execute(self._prepare)
+            except Exception as exc:
+                # Prepared already (a PREPARE whose answer was lost): the session has it.
+                if getattr(exc, "pgcode", None) != DUPLICATE_STATEMENT:
+                    raise
+            names.add(self.name)
+        try:
+            await cur.execute(self._execute, params)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) == UNKNOWN_STATEMENT:
+                names.discard(self.name)
+            raise

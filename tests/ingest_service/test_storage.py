@@ -19,7 +19,6 @@ import aiopg
 import psycopg2.errors
 import pytest
 
-from ingest_service import repository as repository_module
 from ingest_service import rollup as rollup_module
 from ingest_service.committer import GroupCommitter
 from ingest_service.query_plan import Plan, plan_query, tier_for_step
@@ -27,6 +26,7 @@ from ingest_service.repository import SampleRepository
 from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
 from scout_admin.commands import Admin
+from scout_kit import db as db_module
 from scout_kit.db import StatementTimeout, close_pool, create_pool
 from scout_kit.sample_rules import MAX_METRICS_PER_SAMPLE
 from tests.gateway.metrics_support import stored
@@ -142,7 +142,7 @@ async def test_the_prepared_write_survives_a_session_that_lost_it_and_a_shared_p
             assert await first.write([sample_write(server, [(later, {"cpu": 2.0})])], T0) == 1
             # A session that has the statement although this process did not record it (a
             # PREPARE whose answer was lost) is used as it is.
-            repository_module._PREPARED.clear()
+            db_module._PREPARED.clear()
             latest = later + timedelta(seconds=5)
             assert await first.write([sample_write(server, [(latest, {"cpu": 4.0})])], T0) == 1
             # Another schema's repository on the same session writes into its own tables.
