@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+_SCENARIO_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,11 @@ class Row:
 
     @property
     def scenario(self) -> int:
-        return int(self.key.rstrip("abcdefgh"))
+        # The number a key starts with: "4c" and "5s" (a variant of 5) belong to 4 and 5.
+        number = _SCENARIO_NUMBER.match(self.key)
+        if number is None:
+            raise ValueError(f"a row's key starts with its scenario's number, not {self.key!r}")
+        return int(number.group())
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
