@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -165,3 +167,27 @@ def spool_files(spool_dir: Path) -> list[str]:
         for name in os.listdir(spool_dir)
         if name.endswith(".json") and name != "state.json" and not name.startswith(".")
     )
+
+
+def spooled(spool_dir: Path) -> set[Row]:
+    """What the agent collected and has not had accepted yet (it sends it when it starts again)."""
+    rows: set[Row] = set()
+    for name in spool_files(spool_dir):
+        for sample in json.loads((spool_dir / name).read_bytes()):
+            ts_ms = round(datetime.fromisoformat(sample["ts"]).timestamp() * 1000)
+            rows |= {(metric, ts_ms, float(value)) for metric, value in sample["metrics"].items()}
+    return rows
+
+
+async def assert_each_sample_once(
+    admin: Admin, server_id: str, produced: Produced, spool_dir: Path
+) -> None:
+    """Once the agent has stopped: everything stored was collected, with the value collected, and
+    everything collected is stored or still waiting in the spool. A stop can fall between a
+    collection and its send, so the newest samples may wait; none is lost. Stored rows are unique
+    by the primary key (server, metric, time), so resent samples could not be stored twice."""
+    rows = await stored(admin, server_id)
+    collected = produced.snapshot()
+    assert len(collected) == len(produced.rows), "the agent collected a (metric, time) twice"
+    assert rows <= collected, "stored something the agent did not collect"
+    assert collected - rows <= spooled(spool_dir), "a collected sample was lost"

@@ -21,6 +21,7 @@ from tests.conftest import STRONG_PASSWORD
 from tests.gateway.keys_support import new_server, rotate
 from tests.scout_agent.support import (
     agent_thread,
+    assert_each_sample_once,
     env_text,
     free_port,
     gateway_at,
@@ -99,11 +100,7 @@ async def test_outage_then_recovery_every_sample_exactly_once(
                 await wait_for(lambda: produced.samples >= during + 2)
                 await wait_stored(admin, server.server_id, produced.snapshot)
                 agent.stop()
-        # Every collected sample is stored, once (the primary key is (server, metric, time)),
-        # with the value collected.
-        rows = await stored(admin, server.server_id)
-        assert rows == produced.snapshot()
-        assert len(rows) == len(produced.rows)
+        await assert_each_sample_once(admin, server.server_id, produced, spool)
         assert "sending again" in log.text()
 
 
@@ -129,7 +126,7 @@ async def test_rejected_key_waits_for_the_new_one_without_restart(
             await wait_for(lambda: produced.samples >= count + 1)
             await wait_stored(admin, server.server_id, produced.snapshot)
             assert agent.config.api_key == new_key
-        assert await stored(admin, server.server_id) == produced.snapshot()
+        await assert_each_sample_once(admin, server.server_id, produced, spool)
         assert new_key not in log.text()
 
 
@@ -139,7 +136,7 @@ async def test_rotation_with_scoutctl_update_env_loses_nothing(
     server = await new_server(admin)
     async with running_stack(env) as stack:
         url = stack.gateway.url
-        env_file, _ = agent_env(tmp_path, env, server.api_key, url)
+        env_file, spool = agent_env(tmp_path, env, server.api_key, url)
         environ = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SCOUT_CA_FILE": env.ca_file}
 
         def ctl(*argv: str, stdin: str = "") -> tuple[int, str]:
@@ -164,7 +161,7 @@ async def test_rotation_with_scoutctl_update_env_loses_nothing(
             count = produced.samples
             await wait_for(lambda: produced.samples >= count + 3)
             await wait_stored(admin, server.server_id, produced.snapshot)
-        assert await stored(admin, server.server_id) == produced.snapshot()
+        await assert_each_sample_once(admin, server.server_id, produced, spool)
         assert env_file.stat().st_mode & 0o777 == 0o600
         assert "# written by the agent tests" in env_file.read_text()
 
