@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.app import create_ssl_context
 from gateway.settings import Settings
+from scout_kit.heap import freeze_startup_heap
 
 BODY = b"Hello, World!"
 
@@ -36,6 +37,7 @@ async def serve(settings: Settings) -> None:
     await web.TCPSite(
         runner, settings.listen_host, settings.https_port, ssl_context=create_ssl_context(settings)
     ).start()
+    freeze_startup_heap()  # as the gateway does once it listens
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -161,6 +161,28 @@ class _Run:
             self.errors += 1
 
 
+def _complete_response(buffer: bytearray) -> tuple[int, int] | None:
+    """(status, length) of the HTTP/1.1 response at the start of `buffer` once all of it has
+    arrived, else None: a few byte searches, no header objects."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    start = head.find(b"\r\ncontent-length:")
+    if start >= 0:
+        stop = head.find(b"\r\n", start + 2)
+        length = int(head[start + 17 : stop if stop >= 0 else len(head)])
+        total = end + 4 + length
+        if len(buffer) < total:
+            return None
+    else:  # chunked (small bodies only): wait for the last chunk
+        last = buffer.find(b"0\r\n\r\n", end + 4)
+        if last < 0:
+            return None
+        total = last + 5
+    return int(head[9:12]), total
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, run: _Run, closed: asyncio.Future[None]) -> None:
         self._run = run
@@ -186,25 +208,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
+        framed = _complete_response(self._buffer)
+        if framed is None:
             return
-        head = bytes(self._buffer[:end]).lower()
-        start = head.find(b"\r\ncontent-length:")
-        if start >= 0:
-            stop = head.find(b"\r\n", start + 2)
-            length = int(head[start + 17 : stop if stop >= 0 else len(head)])
-            total = end + 4 + length
-            if len(self._buffer) < total:
-                return
-        else:  # chunked (small bodies only): wait for the last chunk
-            last = self._buffer.find(b"0\r\n\r\n", end + 4)
-            if last < 0:
-                return
-            total = last + 5
         finished = time.perf_counter()
         self._in_flight = False
-        self._run.record(int(head[9:12]), self._started, finished)
+        status, total = framed
+        self._run.record(status, self._started, finished)
         del self._buffer[:total]
         self._send()
 
@@ -276,6 +286,84 @@ async def python_load(
         p99_ms=1000 * percentile(run.latencies, 0.99),
         cpu_seconds=cpu,
     )
+
+
+class _ProbeProtocol(asyncio.Protocol):
+    def __init__(self, lost: asyncio.Future[None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[tuple[int, float]] | None = None
+        self._buffer = bytearray()
+        self._lost = lost
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        framed = _complete_response(self._buffer)
+        if framed is None:
+            return
+        finished = time.perf_counter()
+        status, total = framed
+        # The server closes after this answer: the next request must not be written to it.
+        self.closing = b"\r\nconnection: close" in bytes(self._buffer[:total]).lower()
+        del self._buffer[:total]
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result((status, finished))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("the server closed the connection"))
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+
+class Prober:
+    """Single requests to one server on a keep-alive HTTPS connection, for latencies measured
+    one request at a time (rotation -> rejection): the load client's prebuilt bytes and byte
+    searches instead of a client library, so what a probe measures is the server and the
+    network, at about what wrk would cost. The time is taken when the last byte arrives."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self._port = port
+        self._context = context
+        self._protocol: _ProbeProtocol | None = None
+        self._lost: asyncio.Future[None] | None = None
+
+    async def _connected(self) -> _ProbeProtocol:
+        protocol = self._protocol
+        if protocol is not None and not protocol.closing and self._lost and not self._lost.done():
+            return protocol
+        self.close()
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[None] = loop.create_future()
+        _, protocol = await loop.create_connection(
+            functools.partial(_ProbeProtocol, lost),
+            "127.0.0.1",
+            self._port,
+            ssl=self._context,
+            server_hostname="localhost",
+        )
+        self._protocol, self._lost = protocol, lost
+        return protocol
+
+    async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, float]:
+        """GET `path`: (status, perf_counter when the answer was complete). A connection the
+        server closed is opened again first (its handshake then counts)."""
+        protocol = await self._connected()
+        assert protocol.transport is not None
+        lines = [f"GET {path} HTTP/1.1", f"Host: localhost:{self._port}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        protocol.answer = asyncio.get_running_loop().create_future()
+        protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return await asyncio.wait_for(protocol.answer, timeout=10)
+
+    def close(self) -> None:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
 
 
 # ---- wrk ---------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import aiohttp
 from bench.agent_footprint import footprint_row
 from bench.agent_footprint import measure as measure_agent
 from bench.environment import BenchEnvironment
-from bench.load import LoadResult, RequestSpec, percentile, python_load, wrk_load
+from bench.load import LoadResult, Prober, RequestSpec, percentile, python_load, wrk_load
 from bench.options import Options
 from bench.processes import Fleet, ServerProcess, free_port
 from bench.report import Goal, Report, Row
@@ -34,6 +34,7 @@ from scout_admin.commands import Admin, open_admin
 from scout_admin.settings import Settings as AdminSettings
 from scout_kit.clock import SystemClock
 from scout_kit.grpc_client import call_metadata, create_channel
+from scout_kit.heap import freeze_startup_heap
 from scout_kit.identity import TokenIssuer, service_identity
 from scout_kit.invalidation import DEFAULT_LEASE_SECONDS
 
@@ -362,37 +363,37 @@ class Bench:
         accepted_after = 0
         unresolved = 0
         key = self.seed.rotating_key
-        async with self._http() as http:
-            for _ in range(self.options.rotations):
-                warm = await asyncio.gather(
-                    *(self._status(http, gateway, key) for gateway in self.gateways)
-                )
-                if warm != [200] * len(self.gateways):
-                    raise RuntimeError(f"the current key was not accepted everywhere: {warm}")
-                polled = time.perf_counter()
-                reference += await asyncio.gather(
-                    *(self._accepted(http, gateway, key, polled) for gateway in self.gateways)
-                )
-                started = time.perf_counter()
-                new_key = await self._rotate(http, self.seed.rotating_server_id)
-                answered = time.perf_counter()
-                rotate_calls.append(answered - started)
-                outcomes = await asyncio.gather(
-                    *(
-                        self._until_rejected(http, gateway, key, answered)
-                        for gateway in self.gateways
+        probers = [Prober(gateway.port, self.env.client_ssl()) for gateway in self.gateways]
+        try:
+            async with self._http() as http:
+                for _ in range(self.options.rotations):
+                    warm = await asyncio.gather(*(self._status(p, key) for p in probers))
+                    if warm != [200] * len(self.gateways):
+                        raise RuntimeError(f"the current key was not accepted everywhere: {warm}")
+                    polled = time.perf_counter()
+                    reference += await asyncio.gather(
+                        *(self._accepted(p, key, polled) for p in probers)
                     )
-                )
-                for elapsed, accepted in outcomes:
-                    accepted_after += accepted
-                    if elapsed is None:
-                        unresolved += 1
-                    else:
-                        per_replica.append(elapsed)
-                slowest.append(
-                    max(e if e is not None else ROTATION_POLL_LIMIT for e, _ in outcomes)
-                )
-                key = new_key
+                    started = time.perf_counter()
+                    new_key = await self._rotate(http, self.seed.rotating_server_id)
+                    answered = time.perf_counter()
+                    rotate_calls.append(answered - started)
+                    outcomes = await asyncio.gather(
+                        *(self._until_rejected(p, key, answered) for p in probers)
+                    )
+                    for elapsed, accepted in outcomes:
+                        accepted_after += accepted
+                        if elapsed is None:
+                            unresolved += 1
+                        else:
+                            per_replica.append(elapsed)
+                    slowest.append(
+                        max(e if e is not None else ROTATION_POLL_LIMIT for e, _ in outcomes)
+                    )
+                    key = new_key
+        finally:
+            for prober in probers:
+                prober.close()
         replicas = len(self.gateways)
         method = "HTTP (session)" if self.session is not None else "scout-admin KeyManager"
         row = self.report.add(
@@ -434,7 +435,8 @@ class Bench:
                 samples=len(reference),
                 notes=[
                     "a poll answered from the cache, as the rejections in 4a are (from memory): "
-                    "the part of 4a and 4b that is this client and this machine"
+                    "the part of 4a and 4b that is this client and this machine (polls: one "
+                    "kept-alive connection per replica, prebuilt request bytes, bench.load.Prober)"
                 ],
             )
         )
@@ -444,27 +446,38 @@ class Bench:
         SIGCONT the stopped replica must refuse every key rotated meanwhile. The goal: no more
         than the lease wait on top of a healthy rotate call of this run."""
         assert self.seed is not None
-        *running, stopped = self.gateways
+        stopped = self.gateways[-1]
         latencies: list[float] = []
         ended: list[str] = []
         stale = 0
-        async with self._http() as http:
-            stopped.popen.send_signal(signal.SIGSTOP)
-            try:
-                for _ in range(STOPPED_ROTATIONS):
-                    started = time.perf_counter()
-                    new_key = await self._rotate(http, self.seed.rotating_server_id)
-                    latencies.append(time.perf_counter() - started)
-                    ended.append(key)
-                    statuses = [await self._status(http, g, key) for g in running]
-                    stale += sum(1 for status in statuses if status != 401)
-                    key = new_key
-            finally:
-                stopped.popen.send_signal(signal.SIGCONT)
+        probers = [Prober(gateway.port, self.env.client_ssl()) for gateway in self.gateways]
+        *running_probers, stopped_prober = probers
+        try:
+            # Every connection is open (and kept alive) before the stop: the resumed replica
+            # answers on one it accepted before it was stopped.
+            for prober in probers:
+                if await self._status(prober, key) != 200:
+                    raise RuntimeError("a replica does not accept the current key")
+            async with self._http() as http:
+                stopped.popen.send_signal(signal.SIGSTOP)
+                try:
+                    for _ in range(STOPPED_ROTATIONS):
+                        started = time.perf_counter()
+                        new_key = await self._rotate(http, self.seed.rotating_server_id)
+                        latencies.append(time.perf_counter() - started)
+                        ended.append(key)
+                        statuses = [await self._status(p, key) for p in running_probers]
+                        stale += sum(1 for status in statuses if status != 401)
+                        key = new_key
+                finally:
+                    stopped.popen.send_signal(signal.SIGCONT)
             for old in ended:
-                stale += await self._status(http, stopped, old) != 401
-            if await self._status(http, stopped, key) != 200:
+                stale += await self._status(stopped_prober, old) != 401
+            if await self._status(stopped_prober, key) != 200:
                 raise RuntimeError("the resumed replica does not accept the current key")
+        finally:
+            for prober in probers:
+                prober.close()
         self.report.add(
             Row(
                 key="4c",
@@ -482,30 +495,27 @@ class Bench:
             )
         )
 
-    async def _status(self, http: aiohttp.ClientSession, gateway: ServerProcess, key: str) -> int:
-        async with http.get(gateway.url + WHOAMI, headers=self._key_headers(key)) as response:
-            await response.read()
-            return response.status
+    async def _status(self, prober: Prober, key: str) -> int:
+        status, _ = await prober.get(WHOAMI, self._key_headers(key))
+        return status
 
-    async def _accepted(
-        self, http: aiohttp.ClientSession, gateway: ServerProcess, key: str, since: float
-    ) -> float:
+    async def _accepted(self, prober: Prober, key: str, since: float) -> float:
         """Seconds from `since` until the replica answered a request with `key`, which it must
         accept."""
-        status = await self._status(http, gateway, key)
+        status, answered = await prober.get(WHOAMI, self._key_headers(key))
         if status != 200:
-            raise RuntimeError(f"{gateway.name} answered {status} to the current key")
-        return time.perf_counter() - since
+            raise RuntimeError(f"a replica answered {status} to the current key")
+        return answered - since
 
     async def _until_rejected(
-        self, http: aiohttp.ClientSession, gateway: ServerProcess, key: str, since: float
+        self, prober: Prober, key: str, since: float
     ) -> tuple[float | None, int]:
         """Poll with the old key until the replica answers 401: (seconds since `since`, how many
         times it still accepted the key). None when it never rejected within the limit."""
         accepted = 0
         while True:
-            status = await self._status(http, gateway, key)
-            elapsed = time.perf_counter() - since
+            status, answered = await prober.get(WHOAMI, self._key_headers(key))
+            elapsed = answered - since
             if status == 401:
                 return elapsed, accepted
             accepted += 1
@@ -784,6 +794,8 @@ async def run_bench(options: Options, env: BenchEnvironment) -> Report:
         }
     )
     async with open_admin(settings) as admin:
+        # The client's own full collections would otherwise show in the latencies it measures.
+        freeze_startup_heap()
         try:
             return await Bench(options, env, fleet, admin).run()
         finally:

@@ -14,6 +14,7 @@ from gateway.app import create_app, create_plain_http_app, create_ssl_context
 from gateway.app_keys import LIFECYCLE, SECURITY_HEADERS
 from gateway.runner import GatewayRunner
 from gateway.settings import Settings
+from scout_kit.heap import freeze_startup_heap
 from scout_kit.logging import configure_logging
 from scout_kit.settings import SettingsError
 
@@ -43,6 +44,8 @@ async def serve(settings: Settings) -> None:
         runners.append(plain)
         await web.TCPSite(plain, settings.listen_host, settings.http_port).start()
         log.info("gateway refusing plain HTTP on %s:%d", settings.listen_host, settings.http_port)
+    frozen = freeze_startup_heap()
+    log.debug("gateway froze %d start-up objects out of the cycle collector", frozen)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

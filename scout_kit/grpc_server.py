@@ -38,6 +38,7 @@ from scout_kit.context import (
     request_id_var,
 )
 from scout_kit.errors import DomainError
+from scout_kit.heap import freeze_startup_heap
 from scout_kit.identity import Identity, InvalidToken, PrincipalKind, TokenVerifier
 from scout_kit.logging import configure_logging
 from scout_kit.metrics import (
@@ -510,6 +511,8 @@ async def serve_until_signalled(service: GrpcService, grace: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await service.start()
+    frozen = freeze_startup_heap()
+    log.debug("%s froze %d start-up objects out of the cycle collector", service.name, frozen)
     await stopping.wait()
     log.info("%s received a stop signal; draining for up to %.0fs", service.name, grace)
     await service.stop(grace)
