@@ -289,12 +289,12 @@ async def python_load(
 
 
 class _ProbeProtocol(asyncio.Protocol):
-    def __init__(self, lost: asyncio.Future[None]) -> None:
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.answer: asyncio.Future[tuple[int, float]] | None = None
         self._buffer = bytearray()
-        self._lost = lost
-        self.closing = False
+        # False once the connection is lost or the server said it closes after its answer.
+        self.usable = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -308,16 +308,16 @@ class _ProbeProtocol(asyncio.Protocol):
         finished = time.perf_counter()
         status, total = framed
         # The server closes after this answer: the next request must not be written to it.
-        self.closing = b"\r\nconnection: close" in bytes(self._buffer[:total]).lower()
+        if b"\r\nconnection: close" in bytes(self._buffer[:total]).lower():
+            self.usable = False
         del self._buffer[:total]
         if self.answer is not None and not self.answer.done():
             self.answer.set_result((status, finished))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
         if self.answer is not None and not self.answer.done():
             self.answer.set_exception(ConnectionError("the server closed the connection"))
-        if not self._lost.done():
-            self._lost.set_result(None)
 
 
 class Prober:
@@ -330,23 +330,15 @@ class Prober:
         self._port = port
         self._context = context
         self._protocol: _ProbeProtocol | None = None
-        self._lost: asyncio.Future[None] | None = None
 
     async def _connected(self) -> _ProbeProtocol:
-        protocol = self._protocol
-        if protocol is not None and not protocol.closing and self._lost and not self._lost.done():
-            return protocol
+        if self._protocol is not None and self._protocol.usable:
+            return self._protocol
         self.close()
-        loop = asyncio.get_running_loop()
-        lost: asyncio.Future[None] = loop.create_future()
-        _, protocol = await loop.create_connection(
-            functools.partial(_ProbeProtocol, lost),
-            "127.0.0.1",
-            self._port,
-            ssl=self._context,
-            server_hostname="localhost",
+        _, protocol = await asyncio.get_running_loop().create_connection(
+            _ProbeProtocol, "127.0.0.1", self._port, ssl=self._context, server_hostname="localhost"
         )
-        self._protocol, self._lost = protocol, lost
+        self._protocol = protocol
         return protocol
 
     async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, float]:

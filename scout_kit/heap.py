@@ -7,7 +7,9 @@ pause in which no request is answered. None of those objects is ever garbage, so
 is up they are moved out of the collector's sight (`gc.freeze`, the approach Instagram described
 for its Django fleet); later full collections walk only what the process created since, which a
 steady-state request path keeps small. Reference counting still frees everything as before: only
-the cycle detector stops looking at the frozen objects.
+the cycle detector stops looking at the frozen objects, so one that later becomes part of a
+reference cycle is never freed; start-up objects (modules, classes, the app and its clients)
+live as long as the process, which is why that is accepted.
 """
 
 from __future__ import annotations
