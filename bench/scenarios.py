@@ -444,10 +444,13 @@ class Bench:
     async def _rotation_with_a_stopped_replica(self, key: str, healthy_p99: float) -> None:
         """Rotate while one replica is stopped (SIGSTOP): each rotate waits out its lease; after
         SIGCONT the stopped replica must refuse every key rotated meanwhile. The goal: no more
-        than the lease wait on top of a healthy rotate call of this run."""
+        than the lease wait on top of a healthy rotate call made, like these, after the system
+        sat idle for the lease's length (on this machine such a call takes longer than one of a
+        back-to-back series: idle processors and cold caches, not the wait)."""
         assert self.seed is not None
         stopped = self.gateways[-1]
         latencies: list[float] = []
+        after_idle: list[float] = []
         ended: list[str] = []
         stale = 0
         probers = [Prober(gateway.port, self.env.client_ssl()) for gateway in self.gateways]
@@ -459,6 +462,14 @@ class Bench:
                 if await self._status(prober, key) != 200:
                     raise RuntimeError("a replica does not accept the current key")
             async with self._http() as http:
+                for _ in range(STOPPED_ROTATIONS):
+                    await asyncio.sleep(DEFAULT_LEASE_SECONDS)
+                    started = time.perf_counter()
+                    key = await self._rotate(http, self.seed.rotating_server_id)
+                    after_idle.append(time.perf_counter() - started)
+                    for prober in probers:
+                        if await self._status(prober, key) != 200:
+                            raise RuntimeError("a replica does not accept the current key")
                 stopped.popen.send_signal(signal.SIGSTOP)
                 try:
                     for _ in range(STOPPED_ROTATIONS):
@@ -478,6 +489,7 @@ class Bench:
         finally:
             for prober in probers:
                 prober.close()
+        idle_p50, idle_p99 = percentile(after_idle, 0.5), percentile(after_idle, 0.99)
         self.report.add(
             Row(
                 key="4c",
@@ -486,11 +498,14 @@ class Bench:
                 p99_ms=1000 * percentile(latencies, 0.99),
                 samples=len(latencies),
                 errors=stale,
-                goal=Goal("p99_ms", 1000 * (DEFAULT_LEASE_SECONDS + healthy_p99)),
+                goal=Goal("p99_ms", 1000 * (DEFAULT_LEASE_SECONDS + idle_p99)),
                 notes=[
                     "it waits out the stopped replica's cache lease (CACHE_LEASE_SECONDS), on top "
-                    f"of a healthy rotate call (p99 {1000 * healthy_p99:.1f} ms here); old keys "
-                    f"accepted anywhere after the rotate answered: {stale}"
+                    "of a healthy rotate call made, as these are, after "
+                    f"{DEFAULT_LEASE_SECONDS:g} s idle: p50 {1000 * idle_p50:.1f} ms, "
+                    f"p99 {1000 * idle_p99:.1f} ms ({STOPPED_ROTATIONS} calls; back to back "
+                    f"p99 {1000 * healthy_p99:.1f} ms); old keys accepted anywhere after the "
+                    f"rotate answered: {stale}"
                 ],
             )
         )

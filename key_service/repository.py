@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import aiopg
 import psycopg2
@@ -210,7 +211,9 @@ class PostgresKeyRepository:
             await cur.execute(
                 "UPDATE keys.servers SET deleted_at = %s WHERE id = %s", (now, server_id)
             )
-            # Every key still accepted, the current one and any in a grace window, ends now.
+            # Every key still accepted, the current one and any in a grace window, ends now;
+            # locked first in id order, as everything else that changes keys locks them (0005).
+            await cur.execute("SELECT keys.lock_live_keys(%s, %s)", (server_id, now))
             await cur.execute(
                 "UPDATE keys.api_keys SET ended_reason = 'revoked', valid_until = %s"
                 " WHERE server_id = %s AND (ended_reason IS NULL OR valid_until > %s)"
@@ -381,70 +384,42 @@ class PostgresKeyRepository:
         return None if row is None else KeyRecord(*row)
 
     async def record_rejections(self, reports: list[KeyRejectionReport]) -> None:
-        async with transaction(self._pool) as cur:
-            for report in sorted(reports, key=lambda r: r.key_id):  # stable lock order
-                await cur.execute(
-                    "UPDATE keys.api_keys SET"
-                    " last_rejected_at = GREATEST(last_rejected_at, %s),"
-                    " rejected_count = rejected_count + %s"
-                    " WHERE id = %s AND ended_reason IS NOT NULL"
-                    " RETURNING server_id::text, account_id::text, hint, rejected_count,"
-                    " ended_reason, last_rejected_at",
-                    (report.last_rejected_at, report.count, report.key_id),
-                )
-                row = await cur.fetchone()
-                if row is None:
-                    continue
-                server_id, account_id, hint, count, reason, last_at = row
-                await _insert_activity(
-                    cur,
-                    server_id,
-                    account_id,
-                    report.key_id,
-                    ActivityType.KEY_REJECTED,
-                    last_at,
-                    "",
-                    report.address,
-                    hint,
-                    {"reason": reason, "attempts": count},
-                    rolling=True,
-                )
+        """Count attempts with ended keys and move each key's rolling `key.rejected` event;
+        reports of keys that are unknown or not ended are ignored. One statement
+        (_REPORTED)."""
+        merged = _merged(reports, lambda r: r.last_rejected_at)
+        if not merged:
+            return
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                _RECORD_REJECTIONS,
+                (
+                    [r.key_id for r in merged],
+                    [r.last_rejected_at for r in merged],
+                    [r.address for r in merged],
+                    [r.count for r in merged],
+                    ActivityType.KEY_REJECTED.value,
+                ),
+            )
 
     async def record_usage(self, reports: list[KeyUsageReport]) -> None:
-        async with transaction(self._pool) as cur:
-            for report in sorted(reports, key=lambda r: r.key_id):  # stable lock order
-                await cur.execute(
-                    "UPDATE keys.api_keys SET"
-                    " last_used_address = CASE WHEN last_used_at IS NULL OR last_used_at <= %s"
-                    "   THEN %s ELSE last_used_address END,"
-                    " last_used_at = GREATEST(last_used_at, %s), use_count = use_count + %s"
-                    " WHERE id = %s RETURNING server_id::text, account_id::text, hint,"
-                    " last_used_at, last_used_address",
-                    (
-                        report.last_used_at,
-                        report.address,
-                        report.last_used_at,
-                        report.count,
-                        report.key_id,
-                    ),
-                )
-                row = await cur.fetchone()
-                if row is None:
-                    continue
-                server_id, account_id, hint, last_used_at, last_address = row
-                await _insert_activity(
-                    cur,
-                    server_id,
-                    account_id,
-                    report.key_id,
-                    ActivityType.KEY_USED,
-                    last_used_at,
-                    "",
-                    last_address or "",
-                    hint,
-                    {},
-                    rolling=True,
-                )
+        """Count uses, keep each key's latest use and its address, and move its rolling
+        `key.used` event; reports of unknown keys are ignored. One statement
+        (_REPORTED)."""
+        merged = _merged(reports, lambda r: r.last_used_at)
+        if not merged:
+            return
+        async with cursor(self._pool) as cur:
+            await cur.execute(
+                _RECORD_USAGE,
+                (
+                    [r.key_id for r in merged],
+                    [r.last_used_at for r in merged],
+                    [r.address for r in merged],
+                    [r.count for r in merged],
+                    ActivityType.KEY_USED.value,
+                ),
+            )
 
     async def list_activity(
         self,
@@ -507,7 +482,7 @@ async def _queue_invalidations(cur: Cursor, ended: list[EndedKey]) -> tuple[int,
 async def _lock_server(cur: Cursor, account_id: str, server_id: str) -> None:
     await cur.execute(
         "SELECT 1 FROM keys.servers WHERE id = %s AND account_id = %s AND deleted_at IS NULL"
-        " FOR UPDATE",
+        " FOR NO KEY UPDATE",
         (server_id, account_id),
     )
     if await cur.fetchone() is None:
@@ -526,6 +501,76 @@ _ROLLING_UPDATE = (
 )
 
 
+# The gateways' usage reports are one statement each, in autocommit: a report of thousands of
+# keys holds their row locks only while that statement runs (a rotation of one of them waits
+# that long; it used to wait for a transaction of two round trips per key), and the rows are
+# locked in key id order before they change, as a rotation and a deletion lock theirs
+# (migration 0005), so reports and changes that share keys never deadlock. A report names each
+# key once (_merged): an UPDATE joins a row to one report only, and ON CONFLICT may not move a
+# row twice.
+_REPORTED = """
+WITH report AS (
+    SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::bigint[])
+        AS r (key_id, at, address, count)
+), locked AS MATERIALIZED (
+    SELECT k.id FROM keys.api_keys k WHERE k.id IN (SELECT key_id FROM report)
+    ORDER BY k.id
+    FOR NO KEY UPDATE
+)"""
+_RECORD_USAGE = (
+    _REPORTED
+    + """, changed AS (
+    UPDATE keys.api_keys k SET
+        last_used_address = CASE WHEN k.last_used_at IS NULL OR k.last_used_at <= r.at
+            THEN r.address ELSE k.last_used_address END,
+        last_used_at = GREATEST(k.last_used_at, r.at),
+        use_count = k.use_count + r.count
+    FROM report r JOIN locked l ON l.id = r.key_id
+    WHERE k.id = r.key_id
+    RETURNING k.id, k.server_id, k.account_id, k.hint, k.last_used_at AS at,
+        coalesce(k.last_used_address, '') AS address, '{}'::jsonb AS details
+)"""
+)
+_RECORD_REJECTIONS = (
+    _REPORTED
+    + """, changed AS (
+    UPDATE keys.api_keys k SET
+        last_rejected_at = GREATEST(k.last_rejected_at, r.at),
+        rejected_count = k.rejected_count + r.count
+    FROM report r JOIN locked l ON l.id = r.key_id
+    WHERE k.id = r.key_id AND k.ended_reason IS NOT NULL
+    RETURNING k.id, k.server_id, k.account_id, k.hint, k.last_rejected_at AS at,
+        r.address,
+        jsonb_build_object('reason', k.ended_reason, 'attempts', k.rejected_count) AS details
+)"""
+)
+# Appended to both: each changed key's rolling event, in key id order.
+_ROLLING_FROM_CHANGED = """
+INSERT INTO keys.activity
+    (server_id, account_id, key_id, type, occurred_at, actor, client_address, key_hint, details)
+SELECT c.server_id, c.account_id, c.id, %s, c.at, '', c.address, c.hint, c.details
+FROM changed c ORDER BY c.id"""
+_RECORD_USAGE += _ROLLING_FROM_CHANGED + _ROLLING_UPDATE
+_RECORD_REJECTIONS += _ROLLING_FROM_CHANGED + _ROLLING_UPDATE
+
+
+Report = TypeVar("Report", KeyUsageReport, KeyRejectionReport)
+
+
+def _merged(reports: list[Report], at: Callable[[Report], datetime]) -> list[Report]:
+    """One report per key: counts added up, the latest report's time and address (of equal
+    times, the later in the list)."""
+    by_key: dict[str, Report] = {}
+    for report in reports:
+        seen = by_key.get(report.key_id)
+        if seen is None:
+            by_key[report.key_id] = report
+            continue
+        latest = report if at(report) >= at(seen) else seen
+        by_key[report.key_id] = dataclasses.replace(latest, count=seen.count + report.count)
+    return list(by_key.values())
+
+
 async def _insert_activity(
     cur: Cursor,
     server_id: str,
@@ -537,12 +582,10 @@ async def _insert_activity(
     address: str,
     hint: str,
     details: dict[str, object],
-    *,
-    rolling: bool = False,
 ) -> None:
-    """One event of a server's key activity; `rolling` replaces the key's previous event of
-    that type instead (no actor: gateways report these)."""
+    """One event of a server's key activity (the rolling ones come from _RECORD_USAGE and
+    _RECORD_REJECTIONS)."""
     await cur.execute(
-        _ACTIVITY_INSERT + (_ROLLING_UPDATE if rolling else ""),
+        _ACTIVITY_INSERT,
         (server_id, account_id, key_id, type_, at, actor, address, hint, json.dumps(details)),
     )

@@ -13,7 +13,6 @@ refreshes its entry while it is subscribed and never holds a lease past it (see 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -133,6 +132,10 @@ class Broadcaster:
         # publisher or Redis could deliver it later than any margin). time.monotonic, not the
         # event loop's clock, which uvloop reads once per iteration and to the millisecond.
         published_at = time.monotonic()
+        # The acknowledgement list needs no cleaning up: every expected acknowledgement popped
+        # leaves it empty, which Redis deletes, and each push of one (a late or unexpected one
+        # included) gives it ACK_KEY_SECONDS to live (gateway.invalidation). Not deleting it
+        # spares a change that waited out a silent gateway's lease one more round trip.
         try:
             await self._await_acks(event.ack_key, published_at, waiting)
         except redis.exceptions.RedisError as exc:
@@ -140,13 +143,6 @@ class Broadcaster:
             log.warning("could not read acknowledgements of %s: %r", event.event_id, exc)
             waited = time.monotonic() - published_at
             await asyncio.sleep(max(0.0, provable_expiry(MAX_LEASE_SECONDS) - waited))
-            waiting = {"?": MAX_LEASE_SECONDS}
-        finally:
-            # Every expected acknowledgement popped leaves the list empty, which Redis deletes;
-            # what else is left (a late or unexpected one) expires by itself.
-            if waiting:
-                with contextlib.suppress(redis.exceptions.RedisError):
-                    await self._redis.delete(event.ack_key)
 
     async def _await_acks(
         self, ack_key: str, published_at: float, waiting: dict[str, float]

@@ -3,17 +3,22 @@ prepared statement) and the rotation (one stored function)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from key_service.errors import ServerNotFound
-from key_service.models import key_hint
+from key_service.models import KeyRejectionReport, KeyUsageReport, key_hint
 from key_service.repository import PostgresKeyRepository
 from scout_admin.commands import Admin
+from scout_kit.db import close_pool, create_pool
 from scout_kit.timestamps import format_time
 from tests.gateway.keys_support import new_server, rotate
+from tests.stack import Environment
 
 
 def _digest(api_key: str) -> bytes:
@@ -117,3 +122,196 @@ async def test_rotating_a_server_of_another_account_is_not_found(admin: Admin) -
         )
     still = await repo.find_key(_digest(server.api_key))
     assert still is not None and still.ended_reason is None
+
+
+async def _key_ids(admin: Admin, server_id: str) -> list[str]:
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT id::text FROM keys.api_keys WHERE server_id = %s ORDER BY created_at",
+            (server_id,),
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def _rolling(admin: Admin, key_id: str, type_: str) -> tuple[Any, ...] | None:
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT occurred_at, client_address, key_hint, details, count(*) OVER ()"
+            " FROM keys.activity WHERE key_id = %s AND type = %s",
+            (key_id, type_),
+        )
+        row = await cur.fetchone()
+        return None if row is None else tuple(row)
+
+
+async def test_usage_reports_merge_per_key_and_move_the_rolling_event(admin: Admin) -> None:
+    server = await new_server(admin)
+    (key_id,) = await _key_ids(admin, server.server_id)
+    repo = PostgresKeyRepository(admin.pool)
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    # The same key twice in one report (a gateway never sends that; the RPC accepts it), and a
+    # key nobody has: counts add up, the latest use's address wins, the stranger is ignored.
+    await repo.record_usage(
+        [
+            KeyUsageReport(key_id, t0 + timedelta(seconds=5), "192.0.2.2", 3),
+            KeyUsageReport(key_id, t0, "192.0.2.1", 4),
+            KeyUsageReport(str(uuid.uuid4()), t0, "192.0.2.9", 1),
+        ]
+    )
+    # An older report arriving later counts, but moves neither the time nor the address.
+    await repo.record_usage([KeyUsageReport(key_id, t0 - timedelta(hours=1), "192.0.2.3", 2)])
+    found = await repo.find_key(_digest(server.api_key))
+    assert found is not None
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT use_count, last_used_at, last_used_address FROM keys.api_keys WHERE id = %s",
+            (key_id,),
+        )
+        assert await cur.fetchone() == (9, t0 + timedelta(seconds=5), "192.0.2.2")
+    assert await _rolling(admin, key_id, "key.used") == (
+        t0 + timedelta(seconds=5),
+        "192.0.2.2",
+        key_hint(server.api_key),
+        {},
+        1,
+    )
+    await repo.record_usage([])  # nothing to say: no statement at all
+
+
+async def test_rejection_reports_count_only_ended_keys(admin: Admin) -> None:
+    server = await new_server(admin)
+    await rotate(admin, server)
+    old_id, current_id = await _key_ids(admin, server.server_id)
+    repo = PostgresKeyRepository(admin.pool)
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    await repo.record_rejections(
+        [
+            KeyRejectionReport(old_id, t0, "192.0.2.1", 2),
+            KeyRejectionReport(old_id, t0 + timedelta(seconds=1), "192.0.2.4", 1),
+            KeyRejectionReport(current_id, t0, "192.0.2.1", 5),  # a current key is not rejected
+        ]
+    )
+    assert await _rolling(admin, old_id, "key.rejected") == (
+        t0 + timedelta(seconds=1),
+        "192.0.2.4",
+        key_hint(server.api_key),
+        {"reason": "rotated", "attempts": 3},
+        1,
+    )
+    assert await _rolling(admin, current_id, "key.rejected") is None
+
+
+async def _waiting_for_locks(admin: Admin, count: int) -> None:
+    """Until `count` sessions of this database wait for a lock."""
+    for _ in range(500):
+        async with admin.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            (waiting,) = await cur.fetchone()
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} sessions never waited for a lock")
+
+
+async def test_a_usage_report_and_a_rotation_sharing_keys_do_not_deadlock(
+    admin: Admin, env: Environment
+) -> None:
+    """The interleaving that deadlocked when a rotation locked its keys in the order it changed
+    them (the grace-window key, then the current one) and a report locked them in id order:
+    the rotation holds the grace key and wants the current one, the report holds the current
+    one and wants the grace key. Both now lock in id order, so the second waits for the first."""
+    while True:  # a server whose current key sorts before its key in a grace window
+        server = await new_server(admin)
+        await rotate(admin, server, grace_seconds=3600)
+        grace_id, current_id = await _key_ids(admin, server.server_id)
+        if current_id < grace_id:
+            break
+    pool = await create_pool(env.database_url, maxsize=3)
+    try:
+        repo = PostgresKeyRepository(pool)
+        now = datetime.now(UTC)
+        async with pool.acquire() as conn, conn.cursor() as blocker:
+            await blocker.execute("BEGIN")
+            await blocker.execute(
+                "SELECT 1 FROM keys.api_keys WHERE id = %s FOR UPDATE", (grace_id,)
+            )
+            rotation = asyncio.create_task(
+                repo.rotate_key(
+                    account_id=server.account_id,
+                    server_id=server.server_id,
+                    key_sha256=b"\11" * 32,
+                    hint="wxyz",
+                    actor="user:test",
+                    address="",
+                    now=now,
+                    grace_until=now,
+                )
+            )
+            await _waiting_for_locks(admin, 1)
+            usage = asyncio.create_task(
+                repo.record_usage(
+                    [KeyUsageReport(k, now, "192.0.2.1", 1) for k in (current_id, grace_id)]
+                )
+            )
+            await _waiting_for_locks(admin, 2)
+            await blocker.execute("COMMIT")
+        outcomes = await asyncio.gather(rotation, usage, return_exceptions=True)
+    finally:
+        await close_pool(pool)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
+    async with admin.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT use_count FROM keys.api_keys WHERE id = ANY(%s::uuid[]) ORDER BY id",
+            ([current_id, grace_id],),
+        )
+        assert [row[0] for row in await cur.fetchall()] == [1, 1]
+
+
+async def test_a_first_usage_report_and_a_rotation_do_not_deadlock_on_the_server(
+    admin: Admin, env: Environment
+) -> None:
+    """The other interleaving: the report holds the server's keys and inserts a key's first
+    `key.used` event, whose foreign-key check reads the server row, while the rotation holds
+    that row and waits for a key. A server lock of FOR UPDATE (it was) deadlocks here."""
+    server = await new_server(admin)
+    other = await new_server(admin)
+    (key_id,) = await _key_ids(admin, server.server_id)
+    pool = await create_pool(env.database_url, maxsize=3)
+    try:
+        repo = PostgresKeyRepository(pool)
+        now = datetime.now(UTC)
+        async with pool.acquire() as conn, conn.cursor() as blocker:
+            # An uncommitted rolling event for the key (of another server, so that nothing of
+            # this server is held): the report's insert waits to learn whether it conflicts.
+            await blocker.execute("BEGIN")
+            await blocker.execute(
+                "INSERT INTO keys.activity (server_id, account_id, key_id, type, occurred_at)"
+                " VALUES (%s, %s, %s, 'key.used', %s)",
+                (other.server_id, other.account_id, key_id, now),
+            )
+            usage = asyncio.create_task(
+                repo.record_usage([KeyUsageReport(key_id, now, "192.0.2.1", 1)])
+            )
+            await _waiting_for_locks(admin, 1)
+            rotation = asyncio.create_task(
+                repo.rotate_key(
+                    account_id=server.account_id,
+                    server_id=server.server_id,
+                    key_sha256=b"\12" * 32,
+                    hint="stuv",
+                    actor="user:test",
+                    address="",
+                    now=now,
+                    grace_until=now,
+                )
+            )
+            await _waiting_for_locks(admin, 2)
+            await blocker.execute("ROLLBACK")
+        outcomes = await asyncio.gather(usage, rotation, return_exceptions=True)
+    finally:
+        await close_pool(pool)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
+    assert await _rolling(admin, key_id, "key.used") is not None
