@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
 import aiopg
 import psycopg2
@@ -385,41 +384,30 @@ class PostgresKeyRepository:
 
     async def record_rejections(self, reports: list[KeyRejectionReport]) -> None:
         """Count attempts with ended keys and move each key's rolling `key.rejected` event;
-        reports of keys that are unknown or not ended are ignored. One statement
-        (_REPORTED)."""
-        merged = _merged(reports, lambda r: r.last_rejected_at)
-        if not merged:
-            return
-        async with cursor(self._pool) as cur:
-            await cur.execute(
-                _RECORD_REJECTIONS,
-                (
-                    [r.key_id for r in merged],
-                    [r.last_rejected_at for r in merged],
-                    [r.address for r in merged],
-                    [r.count for r in merged],
-                    ActivityType.KEY_REJECTED.value,
-                ),
-            )
+        reports of keys that are unknown or not ended are ignored."""
+        await self._record(
+            _RECORD_REJECTIONS,
+            [(r.key_id, r.last_rejected_at, r.address, r.count) for r in reports],
+            ActivityType.KEY_REJECTED,
+        )
 
     async def record_usage(self, reports: list[KeyUsageReport]) -> None:
         """Count uses, keep each key's latest use and its address, and move its rolling
-        `key.used` event; reports of unknown keys are ignored. One statement
-        (_REPORTED)."""
-        merged = _merged(reports, lambda r: r.last_used_at)
+        `key.used` event; reports of unknown keys are ignored."""
+        await self._record(
+            _RECORD_USAGE,
+            [(r.key_id, r.last_used_at, r.address, r.count) for r in reports],
+            ActivityType.KEY_USED,
+        )
+
+    async def _record(self, statement: str, reports: list[_Report], activity: ActivityType) -> None:
+        """One statement (_REPORTED) for reports of (key id, time, address, count)."""
+        merged = _merged(reports)
         if not merged:
             return
+        key_ids, times, addresses, counts = (list(column) for column in zip(*merged, strict=True))
         async with cursor(self._pool) as cur:
-            await cur.execute(
-                _RECORD_USAGE,
-                (
-                    [r.key_id for r in merged],
-                    [r.last_used_at for r in merged],
-                    [r.address for r in merged],
-                    [r.count for r in merged],
-                    ActivityType.KEY_USED.value,
-                ),
-            )
+            await cur.execute(statement, (key_ids, times, addresses, counts, activity.value))
 
     async def list_activity(
         self,
@@ -554,20 +542,22 @@ _RECORD_USAGE += _ROLLING_FROM_CHANGED + _ROLLING_UPDATE
 _RECORD_REJECTIONS += _ROLLING_FROM_CHANGED + _ROLLING_UPDATE
 
 
-Report = TypeVar("Report", KeyUsageReport, KeyRejectionReport)
+# A gateway's report of one key: its id, the latest time, that time's address, how many.
+_Report = tuple[str, datetime, str, int]
 
 
-def _merged(reports: list[Report], at: Callable[[Report], datetime]) -> list[Report]:
+def _merged(reports: list[_Report]) -> list[_Report]:
     """One report per key: counts added up, the latest report's time and address (of equal
     times, the later in the list)."""
-    by_key: dict[str, Report] = {}
+    by_key: dict[str, _Report] = {}
     for report in reports:
-        seen = by_key.get(report.key_id)
+        key_id, at, _, count = report
+        seen = by_key.get(key_id)
         if seen is None:
-            by_key[report.key_id] = report
+            by_key[key_id] = report
             continue
-        latest = report if at(report) >= at(seen) else seen
-        by_key[report.key_id] = dataclasses.replace(latest, count=seen.count + report.count)
+        latest = report if at >= seen[1] else seen
+        by_key[key_id] = (key_id, latest[1], latest[2], seen[3] + count)
     return list(by_key.values())
 
 

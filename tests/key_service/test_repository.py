@@ -4,11 +4,15 @@ prepared statement) and the rotation (one stored function)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiopg
 import pytest
 
 from key_service.errors import ServerNotFound
@@ -17,7 +21,7 @@ from key_service.repository import PostgresKeyRepository
 from scout_admin.commands import Admin
 from scout_kit.db import close_pool, create_pool
 from scout_kit.timestamps import format_time
-from tests.gateway.keys_support import new_server, rotate
+from tests.gateway.keys_support import ServerKey, new_server, rotate
 from tests.stack import Environment
 
 
@@ -216,6 +220,32 @@ async def _waiting_for_locks(admin: Admin, count: int) -> None:
     raise AssertionError(f"{count} sessions never waited for a lock")
 
 
+def _rotation(repo: PostgresKeyRepository, server: ServerKey, now: datetime) -> asyncio.Task[Any]:
+    """A rotation of `server` (no grace window) started in the background."""
+    return asyncio.create_task(
+        repo.rotate_key(
+            account_id=server.account_id,
+            server_id=server.server_id,
+            key_sha256=os.urandom(32),
+            hint="wxyz",
+            actor="user:test",
+            address="",
+            now=now,
+            grace_until=now,
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def _own_pool(env: Environment) -> AsyncIterator[aiopg.Pool]:
+    """A pool of its own, so a blocking session and two waiting ones never wait for a slot."""
+    pool = await create_pool(env.database_url, maxsize=3)
+    try:
+        yield pool
+    finally:
+        await close_pool(pool)
+
+
 async def test_a_usage_report_and_a_rotation_sharing_keys_do_not_deadlock(
     admin: Admin, env: Environment
 ) -> None:
@@ -229,8 +259,7 @@ async def test_a_usage_report_and_a_rotation_sharing_keys_do_not_deadlock(
         grace_id, current_id = await _key_ids(admin, server.server_id)
         if current_id < grace_id:
             break
-    pool = await create_pool(env.database_url, maxsize=3)
-    try:
+    async with _own_pool(env) as pool:
         repo = PostgresKeyRepository(pool)
         now = datetime.now(UTC)
         async with pool.acquire() as conn, conn.cursor() as blocker:
@@ -238,18 +267,7 @@ async def test_a_usage_report_and_a_rotation_sharing_keys_do_not_deadlock(
             await blocker.execute(
                 "SELECT 1 FROM keys.api_keys WHERE id = %s FOR UPDATE", (grace_id,)
             )
-            rotation = asyncio.create_task(
-                repo.rotate_key(
-                    account_id=server.account_id,
-                    server_id=server.server_id,
-                    key_sha256=b"\11" * 32,
-                    hint="wxyz",
-                    actor="user:test",
-                    address="",
-                    now=now,
-                    grace_until=now,
-                )
-            )
+            rotation = _rotation(repo, server, now)
             await _waiting_for_locks(admin, 1)
             usage = asyncio.create_task(
                 repo.record_usage(
@@ -259,8 +277,6 @@ async def test_a_usage_report_and_a_rotation_sharing_keys_do_not_deadlock(
             await _waiting_for_locks(admin, 2)
             await blocker.execute("COMMIT")
         outcomes = await asyncio.gather(rotation, usage, return_exceptions=True)
-    finally:
-        await close_pool(pool)
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     async with admin.pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
@@ -279,8 +295,7 @@ async def test_a_first_usage_report_and_a_rotation_do_not_deadlock_on_the_server
     server = await new_server(admin)
     other = await new_server(admin)
     (key_id,) = await _key_ids(admin, server.server_id)
-    pool = await create_pool(env.database_url, maxsize=3)
-    try:
+    async with _own_pool(env) as pool:
         repo = PostgresKeyRepository(pool)
         now = datetime.now(UTC)
         async with pool.acquire() as conn, conn.cursor() as blocker:
@@ -296,22 +311,9 @@ async def test_a_first_usage_report_and_a_rotation_do_not_deadlock_on_the_server
                 repo.record_usage([KeyUsageReport(key_id, now, "192.0.2.1", 1)])
             )
             await _waiting_for_locks(admin, 1)
-            rotation = asyncio.create_task(
-                repo.rotate_key(
-                    account_id=server.account_id,
-                    server_id=server.server_id,
-                    key_sha256=b"\12" * 32,
-                    hint="stuv",
-                    actor="user:test",
-                    address="",
-                    now=now,
-                    grace_until=now,
-                )
-            )
+            rotation = _rotation(repo, server, now)
             await _waiting_for_locks(admin, 2)
             await blocker.execute("ROLLBACK")
         outcomes = await asyncio.gather(usage, rotation, return_exceptions=True)
-    finally:
-        await close_pool(pool)
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert await _rolling(admin, key_id, "key.used") is not None
