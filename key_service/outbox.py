@@ -1,7 +1,8 @@
 """The relay of the invalidation outbox: what a change could not publish, any replica does.
 
-A change that ends keys queues them in `keys.invalidation_outbox` in its own transaction and clears
-them once its invalidation was published and waited for (key_service.domain). Rows still there a
+A change that ends keys queues them in `keys.invalidation_outbox` in its own transaction and, once
+its invalidation was published and waited for, hands the rows to `DeliveredRows`, which deletes
+them in the background (key_service.domain). Rows still there a
 while later belong to a publication that failed (Redis out of this service's reach while the
 gateways still had it) or never happened (the replica died after its commit). Every replica runs
 this relay; `FOR UPDATE SKIP LOCKED` gives each row to one of them at a time, and the rows go only
@@ -28,6 +29,43 @@ RELAY_EVERY_SECONDS = 1.0
 # provable_expiry(MAX_LEASE_SECONDS), 1.6 s): publishing it twice would be harmless, only wasted.
 RELAY_AFTER_SECONDS = 5.0
 RELAY_BATCH = 500
+
+
+class DeliveredRows:
+    """Deletes outbox rows whose publication returned, in the background and in batches.
+
+    What makes "ended once the answer is sent" hold is the publication, not the row's deletion:
+    a change answers without waiting for it (a round trip to PostgreSQL less on the rotate call's
+    path, and a burst of changes is one DELETE). What is queued lives only in this process, which
+    is safe to lose: rows a failed delete or a killed replica left behind are published once more
+    by the relay, which no gateway minds (an invalidation only drops entries); a replica that
+    stops deletes its queue first."""
+
+    def __init__(self, repository: KeyRepository) -> None:
+        self._repo = repository
+        self._pending: list[int] = []
+        self._queued = asyncio.Event()
+
+    async def delivered(self, outbox_ids: tuple[int, ...]) -> None:
+        if outbox_ids:
+            self._pending.extend(outbox_ids)
+            self._queued.set()
+
+    async def flush(self) -> None:
+        """Delete what is queued now (failures are logged by the repository)."""
+        batch, self._pending = self._pending, []
+        self._queued.clear()
+        await self._repo.invalidations_delivered(tuple(batch))
+
+    async def run(self) -> None:
+        """Until cancelled: delete each batch as it is queued. A batch that cannot be deleted
+        stays in the outbox, for the relay."""
+        while True:
+            await self._queued.wait()
+            try:
+                await self.flush()
+            except (OSError, TimeoutError) as exc:  # the repository logs PostgreSQL's own errors
+                log.warning("could not delete delivered invalidations: %r", exc)
 
 
 class InvalidationRelay:

@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from key_service.domain import KeyManager
 from key_service.events import RedisInvalidationPublisher
-from key_service.outbox import InvalidationRelay
+from key_service.outbox import DeliveredRows, InvalidationRelay
 from key_service.repository import SCHEMA, PostgresKeyRepository
 from key_service.servicer import KeyServicer
 from key_service.settings import Settings
@@ -36,7 +36,11 @@ async def create_server(
             opened.redis, Keyspace(settings.redis_prefix), opened.instance
         )
         repository = PostgresKeyRepository(opened.pool, opened.reads)
-        servicer = KeyServicer(KeyManager(repository, publisher, opened.clock))
+        delivered = DeliveredRows(repository)
+        start_background(opened.resources, "outbox-deletes", delivered.run())
+        # Runs before the task is stopped (last in, first out), once no call is in flight.
+        opened.resources.push_async_callback(delivered.flush)
+        servicer = KeyServicer(KeyManager(repository, publisher, opened.clock, delivered))
         relay = InvalidationRelay(repository, publisher, opened.clock, registry=opened.registry)
         start_background(opened.resources, "invalidation-relay", relay.run())
 

@@ -17,16 +17,21 @@ from prometheus_client import CollectorRegistry
 from key_service.domain import KeyManager
 from key_service.errors import InvalidationNotPublished
 from key_service.events import RedisInvalidationPublisher
-from key_service.outbox import InvalidationRelay
+from key_service.outbox import DeliveredRows, InvalidationRelay
 from key_service.repository import PostgresKeyRepository
+from key_service.server import create_server
+from key_service.settings import Settings
 from scout.events.v1 import invalidation_pb2 as events
+from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_admin.commands import Admin, admin_actor
 from scout_kit.clock import SystemClock
+from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
 from scout_kit.redis import RedisSettings, create_redis
 from scout_kit.settings import Env
 from scout_kit.tasks import cancel_and_wait
 from tests.gateway.keys_support import ServerKey, new_server
+from tests.stack import Environment
 
 
 def _unreachable_redis() -> aioredis.Redis:
@@ -188,4 +193,51 @@ async def test_two_relays_at_once_publish_a_row_once(
         await Registry(admin.keyspace).deregister(admin.redis, "silent-gateway")
     assert 0 in counts and sum(counts) >= 1  # one took the rows, the other found them taken
     assert len(of(received, server.api_key)) == 1
+    assert await queued(admin, server) == []
+
+
+async def test_a_service_replica_deletes_published_rows_after_answering(admin: Admin) -> None:
+    """The key service hands a published change's rows to DeliveredRows: the change answers
+    before they are deleted, and they go as the background task runs."""
+    server = await new_server(admin)
+    repository = PostgresKeyRepository(admin.pool)
+    delivered = DeliveredRows(repository)
+    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "replica")
+    replica = KeyManager(repository, publisher, SystemClock(), delivered)
+    async with published(admin) as received:
+        rotated = await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+    assert of(received, server.api_key)  # published before the answer
+    assert await queued(admin, server) == [("rotated", digest(server.api_key))]
+    await delivered.flush()  # as a stopping service does
+    assert await queued(admin, server) == []
+    deleting = asyncio.create_task(delivered.run())
+    try:
+        await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+        async with asyncio.timeout(5):
+            while await queued(admin, server):  # noqa: ASYNC110 - rows in PostgreSQL
+                await asyncio.sleep(0.01)
+    finally:
+        await cancel_and_wait(deleting)
+    assert digest(rotated.api_key) != digest(server.api_key)
+
+
+async def test_the_key_service_leaves_no_published_rows_behind(
+    env: Environment, admin: Admin
+) -> None:
+    """The real service wires DeliveredRows in: rotations over gRPC leave nothing for another
+    replica's relay to publish again."""
+    server = await new_server(admin)
+    service = await create_server(Settings.from_env(env.service_env()))
+    await service.start()
+    try:
+        user = Identity(PrincipalKind.USER, "u", server.account_id, AuthMethod.SESSION)
+        token = TokenIssuer(env.jwt_private_pem, SystemClock()).token_for(user)
+        async with env.service_channel(service.port) as channel:
+            for _ in range(3):
+                await keys_pb2_grpc.KeyServiceStub(channel).RotateKey(
+                    keys_pb2.RotateKeyRequest(server_id=server.server_id),
+                    metadata=(("authorization", f"Bearer {token}"),),
+                )
+    finally:
+        await service.stop(0.5)
     assert await queued(admin, server) == []
