@@ -19,7 +19,7 @@ import aiopg
 
 from ingest_service.compaction import Compaction
 from ingest_service.maintenance import partitioned_tables
-from ingest_service.partitions import Partitions
+from ingest_service.partitions import Partitions, partition_name, partition_start
 from ingest_service.repository import SCHEMA
 from ingest_service.rollup import RollupJob
 from scout_kit.sample_rules import DEFAULT_LATE_SAMPLE_HOURS
@@ -161,6 +161,11 @@ async def generate_month(
                 "   make_interval(secs => %s)) AS ts) g",
                 (day, upto, interval_seconds),
             )
+            # Statistics of the day, as autovacuum gathers them in service while a day fills
+            # (a PostgreSQL may run without autovacuum: this machine's does).
+            raw = partitions.tables["samples_raw"]
+            raw_day = partition_name(raw, partition_start(day, raw.width))
+            await cur.execute(f"ANALYZE {SCHEMA}.{raw_day}")
             # Marked as a write marks them; the rollup job builds both tiers.
             await cur.execute(
                 f"INSERT INTO {SCHEMA}.rollup_pending (server_id, tier, bucket)"

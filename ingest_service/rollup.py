@@ -41,10 +41,16 @@ DELETE FROM {s}.rollup_pending WHERE ctid = ANY(ARRAY(
   SELECT ctid FROM {s}.rollup_pending WHERE tier = %(tier)s AND bucket < %(before)s
   ORDER BY bucket LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
 RETURNING server_id::text, bucket"""
+# Every statement over a batch also bounds its time column by the batch's span, as constants
+# (%(lo)s, %(hi)s): the planner then reads only the partitions of that span. A bound that comes
+# only from the join is known at run time, and the plan spans every partition of the table: with
+# a month kept and no statistics yet for the newest partitions, it scanned all of them per pass
+# (a pass of 5,000 marks ran for minutes at 11 days of 100 servers, measured).
 _CLEAR = """
 DELETE FROM {s}.{target} t
 USING unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
-WHERE t.server_id = d.server_id AND t.bucket = d.bucket"""
+WHERE t.server_id = d.server_id AND t.bucket = d.bucket
+  AND t.bucket >= %(lo)s AND t.bucket < %(hi)s"""
 # A bucket's samples of one set as a 2-D array (every sample of a set has its length), then per
 # metric min, max and sum over its column: small sorts per bucket instead of one of every value
 # of the batch (1.5 times faster than unnesting and regrouping them).
@@ -56,6 +62,7 @@ FROM (
   FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
   JOIN {s}.samples_raw r ON r.server_id = d.server_id
    AND r.ts >= d.bucket AND r.ts < d.bucket + interval '1 minute'
+  WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
   GROUP BY 1, 2, 3
 ) g CROSS JOIN LATERAL (
   SELECT array_agg(mn ORDER BY j) AS mins, array_agg(mx ORDER BY j) AS maxs,
@@ -77,6 +84,7 @@ FROM (
   JOIN {s}.rollup_1m t ON t.server_id = d.server_id
    AND t.bucket >= d.bucket AND t.bucket < d.bucket + interval '1 hour'
   CROSS JOIN LATERAL unnest(t.mins, t.maxs, t.sums) WITH ORDINALITY AS u(mn, mx, sm, i)
+  WHERE t.bucket >= %(lo)s AND t.bucket < %(hi)s
   GROUP BY 1, 2, 3, 4
 ) x GROUP BY 1, 2, 3"""
 # Same lock discipline as the write path: an existing mark is locked, not rewritten.
@@ -101,6 +109,17 @@ TIERS = (
     _Tier(1, timedelta(minutes=1), "rollup_1m", _FROM_RAW, True),
     _Tier(2, timedelta(hours=1), "rollup_1h", _FROM_MINUTES, False),
 )
+
+
+def batch_params(tier: _Tier, taken: list[tuple[str, datetime]]) -> dict[str, object]:
+    """The parameters of a pass's statements over `taken` (server id, bucket) marks of `tier`."""
+    buckets = [bucket for _, bucket in taken]
+    return {
+        "servers": [server for server, _ in taken],
+        "buckets": buckets,
+        "lo": min(buckets),
+        "hi": max(buckets) + tier.width,
+    }
 
 
 class RollupJob:
@@ -179,7 +198,7 @@ class RollupJob:
             # The tier's partitions for these buckets (old data from the copier may predate
             # the window kept ahead).
             await self._partitions.ensure(tier.target, min(buckets), max(buckets))
-            params = {"servers": [s for s, _ in taken], "buckets": buckets}
+            params = batch_params(tier, taken)
             await cur.execute(self._sql(_CLEAR, tier.target), params)
             await cur.execute(self._sql(tier.recompute), params)
             if tier.marks_next:

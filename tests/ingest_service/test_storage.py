@@ -21,6 +21,7 @@ import pytest
 
 from ingest_service import rollup as rollup_module
 from ingest_service.committer import GroupCommitter
+from ingest_service.partitions import partition_name, partition_start
 from ingest_service.query_plan import Plan, plan_query, tier_for_step
 from ingest_service.repository import SampleRepository
 from ingest_service.rollup import RollupJob
@@ -434,6 +435,45 @@ async def test_taking_marks_reads_each_mark_once_when_every_server_shares_the_mi
         plan = explained[0]["Plan"]
         assert plan["Actual Rows"] == limit
         assert _rows_read(plan, "rollup_pending") <= 2 * marks
+
+
+def _relations(plan: dict[str, object]) -> set[str]:
+    """Every relation a plan's nodes read or write."""
+    own = {str(plan["Relation Name"])} if "Relation Name" in plan else set()
+    children = plan.get("Plans", [])
+    assert isinstance(children, list)
+    return own.union(*(_relations(child) for child in children))
+
+
+async def test_a_rollup_pass_reads_only_the_partitions_of_its_marks(
+    admin: Admin, env: Environment
+) -> None:
+    """A pass's statements bound their time column by the batch's span as constants, so the
+    plan holds only the partitions of that span. Bounded by the join alone, it held every
+    partition of the month, and without statistics of the newest (a PostgreSQL without
+    autovacuum, or before it came by) the planner scanned them all: minutes a pass."""
+    async with scratch_storage(admin, env) as storage:
+        partitions = storage.maintenance.partitions
+        for table in ("samples_raw", "rollup_1m"):
+            await partitions.ensure(table, T0 - timedelta(days=5), T0 + timedelta(days=2))
+        servers = [str(uuid.uuid4()) for _ in range(3)]
+        minute = T0 + timedelta(minutes=7)
+        # The one partition of each table that holds the marks' buckets.
+        holding = {
+            table.name: partition_name(table, partition_start(minute, table.width))
+            for table in partitions.tables.values()
+        }
+        for tier in rollup_module.TIERS:
+            bucket = partition_start(minute, tier.width)
+            params = rollup_module.batch_params(tier, [(s, bucket) for s in servers])
+            async with admin.pool.acquire() as conn, conn.cursor() as cur:
+                for statement in (rollup_module._CLEAR, tier.recompute):
+                    sql = statement.replace("{s}", storage.schema).replace("{target}", tier.target)
+                    await cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+                    ((explained,),) = await cur.fetchall()
+                    read = _relations(explained[0]["Plan"])
+                    parts = {r for r in read if r.rsplit("_p", 1)[0] in holding and "_p" in r}
+                    assert parts and parts <= set(holding.values()), read
 
 
 async def _index_sizes(admin: Admin, schema: str, table: str) -> dict[str, tuple[int, bool]]:
