@@ -53,17 +53,22 @@ WHERE t.server_id = d.server_id AND t.bucket = d.bucket
   AND t.bucket >= %(lo)s AND t.bucket < %(hi)s"""
 # A bucket's samples of one set as a 2-D array (every sample of a set has its length), then per
 # metric min, max and sum over its column: small sorts per bucket instead of one of every value
-# of the batch (1.5 times faster than unnesting and regrouping them).
+# of the batch (1.5 times faster than unnesting and regrouping them). Each mark reads its own
+# minute in a LATERAL subquery (an index range scan of its server's rows, grouped there): as a
+# join on server_id with the minute as a filter, the planner merged on server_id alone when the
+# servers were few and filtered every sample of the span against every mark (2,000 marks of
+# 2 servers: 24 million pairs, 4.2 s; now 0.4 s, measured).
 _FROM_RAW = """
 INSERT INTO {s}.rollup_1m (server_id, bucket, set_id, n, mins, maxs, sums)
-SELECT g.server_id, g.bucket, g.set_id, g.c, a.mins, a.maxs, a.sums
-FROM (
-  SELECT r.server_id, d.bucket, r.set_id, count(*) AS c, array_agg(r.vals) AS m
-  FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
-  JOIN {s}.samples_raw r ON r.server_id = d.server_id
-   AND r.ts >= d.bucket AND r.ts < d.bucket + interval '1 minute'
-  WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
-  GROUP BY 1, 2, 3
+SELECT d.server_id, d.bucket, g.set_id, g.c, a.mins, a.maxs, a.sums
+FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
+CROSS JOIN LATERAL (
+  SELECT r.set_id, count(*) AS c, array_agg(r.vals) AS m
+  FROM {s}.samples_raw r
+  WHERE r.server_id = d.server_id
+    AND r.ts >= d.bucket AND r.ts < d.bucket + interval '1 minute'
+    AND r.ts >= %(lo)s AND r.ts < %(hi)s
+  GROUP BY r.set_id
 ) g CROSS JOIN LATERAL (
   SELECT array_agg(mn ORDER BY j) AS mins, array_agg(mx ORDER BY j) AS maxs,
          array_agg(sm ORDER BY j) AS sums
@@ -73,18 +78,24 @@ FROM (
     GROUP BY j
   ) x
 ) a"""
+# The hour tier from the minute tier, each mark's hour read the same way (OFFSET 0 keeps the
+# subquery from being flattened back into that join).
 _FROM_MINUTES = """
 INSERT INTO {s}.rollup_1h (server_id, bucket, set_id, n, mins, maxs, sums)
 SELECT server_id, bucket, set_id, max(c), array_agg(mn ORDER BY i), array_agg(mx ORDER BY i),
        array_agg(sm ORDER BY i)
 FROM (
-  SELECT t.server_id, d.bucket, t.set_id, u.i, sum(t.n) AS c, min(u.mn) AS mn, max(u.mx) AS mx,
+  SELECT d.server_id, d.bucket, t.set_id, u.i, sum(t.n) AS c, min(u.mn) AS mn, max(u.mx) AS mx,
          sum(u.sm) AS sm
   FROM unnest(%(servers)s::uuid[], %(buckets)s::timestamptz[]) AS d(server_id, bucket)
-  JOIN {s}.rollup_1m t ON t.server_id = d.server_id
-   AND t.bucket >= d.bucket AND t.bucket < d.bucket + interval '1 hour'
+  CROSS JOIN LATERAL (
+    SELECT t.set_id, t.n, t.mins, t.maxs, t.sums FROM {s}.rollup_1m t
+    WHERE t.server_id = d.server_id
+      AND t.bucket >= d.bucket AND t.bucket < d.bucket + interval '1 hour'
+      AND t.bucket >= %(lo)s AND t.bucket < %(hi)s
+    OFFSET 0
+  ) t
   CROSS JOIN LATERAL unnest(t.mins, t.maxs, t.sums) WITH ORDINALITY AS u(mn, mx, sm, i)
-  WHERE t.bucket >= %(lo)s AND t.bucket < %(hi)s
   GROUP BY 1, 2, 3, 4
 ) x GROUP BY 1, 2, 3"""
 # Same lock discipline as the write path: an existing mark is locked, not rewritten.
