@@ -2,11 +2,11 @@
 
 A change that ends keys queues them in `keys.invalidation_outbox` in its own transaction and, once
 its invalidation was published and waited for, hands the rows to `DeliveredRows`, which deletes
-them in the background (key_service.domain). Rows still there a
-while later belong to a publication that failed (Redis out of this service's reach while the
-gateways still had it) or never happened (the replica died after its commit). Every replica runs
-this relay; `FOR UPDATE SKIP LOCKED` gives each row to one of them at a time, and the rows go only
-once the publication returned, i.e. once every gateway acknowledged it or its lease ran out.
+them in the background (key_service.domain). Rows still there a while later belong to a
+publication that failed (Redis out of this service's reach while the gateways still had it) or
+never happened (the replica died after its commit). Every replica runs this relay; `FOR UPDATE
+SKIP LOCKED` gives each row to one of them at a time, and the rows go only once the publication
+returned, i.e. once every gateway acknowledged it or its lease ran out.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ async def test_a_service_replica_deletes_published_rows_after_answering(admin: A
     publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "replica")
     replica = KeyManager(repository, publisher, SystemClock(), delivered)
     async with published(admin) as received:
-        rotated = await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
+        await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
     assert of(received, server.api_key)  # published before the answer
     assert await queued(admin, server) == [("rotated", digest(server.api_key))]
     await delivered.flush()  # as a stopping service does
@@ -218,7 +218,6 @@ async def test_a_service_replica_deletes_published_rows_after_answering(admin: A
                 await asyncio.sleep(0.01)
     finally:
         await cancel_and_wait(deleting)
-    assert digest(rotated.api_key) != digest(server.api_key)
 
 
 async def test_the_key_service_leaves_no_published_rows_behind(
