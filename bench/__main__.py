@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -22,12 +23,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{' (quick: rough figures)' if options.quick else ''}",
         flush=True,
     )
+    # A stop signal ends the run as Ctrl-C does, so the fleet it started is stopped with it (by
+    # default SIGTERM ends the interpreter without unwinding, and the services run on).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with bench_environment() as env:
             report = asyncio.run(run_bench(options, env))
     except (DependencyUnavailable, StartFailed) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; its processes are stopped", file=sys.stderr)
+        return 130
     print()
     print(report.table())
     print(
