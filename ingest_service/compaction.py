@@ -169,11 +169,18 @@ class Compaction:
         """Partitions whose range ended before now - CLOSED_AFTER and that retention keeps,
         newest first."""
         names: list[tuple[datetime, str]] = []
+        # A packed partition only once its day is packed: until then it may be filling in
+        # another replica's packing transaction, whose last step (marking the day packed) would
+        # wait for a concurrent rebuild of its index while the rebuild waits for that
+        # transaction to end (a deadlock, seen at 100 servers).
+        packed = self._partitions.packed_days(RAW)
         for table_name, starts in existing.items():
             table = self._partitions.tables[table_name]
             horizon = now - table.retention - table.margin
             for start in starts:
                 end = start + table.width
+                if table_name == PACKED and start not in packed:
+                    continue
                 if end <= now - CLOSED_AFTER and end > horizon:
                     names.append((start, partition_name(table, start)))
         return [name for _, name in sorted(names, reverse=True)]

@@ -134,6 +134,11 @@ class Partitions:
         }
         return found
 
+    def packed_days(self, table_name: str) -> set[datetime]:
+        """The starts of the days of the table that are packed (as last read from the
+        catalog): their packed partition is complete and final."""
+        return set(self._packed.get(table_name, set()))
+
     def packed_through(self, table_name: str) -> datetime | None:
         """The end of the newest packed day of the table (as last read from the catalog): no
         write may be older."""

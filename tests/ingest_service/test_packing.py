@@ -283,3 +283,21 @@ async def test_a_sample_older_than_the_late_window_is_refused_at_both_edges(
         )
         assert status == 202
     assert [v for _, _, v in await stored(admin, server.server_id)] == [1.0]
+
+
+async def test_a_packed_partition_is_compacted_only_once_its_day_is_packed(
+    admin: Admin, env: Environment
+) -> None:
+    """Until its day is packed, a packed partition may be filling in another replica's packing
+    transaction: rebuilding its index then deadlocked with the transaction's last step (seen
+    at 100 servers). It becomes a candidate once the day is marked packed."""
+    async with scratch_storage(admin, env) as storage:
+        server = str(uuid.uuid4())
+        await _store_day(storage, server, str(uuid.uuid4()), _day_of_samples(random.Random(7))[:50])
+        compaction, partitions = storage.maintenance.compaction, storage.maintenance.partitions
+        await storage.maintenance.rollup.run_once(CLOSED)
+        packed_day = f"samples_packed_p{T0:%Y%m%d}"
+        assert DAY in compaction.closed(await partitions.existing(), CLOSED)
+        assert packed_day not in compaction.closed(await partitions.existing(), CLOSED)
+        assert DAY in await compaction.pack_once(CLOSED)
+        assert packed_day in compaction.closed(await partitions.existing(), CLOSED)
