@@ -7,9 +7,9 @@ import binascii
 import logging
 import unicodedata
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from key_service.errors import InvalidRequest, ServerNotFound
 from key_service.events import InvalidationPublisher
@@ -122,10 +122,9 @@ def decode_page_token(token: str) -> tuple[datetime, str]:
         raise InvalidRequest("page_token is not valid") from None
 
 
-class OutboxRows(Protocol):
-    async def delivered(self, outbox_ids: tuple[int, ...]) -> None:
-        """The invalidation of these outbox rows was published and waited for: they may go."""
-        ...
+# Told the outbox rows of each published change: their invalidation was published and waited
+# for, so they may go.
+OutboxRowsDelivered = Callable[[tuple[int, ...]], Awaitable[None]]
 
 
 class KeyManager:
@@ -134,15 +133,15 @@ class KeyManager:
         repository: KeyRepository,
         publisher: InvalidationPublisher,
         clock: Clock,
-        delivered: OutboxRows | None = None,
+        delivered: OutboxRowsDelivered | None = None,
     ) -> None:
         """`delivered` takes the outbox rows of each published change (the service's deletes
-        them in the background, key_service.outbox.DeliveredRows); without one, each change
+        them in the background, key_service.outbox.DeliveredRows); by default each change
         deletes its own before it returns (scout-admin, a process that may exit right after)."""
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
-        self._delivered = delivered
+        self._delivered = delivered or repository.invalidations_delivered
 
     async def create_server(
         self, account_id: str, name: str, *, actor: str, address: str = ""
@@ -255,10 +254,7 @@ class KeyManager:
         """Publish and wait (InvalidationNotPublished if Redis is out of reach: the keys then
         stay in the outbox for the relay), then let their outbox rows go."""
         await self._publisher.publish(ended.keys, now)
-        if self._delivered is None:
-            await self._repo.invalidations_delivered(ended.outbox_ids)
-        else:
-            await self._delivered.delivered(ended.outbox_ids)
+        await self._delivered(ended.outbox_ids)
 
     async def validate(self, key_sha256: bytes) -> Validation:
         """A pure read: the gateway reports dead-key attempts in batches (record_usage)."""

@@ -40,7 +40,7 @@ async def create_server(
         start_background(opened.resources, "outbox-deletes", delivered.run())
         # Runs before the task is stopped (last in, first out), once no call is in flight.
         opened.resources.push_async_callback(delivered.flush)
-        servicer = KeyServicer(KeyManager(repository, publisher, opened.clock, delivered))
+        servicer = KeyServicer(KeyManager(repository, publisher, opened.clock, delivered.delivered))
         relay = InvalidationRelay(repository, publisher, opened.clock, registry=opened.registry)
         start_background(opened.resources, "invalidation-relay", relay.run())
 

@@ -203,7 +203,7 @@ async def test_a_service_replica_deletes_published_rows_after_answering(admin: A
     repository = PostgresKeyRepository(admin.pool)
     delivered = DeliveredRows(repository)
     publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "replica")
-    replica = KeyManager(repository, publisher, SystemClock(), delivered)
+    replica = KeyManager(repository, publisher, SystemClock(), delivered.delivered)
     async with published(admin) as received:
         await replica.rotate_key(server.account_id, server.server_id, actor=admin_actor())
     assert of(received, server.api_key)  # published before the answer
