@@ -19,6 +19,7 @@ import ssl
 import statistics
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +44,18 @@ class RequestSpec:
 @dataclass(frozen=True)
 class LoadResult:
     requests: int
-    errors: int
     seconds: float
     p50_ms: float
     p99_ms: float
     # CPU seconds used during the measured window, by process name ("client" is the generator).
     cpu_seconds: Mapping[str, float]
+    # The failed requests by what they were ("HTTP 503", "connection lost", ...), so a run with
+    # errors says why.
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return sum(self.error_kinds.values())
 
     @property
     def rps(self) -> float:
@@ -67,16 +74,18 @@ class LoadResult:
         if not windows:
             raise ValueError("no windows to combine")
         cpu: dict[str, float] = {}
+        kinds: Counter[str] = Counter()
         for window in windows:
             for name, seconds in window.cpu_seconds.items():
                 cpu[name] = cpu.get(name, 0.0) + seconds
+            kinds.update(window.error_kinds)
         return cls(
             requests=sum(w.requests for w in windows),
-            errors=sum(w.errors for w in windows),
             seconds=sum(w.seconds for w in windows),
             p50_ms=statistics.median(w.p50_ms for w in windows),
             p99_ms=max(w.p99_ms for w in windows),
             cpu_seconds=cpu,
+            error_kinds=dict(kinds),
         )
 
 
@@ -144,7 +153,11 @@ class _Run:
         self.measuring = False
         self.stopping = False
         self.latencies: list[float] = []
-        self.errors = 0
+        self.error_kinds: Counter[str] = Counter()
+
+    def error(self, kind: str) -> None:
+        if self.measuring:
+            self.error_kinds[kind] += 1
 
     def next_request(self) -> bytes:
         if not self._has_body:
@@ -158,7 +171,7 @@ class _Run:
         if status == self.expect:
             self.latencies.append(finished - started)
         else:
-            self.errors += 1
+            self.error_kinds[f"HTTP {status}"] += 1
 
 
 def _complete_response(buffer: bytearray) -> tuple[int, int] | None:
@@ -219,8 +232,8 @@ class _Connection(asyncio.Protocol):
         self._send()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._in_flight and self._run.measuring:
-            self._run.errors += 1
+        if self._in_flight:
+            self._run.error("connection lost")
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -238,8 +251,7 @@ async def _drive_connection(run: _Run, port: int, context: ssl.SSLContext) -> No
                 server_hostname="localhost",
             )
         except OSError:
-            if run.measuring:
-                run.errors += 1
+            run.error("connect failed")
             await asyncio.sleep(0.05)
             continue
         await closed
@@ -280,11 +292,11 @@ async def python_load(
         await asyncio.gather(*drivers, return_exceptions=True)
     return LoadResult(
         requests=len(run.latencies),
-        errors=run.errors,
         seconds=seconds,
         p50_ms=1000 * percentile(run.latencies, 0.50),
         p99_ms=1000 * percentile(run.latencies, 0.99),
         cpu_seconds=cpu,
+        error_kinds=dict(run.error_kinds),
     )
 
 
@@ -405,9 +417,13 @@ def _wrk_ms(text: str) -> float:
 class WrkOutput:
     requests: int
     seconds: float
-    errors: int
+    error_kinds: Mapping[str, int]
     p50_ms: float
     p99_ms: float
+
+    @property
+    def errors(self) -> int:
+        return sum(self.error_kinds.values())
 
 
 def parse_wrk(output: str) -> WrkOutput:
@@ -416,20 +432,24 @@ def parse_wrk(output: str) -> WrkOutput:
     p99 = re.search(r"^\s*99%\s+(\S+)", output, re.MULTILINE)
     if total is None or p50 is None or p99 is None:
         raise ValueError(f"cannot read wrk's output:\n{output}")
-    errors = 0
+    kinds: dict[str, int] = {}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
-        errors += int(non_2xx.group(1))
+        kinds["non-2xx or 3xx"] = int(non_2xx.group(1))
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     if sockets:
-        errors += sum(int(group) for group in sockets.groups())
+        for name, count in zip(
+            ("connect", "read", "write", "timeout"), sockets.groups(), strict=True
+        ):
+            if int(count):
+                kinds[f"socket {name}"] = int(count)
     seconds = float(total.group(2)) * _UNITS[total.group(3)] / 1000
     return WrkOutput(
         requests=int(total.group(1)),
         seconds=seconds,
-        errors=errors,
+        error_kinds=kinds,
         p50_ms=_wrk_ms(p50.group(1)),
         p99_ms=_wrk_ms(p99.group(1)),
     )
@@ -488,9 +508,9 @@ async def wrk_load(
     parsed = parse_wrk(text)
     return LoadResult(
         requests=parsed.requests - parsed.errors,
-        errors=parsed.errors,
         seconds=parsed.seconds,
         p50_ms=parsed.p50_ms,
         p99_ms=parsed.p99_ms,
         cpu_seconds=cpu,
+        error_kinds=parsed.error_kinds,
     )

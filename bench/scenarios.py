@@ -265,6 +265,13 @@ class Bench:
             goal=goal,
             cpu_ms_per_request=cpu,
         )
+        if result.error_kinds:
+            row.notes.append(
+                "errors: "
+                + ", ".join(
+                    f"{kind} x{count:,}" for kind, count in sorted(result.error_kinds.items())
+                )
+            )
         return self.report.add(row)
 
     @contextlib.asynccontextmanager

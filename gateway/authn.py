@@ -18,7 +18,7 @@ from multidict import istr
 
 from gateway.backends import Backends
 from gateway.keycache import DeadKey, KeyCache
-from gateway.limiter import UnknownKeyLimiter
+from gateway.limiter import NOT_COUNTED, UnknownKeyLimiter
 from gateway.problems import Problem, unauthorized
 from gateway.sessioncache import SessionCache
 from gateway.usage import KeyUsageRecorder, SessionUseRecorder
@@ -130,12 +130,15 @@ class Authenticator:
         dead = self._cache.dead(digest)
         if dead is not None:
             self._refuse_dead(dead, client_address)
-        retry_after = self._limiter.retry_after(client_address)
-        if retry_after is not None:
-            raise _too_many_unknown_keys(retry_after)
-        lookup = await self._limiter.count_lookup(client_address)
-        if lookup.retry_after is not None:
-            raise _too_many_unknown_keys(lookup.retry_after)
+        if self._cache.seen_valid(digest):
+            lookup = NOT_COUNTED
+        else:
+            retry_after = self._limiter.retry_after(client_address)
+            if retry_after is not None:
+                raise _too_many_unknown_keys(retry_after)
+            lookup = await self._limiter.count_lookup(client_address)
+            if lookup.retry_after is not None:
+                raise _too_many_unknown_keys(lookup.retry_after)
         generation = self._cache.generation
         try:
             response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(

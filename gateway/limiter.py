@@ -34,13 +34,19 @@ class Lookup:
     retry_after: int | None = None
 
 
+# A lookup that was not counted (a key seen valid, or Redis could not count it): nothing to give
+# back.
+NOT_COUNTED = Lookup(None)
+
+
 class UnknownKeyLimiter:
     """A fixed window per address, counted in Redis by every replica.
 
     A key lookup the cache cannot answer is counted (INCR) before the key service is asked, so
     a burst of new keys from one address, however parallel and on however many replicas, makes
     at most the limit of lookups per window; a lookup that finds a known key (valid, rotated,
-    revoked) gives its count back, so a working agent is never slowed by this. Once the count is
+    revoked) gives its count back, and a key this replica has seen valid is not counted at all
+    (`KeyCache.seen_valid`), so a working agent is never slowed by this. Once the count is
     past the limit this replica also remembers the block until the window ends and answers 429
     without any call at all; another replica learns it from its own next INCR."""
 
@@ -79,7 +85,7 @@ class UnknownKeyLimiter:
             count = await self._add(keys=[key], args=[1, end - now + 1])
         except redis.exceptions.RedisError as exc:
             log.warning("unknown-key limiter unavailable: %r", exc)
-            return Lookup(None)
+            return NOT_COUNTED
         if int(count) <= self._limit:
             return Lookup(key)
         if len(self._blocked_until) >= MAX_LOCAL_BLOCKS:

@@ -253,6 +253,55 @@ async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_looku
             assert await whoami_status(http, stack.gateway.url, unknown, **neighbour) == 401
 
 
+async def test_a_key_seen_valid_is_never_throttled_when_the_cache_cannot_answer(
+    env: Environment, admin: Admin
+) -> None:
+    """A burst of one working agent's requests that all miss the cache at once (its entry's TTL
+    ended, the lease lapsed, the cache was flushed) is no burst of guesses: each request still
+    asks the key service, none counts against its address, even one over the limit already."""
+    overrides = {
+        "UNKNOWN_KEY_LIMIT": "3",
+        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
+        "TRUSTED_PROXY_HOPS": "1",
+    }
+    raw = uuid.uuid4().bytes
+    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
+    server = await new_server(admin)
+    async with (
+        running_stack(env, gateways=1, gateway_overrides=overrides) as stack,
+        client_session(env) as http,
+    ):
+        assert await whoami_status(http, stack.gateway.url, server.api_key, **client) == 200
+        statuses = [
+            await whoami_status(http, stack.gateway.url, f"{n + 1:064x}", **client)
+            for n in range(4)
+        ]
+        assert statuses == [401, 401, 401, 429]
+        stack.gateway.key_cache.flush()
+        backends = stack.gateway.app[BACKENDS]
+        held = _HeldValidation(backends.keys, asyncio.Event())
+        backends.keys = held  # type: ignore[assignment]
+        burst = [
+            asyncio.create_task(whoami_status(http, stack.gateway.url, server.api_key, **client))
+            for _ in range(30)
+        ]
+        await eventually(lambda: held.calls + sum(t.done() for t in burst) == 30)
+        held.release.set()
+        assert await asyncio.gather(*burst) == [200] * 30
+        assert held.calls == 30
+        # The address is still over the limit for keys this replica has not seen valid.
+        assert await whoami_status(http, stack.gateway.url, "e" * 64, **client) == 429
+        # A key that has since been regenerated is refused as such, not throttled.
+        old_key = server.api_key
+        await rotate(admin, server)
+        stack.gateway.key_cache.flush()
+        async with http.get(
+            f"{stack.gateway.url}/api/v1/whoami", headers={"X-API-Key": old_key, **client}
+        ) as response:
+            assert response.status == 401
+            assert (await response.json())["type"].endswith("api-key-rotated")
+
+
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
     overrides = {
         "UNKNOWN_KEY_LIMIT": "3",

@@ -104,3 +104,24 @@ def test_dead_keys_are_remembered_and_bounded() -> None:
     assert cache.dead(b"a") is None  # evicted: at most `size` dead keys
     cache.lease.revoke()
     assert cache.dead(b"c") is not None  # dead keys never come back, under a lease or not
+
+
+def test_keys_seen_valid_outlive_entries_until_they_end() -> None:
+    """Only the limiter asks: a key seen valid is not a guess once its entry expired, the cache
+    was flushed or the lease lapsed, or when it was seen without a lease to store it under; it
+    stops being one when it ends, and the set is bounded like the entries."""
+    cache, clock = _cache(size=2, ttl=10.0)
+    _put(cache, b"a")
+    clock.advance(11.0)
+    assert cache.get(b"a") is None
+    cache.flush()
+    cache.lease.revoke()
+    assert _put(cache, b"b") is False  # no lease: not stored, but the key service said valid
+    assert cache.seen_valid(b"a") and cache.seen_valid(b"b")
+    assert not cache.seen_valid(b"c")
+    cache.mark_dead(b"a", DeadKey("rotated", "k1"))
+    assert not cache.seen_valid(b"a")
+    _put(cache, b"c")
+    _put(cache, b"d")
+    assert not cache.seen_valid(b"b")  # evicted: at most `size` keys
+    assert cache.seen_valid(b"c") and cache.seen_valid(b"d")
