@@ -189,6 +189,24 @@ async def stack_rotate(
     return rotated.api_key
 
 
+# Three unknown keys per address an hour, so a test reaches the limit in a few requests.
+_THROTTLE_OF_THREE = {
+    "UNKNOWN_KEY_LIMIT": "3",
+    "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
+    "TRUSTED_PROXY_HOPS": "1",
+}
+
+
+def _own_addresses() -> tuple[dict[str, str], dict[str, str]]:
+    """Headers for two client addresses of this test's own (through the trusted proxy header),
+    so no other test's unknown keys count against them."""
+    raw = uuid.uuid4().bytes
+    return (
+        {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"},
+        {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{(raw[2] + 1) % 256}"},
+    )
+
+
 class _HeldValidation:
     """Counts ValidateKey calls and holds every one until released, so that none of a burst
     can finish (and be counted afterwards) before the others have decided whether to ask."""
@@ -212,16 +230,10 @@ async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_looku
 ) -> None:
     """Counted before the key service is asked: thirty new keys at once on two replicas make
     three lookups, not thirty."""
-    overrides = {
-        "UNKNOWN_KEY_LIMIT": "3",
-        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
-        "TRUSTED_PROXY_HOPS": "1",
-    }
-    raw = uuid.uuid4().bytes
-    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
+    client, neighbour = _own_addresses()
     server = await new_server(admin)
     async with (
-        running_stack(env, gateways=2, gateway_overrides=overrides) as stack,
+        running_stack(env, gateways=2, gateway_overrides=_THROTTLE_OF_THREE) as stack,
         client_session(env) as http,
     ):
         release = asyncio.Event()
@@ -244,7 +256,6 @@ async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_looku
         assert sorted(statuses) == [401] * 3 + [429] * 27
         # A known key's lookup gives its count back: five uncached lookups of a working
         # agent's key leave the whole limit for the unknown keys after them.
-        neighbour = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{(raw[2] + 1) % 256}"}
         for _ in range(5):
             stack.gateway.key_cache.flush()
             assert await whoami_status(http, stack.gateway.url, server.api_key, **neighbour) == 200
@@ -259,16 +270,10 @@ async def test_a_key_seen_valid_is_never_throttled_when_the_cache_cannot_answer(
     """A burst of one working agent's requests that all miss the cache at once (its entry's TTL
     ended, the lease lapsed, the cache was flushed) is no burst of guesses: each request still
     asks the key service, none counts against its address, even one over the limit already."""
-    overrides = {
-        "UNKNOWN_KEY_LIMIT": "3",
-        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
-        "TRUSTED_PROXY_HOPS": "1",
-    }
-    raw = uuid.uuid4().bytes
-    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
+    client, _ = _own_addresses()
     server = await new_server(admin)
     async with (
-        running_stack(env, gateways=1, gateway_overrides=overrides) as stack,
+        running_stack(env, gateways=1, gateway_overrides=_THROTTLE_OF_THREE) as stack,
         client_session(env) as http,
     ):
         assert await whoami_status(http, stack.gateway.url, server.api_key, **client) == 200
@@ -303,18 +308,10 @@ async def test_a_key_seen_valid_is_never_throttled_when_the_cache_cannot_answer(
 
 
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:
-    overrides = {
-        "UNKNOWN_KEY_LIMIT": "3",
-        "UNKNOWN_KEY_WINDOW_SECONDS": "3600",
-        "TRUSTED_PROXY_HOPS": "1",
-    }
-    # An address of this test's own (through the trusted proxy header), so no other test's
-    # unknown keys count against it.
-    raw = uuid.uuid4().bytes
-    client = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{raw[2]}"}
+    client, neighbour = _own_addresses()
     server = await new_server(admin)
     async with (
-        running_stack(env, gateways=2, gateway_overrides=overrides) as stack,
+        running_stack(env, gateways=2, gateway_overrides=_THROTTLE_OF_THREE) as stack,
         client_session(env) as http,
     ):
         for gateway in stack.gateways:
@@ -331,7 +328,6 @@ async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admi
             assert int(response.headers["Retry-After"]) >= 1
             assert response.content_type == "application/problem+json"
         # Another address is not affected.
-        neighbour = {"X-Forwarded-For": f"10.{raw[0]}.{raw[1]}.{(raw[2] + 1) % 256}"}
         assert await whoami_status(http, stack.gateway.url, "e" * 64, **neighbour) == 401
         # An agent already known to the gateways is not held back by its neighbours' noise.
         for gateway in stack.gateways:
