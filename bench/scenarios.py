@@ -73,7 +73,7 @@ STOPPED_ROTATIONS = 5
 # its connection until its batch is committed, so the rate is connections / latency until a
 # process saturates: at 64, on a quiet 2-core machine, no process was (1.4 cores of 2 busy, the
 # gateway 71%) and the rate did not move with calls in flight or linger; at 256 the gateway was
-# at 83% of a core and the rate 25% higher, with 80-odd posts per WriteBatch call.
+# at 83% of a core and the rate 4-17% higher, with 80-odd posts per WriteBatch call.
 SATURATED_POST_CONNECTIONS = 256
 BATCH_REQUESTS = "scout_gateway_ingest_batch_requests"
 SESSION_VS_KEY_GOAL = 0.9

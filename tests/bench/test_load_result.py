@@ -1,4 +1,5 @@
-"""How the bench folds several measured windows of one request into one result (scenario 6a)."""
+"""How the bench folds several measured windows of one request into one result (scenario 6a),
+and how it reads wrk's counts of what failed."""
 
 import pytest
 
