@@ -107,18 +107,18 @@ def _add_caches(app: web.Application) -> None:
     settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
     # CACHE_LEASE_SECONDS bounds the wait for a silent gateway; the lease held is that much
     # shorter (clock-rate and delivery margins).
-    lease = Lease(clock, held_lease_seconds(settings.cache_lease_seconds))
+    lease = Lease(clock, held_lease_seconds(settings.caches.lease_seconds))
     app[KEY_CACHE] = KeyCache(
         clock,
-        settings.key_cache_size,
-        settings.key_cache_ttl_seconds,
+        settings.caches.key_size,
+        settings.caches.key_ttl_seconds,
         lease,
         stats=metrics.key_cache,
     )
     app[SESSION_CACHE] = SessionCache(
         clock,
-        settings.session_cache_size,
-        settings.session_cache_ttl_seconds,
+        settings.caches.session_size,
+        settings.caches.session_ttl_seconds,
         lease,
         stats=metrics.session_cache,
     )

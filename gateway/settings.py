@@ -48,13 +48,7 @@ class Settings:
     access_log: str
     shutdown_grace_seconds: float
     rpc_timeout_seconds: float
-    key_cache_size: int
-    key_cache_ttl_seconds: float
-    # The cache lease (gateway.lease): a cache answers only this long after a PING that was
-    # answered; publishers wait as long for a gateway that does not acknowledge.
-    cache_lease_seconds: float
-    session_cache_size: int
-    session_cache_ttl_seconds: float
+    caches: CacheSettings
     key_usage_flush_seconds: float
     unknown_key_limit: int
     unknown_key_window_seconds: int
@@ -105,17 +99,7 @@ class Settings:
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
             ),
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
-            key_cache_size=env.integer("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
-            key_cache_ttl_seconds=env.number(
-                "KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0
-            ),
-            cache_lease_seconds=_lease_seconds(env),
-            session_cache_size=env.integer(
-                "SESSION_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000
-            ),
-            session_cache_ttl_seconds=env.number(
-                "SESSION_CACHE_TTL_SECONDS", 30.0, minimum=0.0, maximum=300.0
-            ),
+            caches=CacheSettings.from_env(env),
             key_usage_flush_seconds=env.number(
                 "KEY_USAGE_FLUSH_SECONDS", 5.0, minimum=0.05, maximum=300.0
             ),
@@ -144,14 +128,34 @@ def _public_url(env: Env, https_port: int) -> str:
     return public_url
 
 
-def _lease_seconds(env: Env) -> float:
-    """How long a cache may answer after its last proof of a live subscription (gateway.lease)."""
-    return env.number(
-        "CACHE_LEASE_SECONDS",
-        DEFAULT_LEASE_SECONDS,
-        minimum=MIN_LEASE_SECONDS,
-        maximum=MAX_LEASE_SECONDS,
-    )
+@dataclass(frozen=True)
+class CacheSettings:
+    """The key and session caches (gateway.keycache, gateway.sessioncache)."""
+
+    key_size: int
+    key_ttl_seconds: float
+    session_size: int
+    session_ttl_seconds: float
+    # The cache lease (gateway.lease): a cache answers only this long after a PING that was
+    # answered; publishers wait as long for a gateway that does not acknowledge.
+    lease_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> CacheSettings:
+        return cls(
+            key_size=env.integer("KEY_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
+            key_ttl_seconds=env.number("KEY_CACHE_TTL_SECONDS", 60.0, minimum=0.0, maximum=3600.0),
+            session_size=env.integer("SESSION_CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
+            session_ttl_seconds=env.number(
+                "SESSION_CACHE_TTL_SECONDS", 30.0, minimum=0.0, maximum=300.0
+            ),
+            lease_seconds=env.number(
+                "CACHE_LEASE_SECONDS",
+                DEFAULT_LEASE_SECONDS,
+                minimum=MIN_LEASE_SECONDS,
+                maximum=MAX_LEASE_SECONDS,
+            ),
+        )
 
 
 def _public_tls_files(env: Env) -> tuple[Path, Path]:

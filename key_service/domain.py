@@ -135,9 +135,10 @@ class KeyManager:
         clock: Clock,
         delivered: OutboxRowsDelivered | None = None,
     ) -> None:
-        """`delivered` takes the outbox rows of each published change (the service's deletes
-        them in the background, key_service.outbox.DeliveredRows); by default each change
-        deletes its own before it returns (scout-admin, a process that may exit right after)."""
+        """`delivered` takes the outbox rows of each published change (the service passes
+        key_service.outbox.DeliveredRows, which deletes them in the background); by default each
+        change deletes its own before it returns (scout-admin, a process that may exit right
+        after)."""
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
