@@ -9,6 +9,12 @@ with intervals of three sources: whole hours from the 1-hour tier, whole minutes
 Every tier bucket read falls in one query bucket (the step is a multiple of the tier's width,
 or the plan took only hours that lie inside one), so partial aggregates from the three sources
 combine exactly (sums up to rounding).
+
+Raw samples are kept for days and the minute tier for months (`Retention`), so a range that
+begins before a source's retention can only be served at the next tier's resolution: its step is
+rounded up to whole minutes or hours first (`served_step`; the answer says which step it used).
+Otherwise a 30-day chart asked at 5184 s (500 points) would be planned on raw samples only, and
+every bucket older than the raw retention would come back empty.
 All times are microseconds since the epoch.
 """
 
@@ -37,6 +43,29 @@ class Plan:
         return sum((hi - lo) // MINUTE for lo, hi in self.m1) + sum(
             (hi - lo) // HOUR for lo, hi in self.h1
         )
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long raw samples and the minute tier are kept (the hour tier the longest), in
+    microseconds. A source certainly still holds everything newer than now minus its retention:
+    a partition is dropped only once wholly past it (and its data rolled up)."""
+
+    raw: int
+    minutes: int
+
+
+def served_step(step_seconds: int, start: int, now: int, retention: Retention) -> int:
+    """The step a query from `start` is answered at: the one asked, rounded up to whole minutes
+    when the range begins before the raw retention, to whole hours before the minute tier's (a
+    bucket that split a tier bucket could not be computed from the tier). Rounding up never
+    gives more points than the query was allowed."""
+    unit = 1
+    if start < now - retention.raw:
+        unit = 60
+    if start < now - retention.minutes:
+        unit = 3600
+    return -(-step_seconds // unit) * unit
 
 
 def tier_for_step(step_seconds: int) -> int | None:

@@ -98,6 +98,7 @@ async def create_server(
             timedelta(days=settings.retention_days),
             timedelta(hours=settings.late_sample_hours),
             lambda: maintenance.partitions.packed_through("samples_raw"),
+            minute_retention=timedelta(days=settings.rollup_1m_retention_days),
         )
 
         def register(server: grpc.aio.Server) -> list[str]:

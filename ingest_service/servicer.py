@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from ingest_service.committer import GroupCommitter
 from ingest_service.errors import InvalidQuery
-from ingest_service.query_plan import plan_query
+from ingest_service.query_plan import Retention, plan_query, served_step
 from ingest_service.repository import SampleRepository
 from ingest_service.samples import (
     InvalidWrite,
@@ -40,6 +40,7 @@ from scout_kit.timestamps import timestamp_fault, to_timestamp
 Context = grpc.aio.ServicerContext[Message, Message]
 
 ACCOUNT_REQUIRED = "an account principal is required"
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -51,6 +52,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         retention: timedelta,
         late: timedelta,
         packed_through: Callable[[], datetime | None] = lambda: None,
+        *,
+        minute_retention: timedelta,
     ) -> None:
         self._repo = repository
         self._committer = committer
@@ -58,6 +61,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._retention = retention
         self._late = late
         self._packed_through = packed_through
+        self._kept = Retention(retention // _MICROSECOND, minute_retention // _MICROSECOND)
 
     async def WriteBatch(
         self, request: ingest_pb2.WriteBatchRequest, context: Context
@@ -105,9 +109,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if not names:
             names = await self._repo.metric_names(server_id, account_id)
         check_query_size(len(names), buckets)
+        lo, hi = micros(start), micros(end)
+        step = served_step(step, lo, micros(self._clock.now()), self._kept)
         series = {name: ingest_pb2.Series(name=name) for name in names}
         if names:
-            lo, hi = micros(start), micros(end)
             rows = await self._repo.buckets(
                 server_id,
                 account_id,

@@ -26,6 +26,8 @@ from tests.stack import Environment
 MIGRATIONS = "ingest_service.migrations"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Expected = dict[tuple[str, datetime], list[float]]
+# (avg, min, max, count) per (name, bucket start), as a query answers them.
+Buckets = dict[tuple[str, datetime], tuple[float, float, float, int]]
 # A fixed, minute-aligned start, so bucket arithmetic in the tests is plain.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -95,7 +97,7 @@ def minutes(count: int, start: datetime = T0) -> list[datetime]:
 
 async def bucket_rows(
     storage: Storage, server_id: str, names: list[str], start: datetime, end: datetime, step: int
-) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
+) -> Buckets:
     """(avg, min, max, count) per (name, bucket start), as the repository answers a query."""
     rows = await storage.repository.buckets(
         server_id,
@@ -138,9 +140,7 @@ def expected_buckets(
     return buckets
 
 
-def assert_matches(
-    got: dict[tuple[str, datetime], tuple[float, float, float, int]], expected: Expected
-) -> None:
+def assert_matches(got: Buckets, expected: Expected) -> None:
     """The stored buckets are exactly the expected ones, each with its exact min, max and count."""
     assert set(got) == set(expected)
     for key, values in expected.items():

@@ -22,17 +22,24 @@ import pytest
 from ingest_service import rollup as rollup_module
 from ingest_service.committer import GroupCommitter
 from ingest_service.partitions import partition_name, partition_start
-from ingest_service.query_plan import Plan, plan_query, tier_for_step
+from ingest_service.query_plan import Plan, Retention, plan_query, served_step, tier_for_step
 from ingest_service.repository import SampleRepository
 from ingest_service.rollup import RollupJob
 from ingest_service.samples import micros
+from ingest_service.servicer import IngestServicer
+from scout.ingest.v1 import ingest_pb2
 from scout_admin.commands import Admin
 from scout_kit import db as db_module
 from scout_kit.db import StatementTimeout, close_pool, create_pool
+from scout_kit.grpc_server import identity_var
+from scout_kit.identity import AuthMethod, Identity, PrincipalKind
 from scout_kit.sample_rules import MAX_METRICS_PER_SAMPLE
+from scout_kit.timestamps import to_timestamp
 from tests.gateway.metrics_support import stored
 from tests.ingest_service.support import (
+    EPOCH,
     T0,
+    Buckets,
     Storage,
     assert_matches,
     bucket_rows,
@@ -210,6 +217,105 @@ async def test_retention_drops_whole_partitions_once_rolled_up(
         # The tiers keep the minute (their retention is longer).
         rows = await query(admin, f"SELECT n, mins FROM {storage.schema}.rollup_1m")
         assert rows == [(1, [1.0])]
+
+
+def test_a_step_is_rounded_up_to_what_the_kept_data_can_serve() -> None:
+    day = 86_400_000_000
+    now = micros(T0)
+    kept = Retention(raw=7 * day, minutes=90 * day)
+    recent, month, year = now - 6 * day, now - 30 * day, now - 365 * day
+    # Within the raw retention any step is exact.
+    assert [served_step(s, recent, now, kept) for s in (7, 90, 5184, 5400)] == [7, 90, 5184, 5400]
+    # Older data is only in the tiers: whole minutes (a 500-point month: 5184 s -> 87 min)...
+    assert [served_step(s, month, now, kept) for s in (7, 60, 90, 5184, 5400, 3600)] == [
+        60,
+        60,
+        120,
+        5220,
+        5400,
+        3600,
+    ]
+    # ... and past the minute tier's retention whole hours.
+    assert [served_step(s, year, now, kept) for s in (60, 5400, 7200)] == [3600, 7200, 7200]
+
+
+async def test_a_query_past_the_raw_retention_is_answered_from_the_tiers(
+    admin: Admin, env: Environment
+) -> None:
+    """A step that would split a tier bucket, over days whose raw samples are gone, is answered
+    at the nearest step the tiers serve exactly, and says so; it was planned on raw samples
+    alone, so every bucket came back empty."""
+    rng = random.Random(5)
+    async with scratch_storage(
+        admin, env, RETENTION_DAYS="2", ROLLUP_1M_RETENTION_DAYS="5"
+    ) as storage:
+        clock, maintenance = storage.clock, storage.maintenance
+        server, account = str(uuid.uuid4()), str(uuid.uuid4())
+        samples = [
+            (T0 + timedelta(seconds=3 + 7 * i), {"cpu": round(rng.uniform(0, 100), 2)})
+            for i in range(2 * 3600 // 7)
+        ]
+        await storage.repository.write([sample_write(server, samples, account)], T0)
+        committer = GroupCommitter(
+            storage.repository, clock, max_queued_values=10, max_batch_values=10, writers=1
+        )
+        servicer = IngestServicer(
+            storage.repository,
+            committer,
+            clock,
+            timedelta(days=2),
+            timedelta(hours=1),
+            minute_retention=timedelta(days=5),
+        )
+        start, end = T0, T0 + timedelta(hours=2)
+
+        async def answer(step: int) -> tuple[int, Buckets]:
+            request = ingest_pb2.QueryMetricsRequest(
+                server_id=server, names=["cpu"], to=to_timestamp(end), step_seconds=step
+            )
+            getattr(request, "from").CopyFrom(to_timestamp(start))
+            token = identity_var.set(
+                Identity(PrincipalKind.USER, str(uuid.uuid4()), account, AuthMethod.SESSION)
+            )
+            try:
+                response = await servicer.QueryMetrics(request, None)  # type: ignore[arg-type]
+            finally:
+                identity_var.reset(token)
+            return response.step_seconds, {
+                (series.name, EPOCH + timedelta(microseconds=us)): (avg, low, high, count)
+                for series in response.series
+                for us, avg, low, high, count in zip(
+                    series.start_micros,
+                    series.avg,
+                    series.min,
+                    series.max,
+                    series.count,
+                    strict=True,
+                )
+            }
+
+        try:
+            # Raw samples kept: the step asked for.
+            step, got = await answer(90)
+            assert step == 90
+            assert_matches(got, expected_buckets(samples, start, end, 90))
+            clock.advance(4 * 86400)
+            await maintenance.rollup.run_once(clock.now())
+            assert f"samples_raw_p{T0:%Y%m%d}" in await maintenance.partitions_once()
+            # Only the minute tier left: whole minutes, exact.
+            step, got = await answer(90)
+            assert step == 120
+            assert_matches(got, expected_buckets(samples, start, end, 120))
+            # The minute tier's 7-day partition holding T0 ends at most 7 days after it.
+            week = partition_start(T0, timedelta(days=7))
+            clock.advance((week + timedelta(days=12) - clock.now()).total_seconds())
+            assert f"rollup_1m_p{week:%Y%m%d}" in await maintenance.partitions_once()
+            # Only the hour tier left: whole hours, exact.
+            step, got = await answer(5400)
+            assert step == 7200
+            assert_matches(got, expected_buckets(samples, start, end, 7200))
+        finally:
+            await committer.close()
 
 
 async def test_tiers_match_raw_values_through_resends_late_samples_and_replicas(
