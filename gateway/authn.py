@@ -5,6 +5,7 @@ Only HTTPS requests reach this code; the plain-HTTP listener never looks at cred
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -18,6 +19,7 @@ from multidict import istr
 
 from gateway.backends import Backends
 from gateway.keycache import DeadKey, KeyCache
+from gateway.leased_cache import Validations
 from gateway.limiter import NOT_COUNTED, UnknownKeyLimiter
 from gateway.problems import Problem, unauthorized
 from gateway.sessioncache import SessionCache
@@ -95,6 +97,8 @@ class Authenticator:
         self._usage = usage
         self._session_use = session_use
         self._clock = clock
+        self._key_validations = Validations[keys_pb2.ValidateKeyResponse](cache)
+        self._session_validations = Validations[auth_pb2.ValidateSessionResponse](sessions)
 
     async def authenticate(self, request: web.Request, client_address: str) -> Authenticated:
         headers = request.headers
@@ -130,22 +134,22 @@ class Authenticator:
         dead = self._cache.dead(digest)
         if dead is not None:
             self._refuse_dead(dead, client_address)
-        if self._cache.seen_valid(digest):
-            lookup = NOT_COUNTED
-        else:
-            retry_after = self._limiter.retry_after(client_address)
-            if retry_after is not None:
-                raise _too_many_unknown_keys(retry_after)
-            lookup = await self._limiter.count_lookup(client_address)
-            if lookup.retry_after is not None:
-                raise _too_many_unknown_keys(lookup.retry_after)
-        generation = self._cache.generation
+        # Waiting for a validation of this key already in flight asks nothing new of the key
+        # service: not a guess either.
+        validation = self._key_validations.joinable(digest)
+        lookup = NOT_COUNTED
+        if validation is None:
+            if not self._cache.seen_valid(digest):
+                retry_after = self._limiter.retry_after(client_address)
+                if retry_after is not None:
+                    raise _too_many_unknown_keys(retry_after)
+                lookup = await self._limiter.count_lookup(client_address)
+                if lookup.retry_after is not None:
+                    raise _too_many_unknown_keys(lookup.retry_after)
+            validation = self._key_validations.start(digest, lambda: self._validate_key(digest))
+        generation = validation.generation
         try:
-            response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
-                keys_pb2.ValidateKeyRequest(key_sha256=digest),
-                metadata=self._backends.service_metadata(),
-                timeout=self._backends.timeout,
-            )
+            response = await asyncio.shield(validation.answer)
         except grpc.aio.AioRpcError:
             self._limiter.give_back(lookup)  # nothing was learnt about the key
             raise
@@ -173,6 +177,14 @@ class Authenticator:
         self._cache.mark_dead(digest, dead)
         self._refuse_dead(dead, client_address)
 
+    async def _validate_key(self, digest: bytes) -> keys_pb2.ValidateKeyResponse:
+        response: keys_pb2.ValidateKeyResponse = await self._backends.keys.ValidateKey(
+            keys_pb2.ValidateKeyRequest(key_sha256=digest),
+            metadata=self._backends.service_metadata(),
+            timeout=self._backends.timeout,
+        )
+        return response
+
     def _refuse_dead(self, dead: DeadKey, client_address: str) -> NoReturn:
         if dead.key_id is not None:
             self._usage.record_rejection(dead.key_id, client_address)
@@ -188,27 +200,27 @@ class Authenticator:
         raise unauthorized("Unknown API key.", "unknown-api-key")
 
     async def authenticate_session(self, token: str, client_address: str) -> Authenticated:
-        if not token or len(token) > 200:
-            raise unauthorized("Your session is not valid; sign in again.", "session-invalid")
         # Only ASCII tokens can be valid (the auth service hashes the same bytes).
-        digest = hashlib.sha256(token.encode("ascii")).digest() if token.isascii() else None
-        if digest is not None:
-            cached = self._sessions.get(digest)
-            if cached is not None:
-                self._session_use.record(digest, client_address)
-                return Authenticated(
-                    cached.identity,
-                    csrf_token=cached.response.csrf_token,
-                    session_token=token,
-                    session=cached.response,
-                )
-        generation = self._sessions.generation
-        try:
-            response: auth_pb2.ValidateSessionResponse = await self._backends.auth.ValidateSession(
-                auth_pb2.ValidateSessionRequest(session_token=token, client_address=client_address),
-                metadata=self._backends.service_metadata(),
-                timeout=self._backends.timeout,
+        if not token or len(token) > 200 or not token.isascii():
+            raise unauthorized("Your session is not valid; sign in again.", "session-invalid")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        cached = self._sessions.get(digest)
+        if cached is not None:
+            self._session_use.record(digest, client_address)
+            return Authenticated(
+                cached.identity,
+                csrf_token=cached.response.csrf_token,
+                session_token=token,
+                session=cached.response,
             )
+        validation = self._session_validations.joinable(digest)
+        if validation is None:
+            validation = self._session_validations.start(
+                digest, lambda: self._validate_session(token, client_address)
+            )
+        generation = validation.generation
+        try:
+            response = await asyncio.shield(validation.answer)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise unauthorized(
@@ -229,18 +241,27 @@ class Authenticator:
             AuthMethod.SESSION,
             session_id=response.session.id,
         )
-        if digest is not None:
-            deadline = min(
-                response.session.idle_expires_at.ToDatetime(tzinfo=UTC),
-                response.session.absolute_expires_at.ToDatetime(tzinfo=UTC),
-            )
-            self._sessions.put(
-                digest,
-                identity,
-                response,
-                started_generation=generation,
-                valid_for=(deadline - self._clock.now()).total_seconds(),
-            )
+        deadline = min(
+            response.session.idle_expires_at.ToDatetime(tzinfo=UTC),
+            response.session.absolute_expires_at.ToDatetime(tzinfo=UTC),
+        )
+        self._sessions.put(
+            digest,
+            identity,
+            response,
+            started_generation=generation,
+            valid_for=(deadline - self._clock.now()).total_seconds(),
+        )
         return Authenticated(
             identity, csrf_token=response.csrf_token, session_token=token, session=response
         )
+
+    async def _validate_session(
+        self, token: str, client_address: str
+    ) -> auth_pb2.ValidateSessionResponse:
+        response: auth_pb2.ValidateSessionResponse = await self._backends.auth.ValidateSession(
+            auth_pb2.ValidateSessionRequest(session_token=token, client_address=client_address),
+            metadata=self._backends.service_metadata(),
+            timeout=self._backends.timeout,
+        )
+        return response

@@ -3,13 +3,16 @@ while the gateway holds its lease (`gateway.lease`), checked on every read.
 
 The generation counter closes the race where a validation is in flight while an invalidation
 arrives: a result is stored only if no invalidation or flush happened since the validation
-started (`started_generation`)."""
+started (`started_generation`). The same rule lets concurrent misses share one validation
+(`Validations`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.lease import Lease
 from gateway.observability import CacheStats
@@ -25,6 +28,7 @@ class Expiring(Protocol):
 
 EntryT = TypeVar("EntryT", bound=Expiring)
 StatsT = TypeVar("StatsT", bound=CacheStats)
+AnswerT = TypeVar("AnswerT")
 
 
 class LeasedCache(Generic[EntryT, StatsT]):
@@ -98,3 +102,60 @@ class LeasedCache(Generic[EntryT, StatsT]):
         self._generation += 1
         self._entries.clear()
         self.stats.flushes += 1
+
+
+@dataclass(frozen=True)
+class Validation(Generic[AnswerT]):
+    """A validation in flight: the cache's generation when it started, and its call."""
+
+    generation: int
+    answer: asyncio.Task[AnswerT]
+
+
+class Validations(Generic[AnswerT]):
+    """The validations in flight, by digest, so that concurrent misses of one key or session (an
+    entry's TTL ended under load, a flush, a page's parallel requests) make one call, not one each.
+
+    A request may wait for another's validation only where a cache entry stored when that
+    validation started would still be answered: the lease is held and nothing was invalidated or
+    flushed since (the generation is unchanged). An invalidation whose change was answered
+    before this request arrived was applied by then (the change waited for this gateway's
+    acknowledgement) and changed the generation; or the change waited out this gateway's lease
+    instead, and then the lease is not held now, or was held again only after a PONG that came
+    behind the invalidation (applied first: a new generation) or after a resubscription (a
+    flush). Either way the request makes a call of its own, so a shared answer is never staler
+    than the cache's (gateway.lease). The call runs as its own task: a caller that goes away
+    (client gone, deadline) does not cancel the others' answer."""
+
+    def __init__(self, cache: LeasedCache[Any, Any]) -> None:
+        self._cache = cache
+        self._in_flight: dict[bytes, Validation[AnswerT]] = {}
+
+    def joinable(self, digest: bytes) -> Validation[AnswerT] | None:
+        """The validation of `digest` this request may wait for instead of calling, if any."""
+        found = self._in_flight.get(digest)
+        cache = self._cache
+        if found is None or found.generation != cache.generation or not cache.trusted:
+            return None
+        cache.stats.joined += 1
+        return found
+
+    def start(
+        self, digest: bytes, call: Callable[[], Coroutine[Any, Any, AnswerT]]
+    ) -> Validation[AnswerT]:
+        """Run `call` as the validation of `digest`, joinable until it ends."""
+        task = asyncio.create_task(call(), name="gateway-validation")
+        started = Validation(self._cache.generation, task)
+        self._in_flight[digest] = started
+
+        def ended(_: asyncio.Future[AnswerT]) -> None:
+            if self._in_flight.get(digest) is started:
+                del self._in_flight[digest]
+            if not task.cancelled():
+                task.exception()  # every waiter may have gone: retrieved here too
+
+        task.add_done_callback(ended)
+        return started
+
+    def __len__(self) -> int:
+        return len(self._in_flight)

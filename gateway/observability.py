@@ -44,6 +44,9 @@ class CacheStats:
     # No lease (gateway.lease): every lookup goes to the service behind.
     bypassed: int = 0
     flushes: int = 0
+    # Misses that waited for a validation of the same digest already in flight
+    # (gateway.leased_cache.Validations) instead of calling.
+    joined: int = 0
 
 
 @dataclass
@@ -220,6 +223,12 @@ class _KeyCacheCollector(Collector):
             lookups.add_metric([result], count)
         yield lookups
         yield CounterMetricFamily(
+            "scout_gateway_key_validations_joined",
+            "Key cache misses answered by a validation of the same key already in flight "
+            "instead of a call of their own",
+            value=stats.joined,
+        )
+        yield CounterMetricFamily(
             "scout_gateway_key_cache_flushes",
             "Times the key cache was emptied (subscription lost or re-established, bad message)",
             value=stats.flushes,
@@ -260,6 +269,12 @@ class _SessionCacheCollector(Collector):
         ):
             lookups.add_metric([result], count)
         yield lookups
+        yield CounterMetricFamily(
+            "scout_gateway_session_validations_joined",
+            "Session cache misses answered by a validation of the same session already in "
+            "flight instead of a call of their own",
+            value=stats.joined,
+        )
 
 
 class _BatcherCollector(Collector):

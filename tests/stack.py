@@ -234,6 +234,34 @@ def client_session(env: Environment, **kwargs: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=env.client_ssl()), **kwargs)
 
 
+class HeldCalls:
+    """A gRPC stub whose `method` calls are counted and held until `release` is set, either
+    before the call is made or, with `answer_first`, once its answer arrived (an answer that was
+    true when it was read and may be stale when it is used); every other method passes."""
+
+    def __init__(
+        self, stub: Any, method: str, release: asyncio.Event, *, answer_first: bool = False
+    ) -> None:
+        self._stub = stub
+        self._method = method
+        self._answer_first = answer_first
+        self.release = release
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return self._held if name == self._method else getattr(self._stub, name)
+
+    async def _held(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        call = getattr(self._stub, self._method)
+        if self._answer_first:
+            answer = await call(*args, **kwargs)
+            await self.release.wait()
+            return answer
+        await self.release.wait()
+        return await call(*args, **kwargs)
+
+
 async def eventually(condition: Callable[[], bool]) -> None:
     """Wait (up to 10 s) until `condition()` holds, for state another task changes."""
     async with asyncio.timeout(10):

@@ -177,6 +177,8 @@ EXPECTED = {
         "scout_gateway_cache_lease_renewals": "counter",
         "scout_gateway_session_cache_entries": "gauge",
         "scout_gateway_session_cache_lookups": "counter",
+        "scout_gateway_key_validations_joined": "counter",
+        "scout_gateway_session_validations_joined": "counter",
         "scout_gateway_key_invalidation_lag_seconds": "histogram",
         "scout_gateway_ingest_pending_values": "gauge",
         "scout_gateway_ingest_calls_in_flight": "gauge",

@@ -17,6 +17,7 @@ from tests.gateway.keys_support import new_server, rotate, whoami_status
 from tests.stack import (
     Environment,
     Gateway,
+    HeldCalls,
     client_session,
     eventually,
     kill_client,
@@ -207,24 +208,6 @@ def _own_addresses() -> tuple[dict[str, str], dict[str, str]]:
     )
 
 
-class _HeldValidation:
-    """Counts ValidateKey calls and holds every one until released, so that none of a burst
-    can finish (and be counted afterwards) before the others have decided whether to ask."""
-
-    def __init__(self, stub: Any, release: asyncio.Event) -> None:
-        self._stub = stub
-        self.calls = 0
-        self.release = release
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stub, name)
-
-    async def ValidateKey(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        await self.release.wait()
-        return await self._stub.ValidateKey(*args, **kwargs)
-
-
 async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_lookups(
     env: Environment, admin: Admin
 ) -> None:
@@ -240,7 +223,7 @@ async def test_a_parallel_burst_of_unknown_keys_makes_at_most_the_limit_of_looku
         held = []
         for gateway in stack.gateways:
             backends = gateway.app[BACKENDS]
-            held.append(_HeldValidation(backends.keys, release))
+            held.append(HeldCalls(backends.keys, "ValidateKey", release))
             backends.keys = held[-1]  # type: ignore[assignment]
         burst = [
             asyncio.create_task(
@@ -282,15 +265,19 @@ async def test_a_key_seen_valid_is_never_throttled_when_the_cache_cannot_answer(
             for n in range(4)
         ]
         assert statuses == [401, 401, 401, 429]
-        stack.gateway.key_cache.flush()
         backends = stack.gateway.app[BACKENDS]
-        held = _HeldValidation(backends.keys, asyncio.Event())
+        held = HeldCalls(backends.keys, "ValidateKey", asyncio.Event())
         backends.keys = held  # type: ignore[assignment]
-        burst = [
-            asyncio.create_task(whoami_status(http, stack.gateway.url, server.api_key, **client))
-            for _ in range(30)
-        ]
-        await eventually(lambda: held.calls + sum(t.done() for t in burst) == 30)
+        burst = []
+        for started in range(1, 31):
+            # Each after a flush, so none can wait for another's validation: each asks.
+            stack.gateway.key_cache.flush()
+            burst.append(
+                asyncio.create_task(
+                    whoami_status(http, stack.gateway.url, server.api_key, **client)
+                )
+            )
+            await eventually(lambda started=started: held.calls == started)  # type: ignore[misc]
         held.release.set()
         assert await asyncio.gather(*burst) == [200] * 30
         assert held.calls == 30
@@ -305,6 +292,57 @@ async def test_a_key_seen_valid_is_never_throttled_when_the_cache_cannot_answer(
         ) as response:
             assert response.status == 401
             assert (await response.json())["type"].endswith("api-key-rotated")
+
+
+async def test_concurrent_misses_of_one_key_make_one_validation(
+    env: Environment, admin: Admin
+) -> None:
+    """Thirty requests of one key that miss the cache at once (its entry expired, a flush) wait
+    for the first one's validation instead of thirty calls to the key service."""
+    server = await new_server(admin)
+    async with running_stack(env, gateways=1) as stack, client_session(env) as http:
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 200
+        cache = stack.gateway.key_cache
+        cache.flush()
+        backends = stack.gateway.app[BACKENDS]
+        held = HeldCalls(backends.keys, "ValidateKey", asyncio.Event())
+        backends.keys = held  # type: ignore[assignment]
+        joined = cache.stats.joined
+        burst = [
+            asyncio.create_task(whoami_status(http, stack.gateway.url, server.api_key))
+            for _ in range(30)
+        ]
+        await eventually(lambda: cache.stats.joined - joined == 29)
+        held.release.set()
+        assert await asyncio.gather(*burst) == [200] * 30
+        assert held.calls == 1
+        # Stored as a cache entry would be: the next request asks nothing.
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 200
+        assert held.calls == 1
+
+
+async def test_a_request_after_a_rotation_never_waits_for_a_validation_that_predates_it(
+    env: Environment, admin: Admin
+) -> None:
+    """A validation of the old key read before the rotation is still in flight when the rotate
+    call returns: a request with that key afterwards is refused at once, not given the stale
+    answer it could have waited for."""
+    server = await new_server(admin)
+    async with running_stack(env, gateways=1) as stack, client_session(env) as http:
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 200
+        stack.gateway.key_cache.flush()
+        backends = stack.gateway.app[BACKENDS]
+        held = HeldCalls(backends.keys, "ValidateKey", asyncio.Event(), answer_first=True)
+        backends.keys = held  # type: ignore[assignment]
+        before = asyncio.create_task(whoami_status(http, stack.gateway.url, server.api_key))
+        await eventually(lambda: held.calls == 1)
+        await rotate(admin, server)
+        # Answered while the earlier validation is still held.
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 401
+        held.release.set()
+        # The request that raced the rotation may pass.
+        assert await before == 200
+        assert await whoami_status(http, stack.gateway.url, server.api_key) == 401
 
 
 async def test_unknown_keys_are_throttled_across_replicas(env: Environment, admin: Admin) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from gateway.keycache import DeadKey, KeyCache
 from gateway.lease import Lease
+from gateway.leased_cache import Validations
 from scout_kit.clock import ManualClock
 
 
@@ -125,3 +130,56 @@ def test_keys_seen_valid_outlive_entries_until_they_end() -> None:
     _put(cache, b"d")
     assert not cache.seen_valid(b"b")  # evicted: at most `size` keys
     assert cache.seen_valid(b"c") and cache.seen_valid(b"d")
+
+
+async def test_a_validation_in_flight_is_shared_only_while_a_cache_entry_would_be() -> None:
+    cache, clock = _cache()
+    validations = Validations[str](cache)
+    release = asyncio.Event()
+
+    async def validate() -> str:
+        await release.wait()
+        return "valid"
+
+    started = validations.start(b"a", validate)
+    assert validations.joinable(b"a") is started
+    assert validations.joinable(b"b") is None
+    assert cache.stats.joined == 1
+    # Another key's invalidation changes the generation: what the call answers may predate it.
+    cache.invalidate([b"z"])
+    assert validations.joinable(b"a") is None
+    # A later validation of the same key is joinable again, until the lease runs out.
+    again = validations.start(b"a", validate)
+    assert validations.joinable(b"a") is again
+    clock.advance(3601)
+    assert validations.joinable(b"a") is None
+    _lease(cache, clock)
+    assert validations.joinable(b"a") is again
+    cache.flush()
+    assert validations.joinable(b"a") is None
+    release.set()
+    assert [await started.answer, await again.answer] == ["valid", "valid"]
+    await asyncio.sleep(0)  # the tasks' done callbacks
+    assert len(validations) == 0  # ended: the next miss calls
+
+
+async def test_a_failed_validation_fails_every_waiter_and_is_retrieved_without_one() -> None:
+    cache, _ = _cache()
+    validations = Validations[str](cache)
+
+    async def unavailable() -> str:
+        raise ConnectionError("key service down")
+
+    shared = validations.start(b"a", unavailable)
+    joined = validations.joinable(b"a")
+    assert joined is shared
+    for waiter in (shared, joined):
+        with pytest.raises(ConnectionError):
+            await asyncio.shield(waiter.answer)
+    # Nobody waits for this one: its exception is retrieved when it ends, no "never retrieved".
+    lonely = validations.start(b"b", unavailable)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert lonely.answer.done() and len(validations) == 0
+    with pytest.raises(ConnectionError):
+        lonely.answer.result()

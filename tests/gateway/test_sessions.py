@@ -20,13 +20,14 @@ from yarl import URL
 from auth_service.server import create_server as create_auth_server
 from auth_service.settings import Settings as AuthSettings
 from gateway.app import create_plain_http_app
-from gateway.app_keys import SESSION_CACHE, SESSION_USE
+from gateway.app_keys import BACKENDS, SESSION_CACHE, SESSION_USE
 from gateway.settings import Settings as GatewaySettings
 from scout_admin.commands import Admin
 from scout_kit.clock import ManualClock
 from tests.conftest import STRONG_PASSWORD, unique_email
 from tests.stack import (
     Environment,
+    HeldCalls,
     client_session,
     eventually,
     leased,
@@ -449,6 +450,39 @@ async def test_disable_user_ends_every_session_at_once(env: Environment, admin: 
         assert response.status == 401
         await admin.enable_user(email)
         await signed_in(first, b, email)
+
+
+async def test_concurrent_misses_share_a_validation_but_never_one_from_before_an_end(
+    env: Environment, admin: Admin
+) -> None:
+    """A dashboard's parallel requests that miss the cache together make one ValidateSession
+    call. A request that arrives after the session was ended makes its own, although a
+    validation of the same session, read before the end, is still in flight: sessions have no
+    memory of ended ones, so only the cache's generation keeps that stale answer from it."""
+    email = unique_email()
+    await admin.create_user(email, STRONG_PASSWORD, None)
+    async with running_stack(env, gateways=1) as stack, jar_client(env) as http:
+        url = stack.gateway.url
+        await signed_in(http, url, email)
+        sessions = stack.gateway.app[SESSION_CACHE]
+        sessions.flush()
+        backends = stack.gateway.app[BACKENDS]
+        held = HeldCalls(backends.auth, "ValidateSession", asyncio.Event(), answer_first=True)
+        backends.auth = held  # type: ignore[assignment]
+        joined = sessions.stats.joined
+        page = [
+            asyncio.create_task(status_of(http, "GET", f"{url}/api/v1/whoami")) for _ in range(8)
+        ]
+        await eventually(lambda: held.calls == 1 and sessions.stats.joined - joined == 7)
+        _, ended = await admin.disable_user(email)
+        assert ended == 1
+        after = asyncio.create_task(status_of(http, "GET", f"{url}/api/v1/whoami"))
+        await eventually(lambda: held.calls == 2)
+        held.release.set()
+        # The requests that raced the end may pass; the one after it may not.
+        assert await asyncio.gather(*page) == [200] * 8
+        assert await after == 401
+        assert held.calls == 2
 
 
 async def test_password_change_ends_every_other_session(env: Environment, admin: Admin) -> None:
