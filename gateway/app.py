@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from gateway.app_keys import (
     AUTHENTICATOR,
     BACKENDS,
+    CLIENT_ERROR_LOG,
     CLOCK,
     INSTANCE,
     KEY_CACHE,
@@ -37,7 +38,7 @@ from gateway.lease import Lease
 from gateway.lifecycle import Lifecycle
 from gateway.limiter import UnknownKeyLimiter
 from gateway.middlewares import edge_middleware, security_headers
-from gateway.observability import GatewayMetrics
+from gateway.observability import GatewayMetrics, LogBudget
 from gateway.problems import Problem
 from gateway.routes import setup_routes
 from gateway.runner import install_server_header
@@ -79,6 +80,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[SECURITY_HEADERS] = security_headers(settings)
     app[METRICS] = GatewayMetrics(app[CLOCK])
+    app[CLIENT_ERROR_LOG] = LogBudget(app[CLOCK], settings.access_log_client_errors_per_second)
     app[LIFECYCLE] = Lifecycle()
     if provider is not None:
         app[TRACER_PROVIDER] = provider

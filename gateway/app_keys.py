@@ -12,7 +12,7 @@ from gateway.backends import Backends
 from gateway.invalidation import InvalidationListener
 from gateway.keycache import KeyCache
 from gateway.lifecycle import Lifecycle
-from gateway.observability import GatewayMetrics
+from gateway.observability import GatewayMetrics, LogBudget
 from gateway.sessioncache import SessionCache
 from gateway.settings import Settings
 from gateway.usage import KeyUsageRecorder, SessionUseRecorder
@@ -29,6 +29,8 @@ SESSION_USE = web.AppKey("session_use", SessionUseRecorder)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
 METRICS = web.AppKey("metrics", GatewayMetrics)
+# The access log's budget of client-error lines (Settings.access_log_client_errors_per_second).
+CLIENT_ERROR_LOG = web.AppKey("client_error_log", LogBudget)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TRACER_PROVIDER = web.AppKey("tracer_provider", TracerProvider)
 REDIS = web.AppKey("redis", aioredis.Redis)

@@ -16,6 +16,7 @@ from gateway.app_keys import (
     AUTH,
     AUTHENTICATOR,
     CLIENT_ADDRESS,
+    CLIENT_ERROR_LOG,
     METRICS,
     SECURITY_HEADERS,
     SETTINGS,
@@ -138,23 +139,30 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         app[METRICS].observe(route, request.method, status, elapsed)
-        mode = settings.access_log
-        if mode == "all" or (
-            mode == "errors" and (status >= 400 or elapsed >= SLOW_REQUEST_SECONDS)
-        ):
-            log.info(
-                "%s %s %d",
-                request.method,
-                request.rel_url.path,
-                status,
-                extra={
-                    "http_status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "client_address": address,
-                },
-            )
+        left_out = _access_log_line(app, settings.access_log, status, elapsed)
+        if left_out is not None:
+            fields: dict[str, object] = {
+                "http_status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "client_address": address,
+            }
+            if left_out:
+                fields["client_errors_left_out"] = left_out
+            log.info("%s %s %d", request.method, request.rel_url.path, status, extra=fields)
         request_id_var.reset(rid_token)
         client_address_var.reset(addr_token)
+
+
+def _access_log_line(app: web.Application, mode: str, status: int, elapsed: float) -> int | None:
+    """None when this answer gets no access-log line; otherwise how many client-error lines the
+    budget left out before it (ACCESS_LOG_CLIENT_ERRORS_PER_SECOND)."""
+    if mode == "all":
+        return 0
+    if mode != "errors" or (status < 400 and elapsed < SLOW_REQUEST_SECONDS):
+        return None
+    if status >= 500 or elapsed >= SLOW_REQUEST_SECONDS:
+        return 0
+    return app[CLIENT_ERROR_LOG].admit()
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")

@@ -11,6 +11,7 @@ the invalidation's publication time) and `BatchStats` (the ingest batcher increm
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
@@ -311,3 +312,30 @@ class _BatcherCollector(Collector):
             [], _histogram(BATCH_REQUEST_BUCKETS, stats.requests), stats.requests_sum
         )
         yield requests
+
+
+class LogBudget:
+    """At most `per_second` lines in each second (a window that opens with the first line after
+    the last one closed, on the monotonic clock). What is over is counted, and the next line
+    admitted says how many were left out before it."""
+
+    def __init__(self, clock: Clock, per_second: int) -> None:
+        self._clock = clock
+        self._per_second = per_second
+        self._window_ends = -math.inf
+        self._used = 0
+        self._left_out = 0
+
+    def admit(self) -> int | None:
+        """None when this line is over the budget; otherwise the lines left out since the last
+        one admitted."""
+        now = self._clock.monotonic()
+        if now >= self._window_ends:
+            self._window_ends = now + 1.0
+            self._used = 0
+        if self._used >= self._per_second:
+            self._left_out += 1
+            return None
+        self._used += 1
+        left_out, self._left_out = self._left_out, 0
+        return left_out

@@ -46,6 +46,10 @@ class Settings:
     # key-authenticated request; by default only failures and slow requests are logged
     # (key usage itself is in the activity log).
     access_log: str
+    # With ACCESS_LOG=errors, at most this many client-error (4xx) lines a second: an agent fleet
+    # on a regenerated key, or a flood of guesses, must not flood the log (5xx and slow requests
+    # are always logged; the requests metric counts every answer).
+    access_log_client_errors_per_second: int
     shutdown_grace_seconds: float
     rpc_timeout_seconds: float
     caches: CacheSettings
@@ -95,6 +99,9 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
             access_log=env.choice("ACCESS_LOG", "errors", ("all", "errors", "off")),
+            access_log_client_errors_per_second=env.integer(
+                "ACCESS_LOG_CLIENT_ERRORS_PER_SECOND", 20, minimum=1, maximum=1_000_000
+            ),
             shutdown_grace_seconds=env.number(
                 "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0
             ),
