@@ -1,6 +1,7 @@
-"""Planning a metric query from its query string: the time range, the step (a default that gives
-about DEFAULT_POINTS points) and the names, each checked against the shared rules
-(scout_kit.sample_rules) with a 422 that names the parameter."""
+"""Planning a metric query from its query string: the time range, the step (asked for, or the
+nice step that gives at most `points` points, or about DEFAULT_POINTS by default) and the names,
+each checked against the shared rules (scout_kit.sample_rules) with a 422 that names the
+parameter."""
 
 from __future__ import annotations
 
@@ -73,7 +74,15 @@ def metric_query(request: web.Request, now: datetime) -> MetricQuery:
     if start >= end:
         raise _invalid_query("from must be before to.", "from")
     raw_step = request.query.get("step", "")
-    step = _step(raw_step) if raw_step else default_step((end - start).total_seconds())
+    raw_points = request.query.get("points", "")
+    if raw_step and raw_points:
+        raise _invalid_query("Give step or points, not both.", "points")
+    if raw_points:
+        step = step_for_points(start, end, _points(raw_points))
+    elif raw_step:
+        step = _step(raw_step)
+    else:
+        step = default_step((end - start).total_seconds())
     points = bucket_count(start, end, step)
     if points > MAX_POINTS_PER_SERIES:
         raise _invalid_query(
@@ -121,6 +130,37 @@ def _step(raw: str) -> int:
             f"step must be from 1 second to {MAX_STEP_SECONDS // 86_400} days.", "step"
         )
     return seconds
+
+
+def _points(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_POINTS_PER_SERIES:
+        raise _invalid_query(
+            f"points must be a whole number from 1 to {MAX_POINTS_PER_SERIES}.", "points"
+        )
+    return int(raw)
+
+
+def step_for_points(start: datetime, end: datetime, points: int) -> int:
+    """The smallest step a person would choose (NICE_STEPS, then whole days) that gives at most
+    `points` buckets over [start, end): each is a multiple of a rollup tier's width where it can
+    be, so a chart asked for by its width reads about one tier row per point (a 30-day chart of
+    500 points: 2 h, the hour tier, rather than 5184 s and about 30 minute rows per point)."""
+    wanted = (end - start).total_seconds() / points
+    candidates = [s for s in NICE_STEPS if s >= wanted]
+    day = 86_400
+    candidates.append(max(day, math.ceil(wanted / day) * day))
+    for step in candidates:
+        while step <= MAX_STEP_SECONDS:
+            if bucket_count(start, end, step) <= points:
+                return step
+            if step < day:
+                break  # the next nice step
+            step += day
+    raise _invalid_query(
+        f"{points} points cannot cover this range: even a step of "
+        f"{MAX_STEP_SECONDS // 86_400} days gives more. Ask for more points or a shorter range.",
+        "points",
+    )
 
 
 def default_step(span_seconds: float) -> int:

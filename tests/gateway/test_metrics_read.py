@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 
+from gateway.metric_query import step_for_points
+from gateway.problems import Problem
 from scout_admin.commands import Admin, admin_actor
 from tests.gateway.metrics_support import (
     body,
@@ -88,6 +91,14 @@ async def test_downsampling_matches_values_computed_here(env: Environment, admin
         assert answer["step_seconds"] == 15
         assert answer["to"] == _iso(clock.now())
         assert sum(p["count"] for s in answer["series"] for p in s["points"]) == 2 * 170
+        # A chart asked for by its width: at most that many points, at a nice step.
+        status, answer = await _get(
+            http, f"{url}/api/v1/servers/{server.server_id}/metrics", key, points="50"
+        )
+        assert status == 200
+        assert answer["step_seconds"] == 120
+        assert all(len(s["points"]) <= 50 for s in answer["series"])
+        assert sum(p["count"] for s in answer["series"] for p in s["points"]) == 2 * 170
 
         status, answer = await _get(
             http, f"{url}/api/v1/servers/{server.server_id}/metrics/latest", key
@@ -123,11 +134,36 @@ async def test_oversized_and_malformed_queries_are_422(env: Environment, admin: 
             "bad from": ({"from": "yesterday"}, "from"),
             "from after to": ({"from": str(now), "to": str(now - 60)}, "from"),
             "bad name": ({"names": "cpu percent"}, "names"),
+            "no points": ({"points": "0"}, "points"),
+            "too many points asked": ({"points": "1001"}, "points"),
+            "points not a number": ({"points": "many"}, "points"),
+            "points and step": ({"points": "100", "step": "1m"}, "points"),
+            "too few points for the range": (
+                {"from": str(now - 400 * 86400), "points": "1"},
+                "points",
+            ),
         }
         for name, (params, parameter) in cases.items():
             status, problem = await _get(http, url, key, **params)
             assert status == 422, (name, problem)
             assert problem["parameter"] == parameter, name
+
+
+def test_points_choose_the_smallest_nice_step_that_fits() -> None:
+    day = timedelta(days=1)
+    end = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    month = end - 30 * day
+    # A 500-point month is answered at 2 h from the hour tier, not at 5184 s.
+    assert step_for_points(month, end, 500) == 7200
+    assert step_for_points(month, end, 720) == 3600
+    # Off a boundary 720 hourly buckets would be 721: the next nice step.
+    second = timedelta(seconds=1)
+    assert step_for_points(month + second, end + second, 720) == 7200
+    assert step_for_points(end - timedelta(hours=1), end, 300) == 15
+    # Past the nice steps: whole days.
+    assert step_for_points(end - 366 * day, end, 100) == 4 * 86400
+    with pytest.raises(Problem):
+        step_for_points(end - 400 * day, end, 1)
 
 
 async def test_who_may_read_what(env: Environment, admin: Admin) -> None:

@@ -97,6 +97,9 @@ def test_every_limit_is_the_constant_the_code_enforces(document: dict[str, Any])
         f"{rules.MAX_NAMES_PER_QUERY} names and {rules.MAX_POINTS_PER_QUERY} points per query"
     ) in query
     assert f"about {metric_query.DEFAULT_POINTS} points" in query
+    parameters = document["paths"]["/api/v1/servers/{server_id}/metrics"]["get"]["parameters"]
+    (points,) = [p["schema"] for p in parameters if p.get("name") == "points"]
+    assert (points["minimum"], points["maximum"]) == (1, rules.MAX_POINTS_PER_SERIES)
 
     limit = document["components"]["parameters"]["Limit"]["schema"]
     assert (limit["minimum"], limit["maximum"]) == (1, MAX_PAGE_SIZE)
