@@ -45,6 +45,9 @@ class DeliveredRows:
         self._repo = repository
         self._pending: list[int] = []
         self._queued = asyncio.Event()
+        # One delete at a time: a stopping service's flush waits for the one in flight, which
+        # would otherwise be cancelled with the task and leave its rows to the relay.
+        self._deleting = asyncio.Lock()
 
     async def delivered(self, outbox_ids: tuple[int, ...]) -> None:
         if outbox_ids:
@@ -52,10 +55,12 @@ class DeliveredRows:
             self._queued.set()
 
     async def flush(self) -> None:
-        """Delete what is queued now (failures are logged by the repository)."""
-        batch, self._pending = self._pending, []
-        self._queued.clear()
-        await self._repo.invalidations_delivered(tuple(batch))
+        """Delete what is queued now, after any delete already in flight (failures are logged by
+        the repository)."""
+        async with self._deleting:
+            batch, self._pending = self._pending, []
+            self._queued.clear()
+            await self._repo.invalidations_delivered(tuple(batch))
 
     async def run(self) -> None:
         """Until cancelled: delete each batch as it is queued. A batch that cannot be deleted

@@ -25,6 +25,7 @@ from scout.events.v1 import invalidation_pb2 as events
 from scout.keys.v1 import keys_pb2, keys_pb2_grpc
 from scout_admin.commands import Admin, admin_actor
 from scout_kit.clock import SystemClock
+from scout_kit.db import close_pool, create_pool
 from scout_kit.identity import AuthMethod, Identity, PrincipalKind, TokenIssuer
 from scout_kit.invalidation import KEYS_CHANNEL, Registry
 from scout_kit.redis import RedisSettings, create_redis
@@ -240,3 +241,58 @@ async def test_the_key_service_leaves_no_published_rows_behind(
     finally:
         await service.stop(0.5)
     assert await queued(admin, server) == []
+
+
+async def test_a_stopping_replica_waits_for_the_delete_in_flight(
+    admin: Admin, env: Environment
+) -> None:
+    """A stop flushes what is queued and then cancels the background task: a delete that task
+    had in flight was cancelled with it and its rows were left for the relay to publish again
+    (seen as a leftover row under load). The stop's flush now waits for it."""
+    first, second = await new_server(admin), await new_server(admin)
+    repository = PostgresKeyRepository(admin.pool)
+    delivered = DeliveredRows(repository)
+    publisher = RedisInvalidationPublisher(admin.redis, admin.keyspace, "stopping")
+    replica = KeyManager(repository, publisher, SystemClock(), delivered.delivered)
+    # A pool of its own for the lock holder, so the replica's delete never waits for a connection.
+    locker = await create_pool(env.database_url, maxsize=2)
+    try:
+        async with locker.acquire() as conn, conn.cursor() as lock:
+            # The first rotation's row is locked before the task starts, so its delete waits.
+            await replica.rotate_key(first.account_id, first.server_id, actor=admin_actor())
+            await lock.execute("BEGIN")
+            await lock.execute(
+                "SELECT id FROM keys.invalidation_outbox WHERE server_id = %s FOR UPDATE",
+                (first.server_id,),
+            )
+            assert len(await lock.fetchall()) == 1
+            deleting = asyncio.create_task(delivered.run())
+            await eventually_waiting_on_a_lock(admin)
+            await replica.rotate_key(second.account_id, second.server_id, actor=admin_actor())
+
+            async def stop() -> None:  # as the service's resources stop: flush, then the task
+                await delivered.flush()
+                await cancel_and_wait(deleting)
+
+            stopping = asyncio.create_task(stop())
+            await asyncio.wait({stopping}, timeout=0.5)
+            await lock.execute("COMMIT")
+    finally:
+        await close_pool(locker)
+    await stopping
+    assert await queued(admin, first) == []
+    assert await queued(admin, second) == []
+
+
+async def eventually_waiting_on_a_lock(admin: Admin) -> None:
+    """Until a backend of this database waits on a row lock (the task's delete)."""
+    async with asyncio.timeout(10), admin.pool.acquire() as conn, conn.cursor() as cur:
+        while True:
+            await cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%%invalidation_outbox%%'"
+            )
+            (waiting,) = await cur.fetchone()
+            if waiting:
+                return
+            await asyncio.sleep(0.01)  # another backend's state: there is no event to wait on
