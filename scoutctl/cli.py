@@ -448,7 +448,11 @@ def cmd_metrics(ctx: Context) -> int:
     with ctx.client() as client:
         server_id = resolve_server(ctx, client, ctx.args.server)
         body = client.query_metrics(
-            server_id, names, start=round(time.time() - since, 3), step=ctx.args.step
+            server_id,
+            names,
+            start=round(time.time() - since, 3),
+            step=ctx.args.step,
+            points=ctx.args.points,
         )
     rows = [
         [series["name"], p["ts"], p["avg"], p["min"], p["max"], p["count"]]
@@ -625,7 +629,13 @@ def _add_key_and_data_commands(cli: _Commands, commands: Any) -> None:
         "--name", action="append", required=True, help="metric name (repeat, or a,b)"
     )
     metrics.add_argument("--since", default="1h", help="how far back (90s, 15m, 1h, 2d)")
-    metrics.add_argument("--step", help="bucket width, e.g. 60s (default: about 300 points)")
+    resolution = metrics.add_mutually_exclusive_group()
+    resolution.add_argument("--step", help="bucket width, e.g. 60s (default: about 300 points)")
+    resolution.add_argument(
+        "--points",
+        type=int,
+        help="at most this many points a series, at the nice step that fits (1 to 1000)",
+    )
 
     latest = add(commands, "latest", cmd_latest, "the latest value of each of a server's metrics")
     latest.add_argument("server", metavar="SERVER")

@@ -354,11 +354,18 @@ class ScoutClient:
         start: str | float | None = None,
         end: str | float | None = None,
         step: str | None = None,
+        points: int | None = None,
     ) -> Json:
         return self._call(
             "GET",
             _server_path(server_id, "/metrics"),
-            query={"names": ",".join(names), "from": start, "to": end, "step": step},
+            query={
+                "names": ",".join(names),
+                "from": start,
+                "to": end,
+                "step": step,
+                "points": points,
+            },
         )
 
     def latest_metrics(self, server_id: str) -> Json:

@@ -102,6 +102,9 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         assert code == 0 and "cpu.percent" in out and "12.5" in out
         series = await ctl.json("metrics", server_id, "--name", "cpu.percent", "--step", "60s")
         assert series["step_seconds"] == 60 and series["series"][0]["points"]
+        # An hour in at most 10 points: the nice step that fits is 10 minutes.
+        by_width = await ctl.json("metrics", server_id, "--name", "cpu.percent", "--points", "10")
+        assert by_width["step_seconds"] == 600 and len(by_width["series"][0]["points"]) <= 10
 
         as_key = {"SCOUT_API_KEY": key, "SCOUT_URL": url}
         assert (await ctl.json("whoami", **as_key))["kind"] == "server"
@@ -134,6 +137,10 @@ async def test_end_to_end(env: Environment, admin: Admin, tmp_path: Path) -> Non
         code, _, err = await ctl("latest", "twin")
         assert code == 2 and "give the id" in err
         assert (await ctl("metrics", "db-1"))[0] == 2  # --name is required
+        code, _, err = await ctl("metrics", "db-1", "--name", "a", "--step", "1m", "--points", "9")
+        assert code == 2 and "not allowed with argument" in err
+        code, _, err = await ctl("metrics", "db-1", "--name", "cpu.percent", "--points", "0")
+        assert code == 1 and "points" in err  # the API's 422, named
         code, out, _ = await ctl("key", "rotate", "--help")
         assert code == 0 and "--update-env" in out and "exit status" in out
 
