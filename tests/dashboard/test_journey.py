@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Response, expect
 
 from gateway.app_keys import USAGE
 from scout_admin.commands import Admin
@@ -95,6 +97,26 @@ async def keyboard_until(page: Page, name: str, limit: int = 60) -> None:
 async def read_block(page: Page, label: str) -> str:
     text: str = await page.get_by_label(label, exact=True).inner_text()
     return text.strip()
+
+
+# The overview's range buttons after the first, and their spans in seconds.
+RANGES = (("6 h", 6 * 3600), ("24 h", 86400), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
+
+
+def cpu_chart_query(span: int) -> Callable[[Response], bool]:
+    """A predicate of the CPU chart's metric query over a range of `span` seconds."""
+
+    def matches(response: Response) -> bool:
+        parts = urlsplit(response.url)
+        if not parts.path.endswith("/metrics"):
+            return False
+        asked = parse_qs(parts.query)
+        if "cpu.percent" not in ",".join(asked.get("names", [])):
+            return False
+        start, end = (datetime.fromisoformat(asked[k][0]) for k in ("from", "to"))
+        return round((end - start).total_seconds()) == span
+
+    return matches
 
 
 async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
@@ -208,8 +230,16 @@ async def test_the_whole_journey(env: Environment, admin: Admin) -> None:
         await screenshot(page, "journey-servers-light-desktop", full_page=False)
         await page.goto(f"/servers/{server_id}")
         await expect(tile).to_have_text("37.5 %")
-        for label in ("6 h", "24 h", "7 d", "30 d"):
-            await page.get_by_role("button", name=label, exact=True).click()
+        for label, span in RANGES:
+            async with page.expect_response(cpu_chart_query(span)) as chart_query:
+                await page.get_by_role("button", name=label, exact=True).click()
+            # The chart asks by its width; the API's step gives at most that many points.
+            answer = await chart_query.value
+            asked = parse_qs(urlsplit(answer.url).query)
+            assert "step" not in asked, answer.url
+            points, body = int(asked["points"][0]), await answer.json()
+            assert 20 <= points <= 1000 and body["step_seconds"] * points >= span
+            assert all(len(series["points"]) <= points for series in body["series"])
             await expect(page.get_by_role("button", name=label, exact=True)).to_have_attribute(
                 "aria-pressed", "true"
             )

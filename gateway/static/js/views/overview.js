@@ -1,5 +1,5 @@
 // A server's overview: the latest value of every metric with its unit, and charts of what it
-// reports over a chosen range, with a step fitted to each chart's width.
+// reports over a chosen range, with as many points as each chart's width shows.
 import { html, nothing, repeat } from "../lit.js";
 import { api, serverPath } from "../api.js";
 import { Chart } from "../charts.js";
@@ -14,19 +14,18 @@ const RANGES = [
   { id: "7d", label: "7 d", seconds: 7 * 86400, live: false },
   { id: "30d", label: "30 d", seconds: 30 * 86400, live: false },
 ];
-const NICE_STEPS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 // The API's limits per query (see the OpenAPI document): points per series and per query.
 const MAX_POINTS_PER_SERIES = 1000;
 const MAX_POINTS_PER_QUERY = 20000;
 const PIXELS_PER_POINT = 3;
 const LATEST_REFRESH_MS = 10000;
 
-/** The step (seconds) that gives about one point per PIXELS_PER_POINT of a chart's width. */
-export function fittedStep(rangeSeconds, width, names) {
+/** How many points a chart asks for: about one per PIXELS_PER_POINT of its width, within the
+ * API's limits. The API picks the nice step that gives at most that many (its `points`
+ * parameter), which the rollup tiers serve at about a row per point. */
+export function fittedPoints(width, names) {
   const wanted = Math.max(20, Math.floor(width / PIXELS_PER_POINT));
-  const points = Math.min(wanted, MAX_POINTS_PER_SERIES - 1, Math.floor(MAX_POINTS_PER_QUERY / Math.max(1, names)) - 1);
-  const raw = rangeSeconds / points;
-  return NICE_STEPS.find((s) => s >= raw) || Math.ceil(raw / 86400) * 86400;
+  return Math.min(wanted, MAX_POINTS_PER_SERIES, Math.floor(MAX_POINTS_PER_QUERY / Math.max(1, names)));
 }
 
 const toLocalInput = (ms) => {
@@ -111,8 +110,9 @@ export class OverviewTab {
     if (this.chartPoller) this.chartPoller.stop();
     const live = !this.custom && this.range.live;
     const { from, to } = this.window();
-    const step = fittedStep((to - from) / 1000, this.chartWidth(), 1);
-    this.chartPoller = new Poller(() => this.loadCharts(), live ? Math.max(10, step) * 1000 : 3600 * 1000);
+    // A live chart is polled about once a point (at least every 10 s).
+    const perPoint = (to - from) / 1000 / fittedPoints(this.chartWidth(), 1);
+    this.chartPoller = new Poller(() => this.loadCharts(), live ? Math.max(10, perPoint) * 1000 : 3600 * 1000);
     this.chartPoller.start();
   }
 
@@ -123,13 +123,12 @@ export class OverviewTab {
 
   async loadCharts() {
     const { from, to } = this.window();
-    const span = (to - from) / 1000;
     const shown = [...this.charts.values()].filter((chart) => chart.width() > 0);
     await limited(shown.map((chart) => async () => {
-      const step = fittedStep(span, chart.width(), chart.names.length);
+      const points = fittedPoints(chart.width(), chart.names.length);
       try {
         const result = await api("GET", serverPath(this.id, "/metrics"), {
-          query: { names: chart.names, from: new Date(from).toISOString(), to: new Date(to).toISOString(), step },
+          query: { names: chart.names, from: new Date(from).toISOString(), to: new Date(to).toISOString(), points },
         });
         chart.setData(result);
       } catch (error) {
